@@ -1,0 +1,1 @@
+"""Library behind the edge training benchmark suite: one small module per concern."""

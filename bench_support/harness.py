@@ -1,0 +1,51 @@
+"""Runs a benchmark's rounds and attaches the figures every result carries.
+
+Warm-up rounds run first, untimed and outside the measurement window; then the peak
+RSS is reset, the memory sampler (and, later, the power sampler) starts, and
+pytest-benchmark times the measured rounds with ``pedantic``. Preparation (``setup``)
+runs before every round and is never timed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Optional
+
+from .memory import MemoryWindow
+from .power import PowerWindow
+
+Setup = Optional[Callable[[], Any]]
+
+
+def _call(target: Callable, setup: Setup) -> Any:
+    prepared = setup() if setup else None
+    if prepared is None:
+        return target()
+    args, kwargs = prepared
+    return target(*args, **(kwargs or {}))
+
+
+class Harness:
+    """Wraps pytest-benchmark's fixture for one benchmark."""
+
+    def __init__(self, benchmark) -> None:
+        self.benchmark = benchmark
+        self.measured_rounds = 0
+
+    @property
+    def extra_info(self) -> Dict[str, Any]:
+        return self.benchmark.extra_info
+
+    def run(self, target: Callable, rounds: int, warmup_rounds: int = 0, setup: Setup = None) -> None:
+        for _ in range(warmup_rounds):
+            _call(target, setup)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.measured_rounds += 1
+            return target(*args, **kwargs)
+
+        with MemoryWindow() as memory, PowerWindow() as power:
+            self.benchmark.pedantic(counted, setup=setup, rounds=rounds, warmup_rounds=0, iterations=1)
+        self.extra_info.update(memory.figures)
+        self.extra_info.update(power.figures)
+        self.extra_info["rounds_measured"] = self.measured_rounds
+        self.extra_info["rounds_warmup"] = warmup_rounds

@@ -1,0 +1,373 @@
+"""The pytest plugin: options, per-device result storage, machine facts, fixtures.
+
+Loaded by the project's conftest.py, so it also applies to ``pytest-benchmark compare``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import difflib
+import glob
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional, Tuple
+
+import pytest
+
+from . import machine, netguard
+from .data import DataError, DatasetSpec, cifar10, dataset_bytes, ensure_dataset, has_cifar10, image_folders
+from .harness import Harness
+from .profiles import PROFILES, Profile
+
+SUITE_VERSION = "0.1.0"
+CIFAR_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")
+
+
+@dataclass
+class SuiteState:
+    profile: Profile
+    data_dir: str
+    device_id: str
+    platform: str
+    cifar_root: Optional[str]
+    results_dir: Optional[str]
+
+
+STATE = pytest.StashKey[SuiteState]()
+SESSION = pytest.StashKey[pytest.Session]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    _one_line_usage_errors(parser)
+    group = parser.getgroup("edge-bench", "edge training benchmarks")
+    group.addoption(
+        "--profile",
+        choices=sorted(PROFILES),
+        default=os.environ.get("BENCH_PROFILE", "quick"),
+        help="which grid and sizes to run: "
+        + "; ".join(f"{p.name}: {p.description}" for p in PROFILES.values())
+        + " (default: quick, or $BENCH_PROFILE)",
+    )
+    group.addoption(
+        "--data-dir",
+        metavar="DIR",
+        default=None,
+        help="existing, writable directory for the generated datasets (default: ./data, or $BENCH_DATA_DIR)",
+    )
+    group.addoption(
+        "--device-name",
+        metavar="NAME",
+        default=None,
+        help="name of this device's results folder (default: board or CPU model plus hostname)",
+    )
+    group.addoption(
+        "--cifar-root",
+        metavar="DIR",
+        default=None,
+        help="train on a local CIFAR-10 copy (DIR/cifar-10-batches-py) instead of generated images; never downloads",
+    )
+    group.addoption(
+        "--save-results",
+        metavar="DIR",
+        default=None,
+        help="save this run under DIR/<device-id>/ and compare it with this device's previous run there",
+    )
+    group.addoption(
+        "--no-fast-exit",
+        action="store_true",
+        default=False,
+        help="let the interpreter tear torch down at exit "
+        "(adds ~190 MB of library pages to an outside max-RSS reading)",
+    )
+    group.addoption(
+        "--allow-network",
+        action="store_true",
+        default=False,
+        help="do not install the guard that makes any network access in this run an error",
+    )
+
+
+def _one_line_usage_errors(parser: pytest.Parser) -> None:
+    """Reduce pytest's usage error (usage, error, ini and rootdir lines) to the error line.
+
+    A misspelt option then reads as one line, with the nearest real option suggested.
+    Wraps this parser instance only; if pytest's internals change, its own message shows.
+    """
+    original = getattr(parser, "parse", None)
+    if original is None:
+        return
+
+    def parse(args, namespace=None):
+        try:
+            return original(args, namespace=namespace)
+        except pytest.UsageError as exc:
+            raise pytest.UsageError(_compact_usage(str(exc), parser)) from None
+
+    parser.parse = parse
+
+
+def _compact_usage(text: str, parser: pytest.Parser) -> str:
+    line = next((ln for ln in text.splitlines() if ": error: " in ln), None)
+    if line is None:
+        return text
+    message = line.split(": error: ", 1)[1]
+    if message.startswith("unrecognized arguments:"):
+        known = list(getattr(getattr(parser, "optparser", None), "_option_string_actions", {}))
+        for word in message.split(":", 1)[1].split():
+            close = difflib.get_close_matches(word.split("=")[0], known, n=1) if word.startswith("--") else []
+            if close:
+                message += f" (did you mean {close[0]}?)"
+                break
+    return message
+
+
+def _usage(message: str) -> pytest.UsageError:
+    return pytest.UsageError(message)
+
+
+def _writable_dir(option: str, path: str, create: bool) -> str:
+    path = os.path.abspath(os.path.expanduser(path))
+    if create:
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as exc:
+            raise _usage(f"{option} {path}: cannot create it ({exc.strerror})") from None
+    if not os.path.isdir(path):
+        raise _usage(f"{option} {path}: no such directory")
+    try:  # a real write: catches read-only mounts and immutable dirs, which root meets too
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise _usage(f"{option} {path}: directory is not writable ({exc.strerror})") from None
+    return path
+
+
+def _check_cifar(root: str) -> str:
+    root = os.path.abspath(os.path.expanduser(root))
+    folder = os.path.join(root, "cifar-10-batches-py")
+    if not has_cifar10(root):
+        raise _usage(f"--cifar-root {root}: no CIFAR-10 there (expected {folder}/; the suite never downloads)")
+    missing = [name for name in CIFAR_FILES if not os.path.isfile(os.path.join(folder, name))]
+    if missing:
+        raise _usage(f"--cifar-root {root}: incomplete CIFAR-10, missing {', '.join(missing)} in {folder}")
+    return root
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    # tryfirst: the storage options must be settled before pytest-benchmark reads them.
+    root = str(config.rootpath)
+    profile = PROFILES[config.getoption("profile")]
+    data_opt = config.getoption("data_dir")
+    if data_opt:
+        data_dir = _writable_dir("--data-dir", data_opt, create=False)
+    else:
+        data_dir = _writable_dir("data directory", os.environ.get("BENCH_DATA_DIR") or os.path.join(root, "data"), True)
+    cifar = config.getoption("cifar_root")
+    state = SuiteState(
+        profile=profile,
+        data_dir=data_dir,
+        device_id=machine.device_id(config.getoption("device_name")),
+        platform=os.environ.get("BENCH_PLATFORM") or machine.detect_platform(),
+        cifar_root=_check_cifar(cifar) if cifar else None,
+        results_dir=None,
+    )
+    config.stash[STATE] = state
+
+    if not config.getoption("allow_network"):
+        netguard.install()
+
+    results = config.getoption("save_results")
+    if results:
+        storage = _writable_dir("--save-results", os.path.join(results, state.device_id), create=True)
+        state.results_dir = storage
+        _configure_storage(config, storage, profile.name)
+
+    _silence_default_machine_info_comparison(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(SESSION, None)
+    ran_benchmarks = bool(getattr(getattr(config, "_benchmarksession", None), "benchmarks", None))
+    if session is not None and ran_benchmarks and not config.getoption("no_fast_exit") and _pytest_is_main():
+        atexit.register(_exit_without_teardown, int(session.exitstatus))
+
+
+def _pytest_is_main() -> bool:
+    """True when this process is the pytest command itself, not a program embedding it."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name in ("pytest", "pytest.__main__", "py.test"):
+        return True
+    return os.path.basename(sys.argv[0]) in ("pytest", "py.test")
+
+
+def _exit_without_teardown(status: int) -> None:
+    """End the process after every atexit handler, skipping the interpreter's teardown.
+
+    The CUDA build of torch pages ~190 MB of shared-library code into the process
+    while its C++ objects are destroyed at exit (RssFile grows; measured here). That
+    is after every benchmark, but an outside reading of the process's peak RSS
+    (``/usr/bin/time -v``) would include it and disagree with ``rss_peak_mb``.
+    """
+    atexit.unregister(_exit_without_teardown)
+    atexit._run_exitfuncs()  # everyone else's handlers, in their usual order
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(status)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[SESSION] = session
+
+
+def _configure_storage(config: pytest.Config, storage: str, run_name: str) -> None:
+    """Save into the device's own folder; compare with its previous run if it has one."""
+    from pytest_benchmark.utils import get_machine_id
+
+    option = config.option
+    option.benchmark_storage = "file://" + storage
+    if not option.benchmark_save and not option.benchmark_autosave:
+        option.benchmark_save = run_name
+    option.benchmark_save_data = True  # per-round data: comparisons need more than a mean
+    previous = glob.glob(os.path.join(storage, get_machine_id(), "*.json"))
+    if previous and not option.benchmark_compare:
+        option.benchmark_compare = True
+
+
+def _silence_default_machine_info_comparison(config: pytest.Config) -> None:
+    """Drop pytest-benchmark's own comparison of machine_info.
+
+    It warns whenever the whole dict differs, which it does at every run (CPU
+    frequency, available memory; upstream issue #255). Ours below compares only the
+    stable facts and names them. The hook is not firstresult, so the default has to be
+    switched off rather than overridden.
+    """
+    hook = config.pluginmanager.hook.pytest_benchmark_compare_machine_info
+    for impl in hook.get_hookimpls():
+        if getattr(impl.function, "__module__", "") == "pytest_benchmark.plugin":
+            impl.function = lambda *args, **kwargs: None
+
+
+# --- pytest-benchmark hooks ---------------------------------------------------------------
+
+
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: Dict[str, Any]) -> None:
+    state = config.stash[STATE]
+    paths = {"data_dir": state.data_dir}
+    if state.results_dir:
+        paths["results_dir"] = state.results_dir
+    facts = machine.collect(paths)
+    facts["device_id"] = state.device_id
+    facts["platform"] = state.platform
+    machine_info["device"] = facts
+
+
+def pytest_benchmark_compare_machine_info(config, benchmarksession, machine_info, compared_benchmark) -> None:
+    saved = compared_benchmark.get("machine_info", {}).get("device", {})
+    changes = machine.stable_differences(machine_info.get("device", {}), saved)
+    if changes:
+        benchmarksession.logger.warning("the compared run was made under different conditions: " + "; ".join(changes))
+
+
+def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json: Dict[str, Any]) -> None:
+    state = config.stash[STATE]
+    output_json["edge_bench"] = {
+        "suite_version": SUITE_VERSION,
+        "profile": state.profile.name,
+        "device_id": state.device_id,
+        "platform": state.platform,
+        "data_dir": state.data_dir,
+        "cifar_root": state.cifar_root,
+    }
+
+
+def pytest_report_header(config: pytest.Config):
+    state = config.stash.get(STATE, None)
+    if state is None:
+        return None
+    lines = [
+        f"edge-bench: device {state.device_id}, platform {state.platform}, profile {state.profile.name}",
+        f"edge-bench: data in {state.data_dir}" + (f", CIFAR-10 from {state.cifar_root}" if state.cifar_root else ""),
+    ]
+    if state.results_dir:
+        lines.append(f"edge-bench: results saved under {state.results_dir}")
+    return lines
+
+
+# --- fixtures -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def suite(pytestconfig: pytest.Config) -> SuiteState:
+    return pytestconfig.stash[STATE]
+
+
+@pytest.fixture(scope="session")
+def profile(suite: SuiteState) -> Profile:
+    return suite.profile
+
+
+def _progress_writer(config: pytest.Config, label: str) -> Callable[[int, int], None]:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+
+    def progress(done: int, total: int) -> None:
+        if reporter is None or capture is None:
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"edge-bench: generating {label}: {done}/{total} images")
+
+    return progress
+
+
+@pytest.fixture(scope="session")
+def image_datasets(pytestconfig: pytest.Config, suite: SuiteState) -> Callable[[int], Tuple[Any, Any, Dict]]:
+    """``get(image_size) -> (train, val, info)``: datasets built once per session and size."""
+    cache: Dict[int, Tuple[Any, Any, Dict]] = {}
+
+    def get(image_size: int) -> Tuple[Any, Any, Dict]:
+        if image_size in cache:
+            return cache[image_size]
+        try:
+            if suite.cifar_root:
+                if image_size != 32:
+                    pytest.skip(f"CIFAR-10 images are 32 px; {image_size} px runs only on generated data")
+                train, val = cifar10(suite.cifar_root, image_size)
+                info = {"dataset": "cifar10", "num_classes": 10}
+            else:
+                spec = DatasetSpec(suite.profile.n_train, suite.profile.n_val, image_size)
+                directory = ensure_dataset(suite.data_dir, spec, _progress_writer(pytestconfig, spec.name))
+                train, val = image_folders(directory, image_size)
+                info = {
+                    "dataset": spec.name,
+                    "num_classes": len(train.classes),
+                    "dataset_mb": round(dataset_bytes(directory) / float(1 << 20), 3),
+                }
+        except DataError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        info.update(train_samples=len(train), val_samples=len(val))
+        cache[image_size] = (train, val, info)
+        return cache[image_size]
+
+    return get
+
+
+@pytest.fixture
+def harness(benchmark) -> Harness:
+    return Harness(benchmark)
+
+
+def require_device(name: str) -> None:
+    """Skip, with the reason, a parameter whose device this machine does not have."""
+    if name == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            build = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU-only build"
+            pytest.skip(f"no CUDA device visible (torch {torch.__version__}, {build})")

@@ -1,0 +1,57 @@
+"""Profiles: how much data, how many rounds, which grid a run covers.
+
+The parameter grids themselves are declared next to each benchmark (``GRID`` in the
+benchmark module); a profile picks one of them and sets the sizes below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Mapping, Sequence
+
+import pytest
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    n_train: int  # generated training images
+    n_val: int  # generated held-out images
+    rounds: int  # measured rounds (one round of a training benchmark = one epoch)
+    warmup_rounds: int  # untimed rounds before them (epoch 0 carries start-up costs)
+    description: str
+
+
+PROFILES: Dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile("smoke", 32, 16, 1, 0, "one tiny configuration per benchmark; checks that the suite runs"),
+        Profile("quick", 512, 128, 3, 1, "default: the core grid, <= 5 minutes on a 2-core CPU"),
+        Profile("full", 4096, 1024, 5, 1, "the Jetson study's grid: more models, batch sizes, epochs (hours)"),
+    )
+}
+
+_ID_FORMATS = {"batch": "b{}", "image_size": "{}px", "num_workers": "w{}", "prefetch_factor": "pf{}"}
+
+
+def _fmt(name: str, value: object) -> str:
+    return _ID_FORMATS.get(name, "{}").format(value)
+
+
+def parametrize_grid(metafunc: pytest.Metafunc, grids: Mapping[str, Mapping[str, Sequence]]) -> None:
+    """Parametrise a test with the cross product of its module's grid for this profile.
+
+    Ids name every value (``resnet18-b16-sgd-cpu-32px``), as PyTorch's operator
+    benchmarks do, so results stay readable in tables and comparisons.
+    """
+    profile = metafunc.config.getoption("profile")
+    grid = grids[profile]
+    names = [name for name in grid if name in metafunc.fixturenames]
+    if not names:
+        return
+    combos = [()]
+    for name in names:
+        combos = [c + (v,) for c in combos for v in grid[name]]
+    ids = ["-".join(_fmt(n, v) for n, v in zip(names, combo)) for combo in combos]
+    values = [c[0] for c in combos] if len(names) == 1 else combos
+    metafunc.parametrize(",".join(names), values, ids=ids)

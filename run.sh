@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Set up and run the edge-training benchmark suite on this device.
+#
+#   ./run.sh [PLATFORM] [PYTEST ARGS...]        run the benchmarks (default profile: quick), save
+#                                               results under results/<device-id>/ and compare
+#                                               with the previous run of this device
+#   ./run.sh test [PLATFORM] [PYTEST ARGS...]   run the unit, property and smoke tests
+#
+# PLATFORM is cpu, cuda, jetson or auto (default; also BENCH_PLATFORM=...).
+# Needs only Python 3 (>= 3.9) and git; tox is installed into .tox-bootstrap/ if missing.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+die() { echo "run.sh: $*" >&2; exit 2; }
+
+command="bench"
+case "${1:-}" in
+  test | bench) command=$1; shift ;;
+esac
+
+platform=${BENCH_PLATFORM:-auto}
+case "${1:-}" in
+  cpu | cuda | jetson | auto) platform=$1; shift ;;
+  --platform=*) platform=${1#--platform=}; shift ;;
+esac
+
+detect_platform() {
+  # Jetson: the L4T release file, or a device-tree model naming the board.
+  if [ -e /etc/nv_tegra_release ] ||
+    { [ -r /proc/device-tree/model ] && tr -d '\0' </proc/device-tree/model | grep -qiE 'jetson|nvidia'; }; then
+    echo jetson
+  # CUDA: a visible NVIDIA GPU (driver loaded and at least one device listed).
+  elif { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU '; } ||
+    ls /proc/driver/nvidia/gpus/* >/dev/null 2>&1; then
+    echo cuda
+  else
+    echo cpu
+  fi
+}
+
+if [ "$platform" = auto ]; then
+  platform=$(detect_platform)
+  echo "run.sh: platform detected: $platform (override with ./run.sh [test] cpu|cuda|jetson)"
+else
+  case "$platform" in
+    cpu | cuda | jetson) echo "run.sh: platform chosen: $platform" ;;
+    *) die "unknown platform '$platform' (expected cpu, cuda, jetson or auto)" ;;
+  esac
+fi
+
+python=${PYTHON:-python3}
+command -v "$python" >/dev/null 2>&1 || die "python3 not found: install Python >= 3.9 first"
+"$python" -c 'import sys; sys.exit(sys.version_info < (3, 9))' ||
+  die "Python >= 3.9 is needed, found $("$python" --version 2>&1)"
+
+# tox: use one that is already installed, else bootstrap a private copy once.
+if "$python" -m tox --version >/dev/null 2>&1; then
+  tox=("$python" -m tox)
+else
+  if ! .tox-bootstrap/bin/python -m tox --version >/dev/null 2>&1; then
+    echo "run.sh: installing tox into .tox-bootstrap/ (once)"
+    rm -rf .tox-bootstrap
+    "$python" -m venv .tox-bootstrap || die "could not create a virtualenv (on Debian: apt-get install python3-venv)"
+    .tox-bootstrap/bin/python -m pip install --quiet --disable-pip-version-check 'tox>=4.4' ||
+      die "could not install tox with pip"
+  fi
+  tox=(.tox-bootstrap/bin/python -m tox)
+fi
+
+if [ "$command" = test ]; then
+  case "$platform" in
+    cpu) env=tests ;;
+    *) env=tests-$platform ;;
+  esac
+  # The tests run on the platform environment's interpreter (tox.ini says why).
+  "${tox[@]}" run -e "$platform" --notest
+  exec "${tox[@]}" run -e "$env" -- "$@"
+fi
+
+# Benchmarks: save per device and compare with this device's previous run (the plugin
+# works out the device id and whether a previous run exists).
+status=0
+"${tox[@]}" run -e "$platform" -- --save-results=results "$@" || status=$?
+exit "$status"

@@ -1,0 +1,75 @@
+"""The generated dataset: layout, determinism, caching, repair and failure messages."""
+
+import hashlib
+import os
+
+import pytest
+from PIL import Image
+
+from bench_support.data import CLASSES, DataError, DatasetSpec, ensure_dataset, image_folders
+
+SPEC = DatasetSpec(n_train=16, n_val=8, image_size=24, seed=3)
+
+
+def _digests(directory):
+    out = {}
+    for base, _, files in os.walk(directory):
+        for name in files:
+            if name.endswith(".jpg"):
+                with open(os.path.join(base, name), "rb") as fh:
+                    out[os.path.relpath(os.path.join(base, name), directory)] = hashlib.sha256(fh.read()).hexdigest()
+    return out
+
+
+def test_layout_classes_and_images(tmp_path):
+    directory = ensure_dataset(str(tmp_path), SPEC)
+    train, val = image_folders(directory, SPEC.image_size)
+    assert train.classes == sorted(CLASSES) and len(train) == 16 and len(val) == 8
+    counts = {c: sum(1 for _, label in train.samples if train.classes[label] == c) for c in CLASSES}
+    assert set(counts.values()) == {4}  # balanced
+    path, label = train.samples[0]
+    assert os.path.basename(path).startswith(train.classes[label] + "_")
+    with Image.open(path) as img:
+        assert img.mode == "RGB" and img.size == (24, 24)
+    tensor, _ = train[0]
+    assert tuple(tensor.shape) == (3, 24, 24)
+
+
+def test_generation_is_deterministic_and_seeded(tmp_path):
+    a = _digests(ensure_dataset(str(tmp_path / "a"), SPEC))
+    b = _digests(ensure_dataset(str(tmp_path / "b"), SPEC))
+    c = _digests(ensure_dataset(str(tmp_path / "c"), DatasetSpec(16, 8, 24, seed=4)))
+    assert a == b
+    assert a.keys() == c.keys() and a != c
+
+
+def test_valid_files_are_never_generated_again(tmp_path):
+    calls = []
+    directory = ensure_dataset(str(tmp_path), SPEC, progress=lambda d, t: calls.append((d, t)))
+    assert calls[-1] == (24, 24)
+    before = {p: os.stat(os.path.join(directory, p)).st_mtime_ns for p in _digests(directory)}
+    calls.clear()
+    ensure_dataset(str(tmp_path), SPEC, progress=lambda d, t: calls.append((d, t)))
+    assert calls == []
+    assert before == {p: os.stat(os.path.join(directory, p)).st_mtime_ns for p in before}
+
+
+def test_damaged_and_missing_files_alone_are_regenerated(tmp_path):
+    directory = ensure_dataset(str(tmp_path), SPEC)
+    good = _digests(directory)
+    victims = sorted(good)[:2]
+    with open(os.path.join(directory, victims[0]), "r+b") as fh:
+        fh.truncate(10)
+    os.unlink(os.path.join(directory, victims[1]))
+    calls = []
+    ensure_dataset(str(tmp_path), SPEC, progress=lambda d, t: calls.append((d, t)))
+    assert calls[-1] == (2, 2)
+    assert _digests(directory) == good
+
+
+def test_an_unwritable_root_is_one_clear_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(DataError) as info:
+        ensure_dataset(str(blocker / "data"), SPEC)
+    assert "cannot write the dataset under" in str(info.value) and "\n" not in str(info.value)

@@ -1,0 +1,117 @@
+"""Machine facts from fake /proc and /sys trees, and against findmnt on this machine."""
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bench_support import machine
+
+
+def _tree(tmp_path, files):
+    for rel, content in files.items():
+        path = tmp_path / rel.lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return str(tmp_path)
+
+
+def test_jetson_is_recognised_by_its_release_file_and_named_by_its_device_tree(tmp_path):
+    root = _tree(
+        tmp_path,
+        {
+            "/etc/nv_tegra_release": "# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref\n",
+            "/proc/device-tree/model": b"NVIDIA Jetson Xavier NX Developer Kit\x00",
+        },
+    )
+    assert machine.detect_platform(root) == "jetson"
+    assert machine.board_model(root) == "NVIDIA Jetson Xavier NX Developer Kit"
+    assert machine.device_id(root=root, hostname="lab-nx1") == "nvidia-jetson-xavier-nx-developer-kit-lab-nx1"
+    assert machine.jetson_facts(root)["l4t"] == "35.4.1"
+
+
+def test_raspberry_pi_and_x86_names(tmp_path):
+    pi = _tree(tmp_path / "pi", {"/proc/device-tree/model": b"Raspberry Pi 5 Model B Rev 1.0\x00"})
+    assert machine.detect_platform(pi) == "cpu"
+    assert machine.device_id(root=pi, hostname="pi5") == "raspberry-pi-5-model-b-rev-1.0-pi5"
+    pc = _tree(
+        tmp_path / "pc",
+        {"/sys/class/dmi/id/product_name": "ThinkPad X1 Carbon Gen 9\n", "/sys/class/dmi/id/sys_vendor": "LENOVO\n"},
+    )
+    assert machine.board_model(pc) == "LENOVO ThinkPad X1 Carbon Gen 9"
+
+
+def test_placeholder_dmi_names_fall_back_to_the_cpu_model(tmp_path):
+    root = _tree(
+        tmp_path,
+        {
+            "/sys/class/dmi/id/product_name": "To Be Filled By O.E.M.\n",
+            "/proc/cpuinfo": "processor\t: 0\nmodel name\t: AMD Ryzen 7 5800U with Radeon Graphics\n",
+        },
+    )
+    assert machine.board_model(root) is None
+    assert machine.device_id(root=root, hostname="box") == "amd-ryzen-7-5800u-with-radeon-graphics-box"
+
+
+def test_override_is_sanitised_and_cuda_is_detected_from_the_driver(tmp_path):
+    assert machine.device_id("My Orin / 15W!") == "my-orin-15w"
+    root = _tree(tmp_path, {"/proc/driver/nvidia/gpus/0000:01:00.0/information": "Model: NVIDIA RTX A2000\n"})
+    assert machine.detect_platform(root) == "cuda"
+
+
+@given(st.text())
+def test_sanitised_names_are_safe_folder_names(text):
+    name = machine.sanitise(text)
+    assert re.fullmatch(r"[a-z0-9._-]+", name)
+    assert not name.startswith(("-", ".")) and not name.endswith(("-", "."))
+    assert machine.sanitise(name) == name
+
+
+MOUNTINFO = """\
+22 27 0:21 / /proc rw,relatime - proc proc rw
+25 24 0:23 / /dev/shm rw,relatime - tmpfs tmpfs rw,size=24684084k
+27 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard
+40 27 179:2 / /media/sd\\040card rw,relatime - ext4 /dev/mmcblk0p2 rw
+41 27 259:1 / /data rw,relatime - xfs /dev/nvme0n1p1 rw
+42 41 0:50 / /data/scratch rw - tmpfs tmpfs rw
+"""
+
+
+def test_filesystem_is_the_longest_matching_mount(tmp_path):
+    root = _tree(tmp_path, {"/proc/self/mountinfo": MOUNTINFO})
+    assert machine.filesystem_of("/data/x/y", root)["fs_type"] == "xfs"
+    assert machine.filesystem_of("/data/scratch/f", root)["fs_type"] == "tmpfs"
+    assert machine.filesystem_of("/datasets", root)["fs_type"] == "ext4"  # a prefix of /data is not inside it
+    sd = machine.filesystem_of("/media/sd card/train", root)
+    assert sd == {"fs_type": "ext4", "mount_point": "/media/sd card", "source": "/dev/mmcblk0p2"}
+
+
+@pytest.mark.skipif(not shutil.which("findmnt"), reason="findmnt (util-linux) not installed")
+@pytest.mark.parametrize("path", ["/", "/dev/shm", os.getcwd()])
+def test_filesystem_type_agrees_with_findmnt(path):
+    if not os.path.exists(path):
+        pytest.skip(f"{path} does not exist here")
+    expected = subprocess.run(
+        ["findmnt", "-n", "-o", "FSTYPE", "--target", path], capture_output=True, text=True, check=True
+    ).stdout.split()[0]
+    assert machine.filesystem_of(path)["fs_type"] == expected
+
+
+def test_only_stable_facts_are_compared():
+    saved = {"cpu": {"model": "X", "governor": "performance", "freq_cur_mhz": 1200}, "memory": {"total_mb": 7000}}
+    drifted = {"cpu": {"model": "X", "governor": "performance", "freq_cur_mhz": 2100}, "memory": {"total_mb": 7000}}
+    assert machine.stable_differences(drifted, saved) == []
+    changed = {"cpu": {"model": "X", "governor": "schedutil", "freq_cur_mhz": 1200}, "memory": {"total_mb": 7000}}
+    assert machine.stable_differences(changed, saved) == ["cpu.governor: 'performance' -> 'schedutil'"]
+
+
+def test_collect_on_this_machine_has_the_core_families():
+    info = machine.collect({"data_dir": os.getcwd()})
+    assert {"cpu", "memory", "system", "threads", "torch", "filesystems"} <= set(info)
+    assert info["cpu"]["logical_cores"] == os.cpu_count()
+    assert info["torch"]["build"] in ("cpu", "cuda")
+    assert info["threads"]["torch_num_threads"] >= 1

@@ -1,0 +1,108 @@
+"""Memory figures: peak reset, per-window peaks, the process tree, /proc parsing."""
+
+import multiprocessing
+import os
+import sys
+import time
+
+import pytest
+
+from bench_support import memory
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux /proc")
+MB = 1 << 20
+
+
+def _touch(n_mb):
+    """Allocate n_mb of really resident memory (an mmap-backed bytearray, freed on del)."""
+    block = bytearray(n_mb * MB)
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+    return block
+
+
+@linux_only
+def test_reset_brings_the_peak_back_to_the_current_rss():
+    block = _touch(200)
+    del block
+    before = memory.rss_hwm_mb()
+    assert before - memory.rss_now_mb() > 150, "the freed block should still be in the peak"
+    assert memory.reset_peak_rss()
+    after = memory.rss_hwm_mb()
+    assert after - memory.rss_now_mb() < 20
+    # ru_maxrss follows the reset too (same mm high-water mark), in MB on every OS.
+    assert abs(memory.ru_maxrss_mb() - after) < 20
+
+
+@linux_only
+def test_a_window_after_a_hungry_one_reports_its_own_peak():
+    with memory.MemoryWindow() as hungry:
+        block = _touch(300)
+        del block
+    with memory.MemoryWindow() as lean:
+        small = _touch(10)
+        del small
+    assert hungry.figures["rss_delta_mb"] > 280
+    assert lean.figures["rss_delta_mb"] < 40
+    assert hungry.figures["rss_peak_mb"] - lean.figures["rss_peak_mb"] > 250
+    assert lean.figures["rss_peak_method"].startswith("VmHWM")
+
+
+def _child(ready, stop, n_mb):
+    block = _touch(n_mb)
+    ready.set()
+    stop.wait(30)
+    del block
+
+
+@linux_only
+def test_children_count_in_the_tree_peak_but_not_in_the_process_peak():
+    ctx = multiprocessing.get_context("fork")
+    ready, stop = ctx.Event(), ctx.Event()
+    with memory.MemoryWindow(interval_s=0.02) as window:
+        proc = ctx.Process(target=_child, args=(ready, stop, 150))
+        proc.start()
+        assert ready.wait(30)
+        time.sleep(0.2)  # a few sampler periods while the child holds its memory
+        stop.set()
+        proc.join(30)
+    figures = window.figures
+    assert figures["rss_tree_peak_mb"] - figures["rss_peak_mb"] > 130
+    assert figures["rss_delta_mb"] < 60  # the child's pages are not the parent's
+    assert figures["rss_tree_samples"] >= 3
+
+
+def test_private_memory_is_read_from_smaps_rollup(tmp_path):
+    pid_dir = tmp_path / "4242"
+    pid_dir.mkdir()
+    (pid_dir / "smaps_rollup").write_text(
+        "00400000-7ffd [rollup]\n"
+        "Rss:              102400 kB\n"
+        "Pss:               51200 kB\n"
+        "Shared_Clean:      40960 kB\n"
+        "Private_Clean:      1024 kB\n"
+        "Private_Dirty:     20480 kB\n"
+    )
+    assert memory.private_mb(4242, proc_root=str(tmp_path)) == pytest.approx(21.0)
+
+
+def test_status_fields_are_parsed_in_kib(tmp_path):
+    (tmp_path / "self").mkdir()
+    (tmp_path / "self" / "status").write_text("Name:\tpython\nVmHWM:\t  524288 kB\nVmRSS:\t  262144 kB\n")
+    assert memory.rss_hwm_mb(proc_root=str(tmp_path)) == pytest.approx(512.0)
+
+
+def test_without_a_resettable_peak_the_window_says_it_sampled(tmp_path):
+    # A /proc without clear_refs or VmHWM (macOS, locked-down containers): the window
+    # falls back to sampling and must say so instead of claiming a kernel peak.
+    with memory.MemoryWindow(proc_root=str(tmp_path)) as window:
+        pass
+    assert window.figures["rss_peak_method"].startswith("sampled")
+    assert window.figures["rss_peak_mb"] >= window.figures["rss_now_mb"] * 0.99
+
+
+@linux_only
+def test_rss_now_matches_proc_status():
+    vmrss = memory._status_kb("VmRSS") / 1024.0
+    assert memory.rss_now_mb() == pytest.approx(vmrss, abs=5)
+    assert os.getpid() > 0

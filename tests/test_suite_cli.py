@@ -1,0 +1,188 @@
+"""End-to-end: the suite run as a user runs it, in fresh processes."""
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, run_pytest
+
+TRAINING_KEYS = ("samples_per_s", "epoch_s", "fetch_stall_s", "compute_s", "stall_frac", "loss", "accuracy")
+MEMORY_KEYS = ("rss_peak_mb", "rss_now_mb", "rss_delta_mb", "rss_tree_peak_mb")
+POWER_KEYS = ("energy_j", "energy_net_j", "power_avg_w", "power_idle_w", "power_source", "power_samples")
+
+
+def _one_line_error(result):
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_every_benchmark_module_runs_in_the_smoke_profile(shared_data_dir):
+    result = run_pytest("benchmarks", "--profile", "smoke", "--benchmark-disable", "--data-dir", shared_data_dir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    modules = sorted(os.path.basename(p) for p in glob.glob(os.path.join(REPO, "benchmarks", "test_*.py")))
+    for module in modules:
+        assert module in result.stdout
+    assert " passed" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--profil", "quick"], "unrecognized arguments: --profil"),
+        (["--profile", "huge"], "invalid choice: 'huge'"),
+        (["--data-dir", "/nonexistent/edge-bench"], "--data-dir /nonexistent/edge-bench: no such directory"),
+    ],
+)
+def test_bad_options_are_one_clear_line(args, expected):
+    line = _one_line_error(run_pytest("benchmarks", "--collect-only", "-q", *args))
+    assert expected in line
+
+
+def test_cifar_root_without_cifar_is_one_clear_line(tmp_path):
+    line = _one_line_error(run_pytest("benchmarks", "--collect-only", "-q", "--cifar-root", str(tmp_path)))
+    assert f"--cifar-root {tmp_path}: no CIFAR-10 there" in line
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    (tmp_path / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"")
+    line = _one_line_error(run_pytest("benchmarks", "--collect-only", "-q", "--cifar-root", str(tmp_path)))
+    assert "incomplete CIFAR-10, missing data_batch_2" in line
+
+
+def _make_unwritable(path):
+    """chmod for a normal user; the immutable flag for root, whom permission bits do not stop."""
+    if os.geteuid() != 0:
+        os.chmod(path, 0o555)
+        return lambda: os.chmod(path, 0o755)
+    if not shutil.which("chattr") or subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode:
+        pytest.skip("running as root and cannot set the immutable flag here (chattr)")
+    return lambda: subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def test_unwritable_data_dir_is_one_clear_line(tmp_path):
+    target = tmp_path / "ro"
+    target.mkdir()
+    undo = _make_unwritable(target)
+    try:
+        line = _one_line_error(run_pytest("benchmarks", "--collect-only", "-q", "--data-dir", str(target)))
+    finally:
+        undo()
+    assert f"--data-dir {target}: directory is not writable" in line
+
+
+def _saved_runs(results, device):
+    return sorted(glob.glob(os.path.join(results, device, "*", "*.json")))
+
+
+def test_results_are_saved_per_device_and_the_second_run_compares(tmp_path, shared_data_dir):
+    results = str(tmp_path / "results")
+    args = [
+        "benchmarks/test_training.py",
+        "--profile",
+        "smoke",
+        "--data-dir",
+        shared_data_dir,
+        "--save-results",
+        results,
+        "--device-name",
+        "Bench Board A",
+    ]
+    first = run_pytest(*args)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    saved = _saved_runs(results, "bench-board-a")
+    assert [os.path.basename(p) for p in saved] == ["0001_smoke.json"]
+
+    with open(saved[0]) as fh:
+        run = json.load(fh)
+    assert run["machine_info"]["device"]["device_id"] == "bench-board-a"
+    assert run["edge_bench"]["profile"] == "smoke"
+    training = [b for b in run["benchmarks"] if b["group"] == "training"]
+    assert training
+    for bench in training:
+        info = bench["extra_info"]
+        for key in TRAINING_KEYS + MEMORY_KEYS:
+            assert isinstance(info[key], (int, float)) and info[key] == info[key], (key, info[key])
+        assert info["rss_peak_mb"] > 50 and 0 <= info["stall_frac"] <= 1 and 0 <= info["accuracy"] <= 1
+        for key in POWER_KEYS:
+            assert key in info and info[key] is None
+        assert info["power_unavailable"]
+        assert bench["stats"]["data"], "per-round data is saved for later comparisons"
+
+    second = run_pytest(*args)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert [os.path.basename(p) for p in _saved_runs(results, "bench-board-a")] == [
+        "0001_smoke.json",
+        "0002_smoke.json",
+    ]
+    assert "0001_smoke" in second.stdout and "(NOW)" in second.stdout
+
+    other = run_pytest(*args[:-1], "Bench Board B")
+    assert other.returncode == 0
+    assert [os.path.basename(p) for p in _saved_runs(results, "bench-board-b")] == ["0001_smoke.json"]
+    assert "(NOW)" not in other.stdout  # nothing of its own to compare with yet
+
+
+def test_network_access_in_a_benchmark_run_is_an_error(tmp_path):
+    probe = tmp_path / "test_probe.py"
+    probe.write_text(
+        "import socket\n"
+        "def test_phone_home():\n"
+        "    socket.create_connection(('127.0.0.1', 9), timeout=1)\n"
+        "def test_resolve():\n"
+        "    socket.getaddrinfo('example.org', 80)\n"
+        "def test_local_unix_socket_is_fine():\n"
+        "    a, b = socket.socketpair(socket.AF_UNIX)\n"
+        "    a.close(); b.close()\n"
+    )
+    result = run_pytest("-p", "bench_support.plugin", str(probe), "-q", "--data-dir", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stdout.count("NetworkForbidden") >= 2
+    assert "2 failed, 1 passed" in result.stdout
+
+
+@pytest.mark.skipif(not shutil.which("strace"), reason="strace not installed")
+def test_a_benchmark_run_opens_no_ip_socket_seen_by_strace(tmp_path, shared_data_dir):
+    """Independent of the suite's own guard: the kernel's view of every process in the run."""
+    log = tmp_path / "net.log"
+    result = run_pytest(
+        "benchmarks",
+        "--profile",
+        "smoke",
+        "--benchmark-disable",
+        "--data-dir",
+        shared_data_dir,
+        "--allow-network",
+        prefix=["strace", "-f", "-qq", "-e", "trace=socket,connect,sendto,sendmsg", "-o", str(log)],
+    )
+    if result.returncode != 0 and "ptrace" in result.stderr:
+        pytest.skip("strace cannot trace here: " + result.stderr.splitlines()[0])
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    offending = [line for line in log.read_text().splitlines() if "AF_INET" in line]
+    assert offending == []
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/time"), reason="GNU time not installed")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmHWM reset is Linux-only")
+def test_rss_peak_agrees_with_gnu_time(tmp_path, shared_data_dir):
+    out = tmp_path / "run.json"
+    result = run_pytest(
+        "benchmarks/test_training.py",
+        "--profile",
+        "smoke",
+        "--data-dir",
+        shared_data_dir,
+        "--benchmark-json",
+        str(out),
+        prefix=["/usr/bin/time", "-v"],
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    kib = [int(line.split(":")[1]) for line in result.stderr.splitlines() if "Maximum resident set size" in line]
+    gnu_time_mb = kib[0] / 1024.0
+    peak = json.loads(out.read_text())["benchmarks"][0]["extra_info"]["rss_peak_mb"]
+    assert abs(peak - gnu_time_mb) / gnu_time_mb < 0.05, (peak, gnu_time_mb)
