@@ -155,7 +155,7 @@ def ensure_dataset(root: str, spec: DatasetSpec, progress: Optional[Progress] = 
         for split in SPLITS:
             for label in CLASSES:
                 os.makedirs(os.path.join(directory, split, label), exist_ok=True)
-        step = max(1, len(todo) // 20)
+        step = max(1, len(todo) // 10)  # ~10 progress lines
         for done, (split, label, index) in enumerate(todo, 1):
             rng = np.random.default_rng([spec.seed, SPLITS.index(split), index])
             image = render(label, spec.image_size, rng)
