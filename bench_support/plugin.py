@@ -11,7 +11,7 @@ import glob
 import os
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import pytest
@@ -56,6 +56,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="existing, writable directory for the generated datasets (default: ./data, or $BENCH_DATA_DIR)",
     )
+    group.addoption(
+        "--train-images",
+        metavar="N",
+        type=int,
+        default=None,
+        help="generated training images (default: the profile's)",
+    )
+    group.addoption(
+        "--val-images",
+        metavar="N",
+        type=int,
+        default=None,
+        help="generated held-out images (default: the profile's)",
+    )
+    group.addoption("--data-seed", metavar="N", type=int, default=0, help="seed of the generated dataset (default 0)")
     group.addoption(
         "--device-name",
         metavar="NAME",
@@ -160,6 +175,12 @@ def pytest_configure(config: pytest.Config) -> None:
     # tryfirst: the storage options must be settled before pytest-benchmark reads them.
     root = str(config.rootpath)
     profile = PROFILES[config.getoption("profile")]
+    sizes = {"n_train": config.getoption("train_images"), "n_val": config.getoption("val_images")}
+    for name, value in sizes.items():
+        if value is not None and value < 4:
+            option = "--train-images" if name == "n_train" else "--val-images"
+            raise _usage(f"{option} {value}: need at least 4 (one image per class)")
+    profile = replace(profile, **{k: v for k, v in sizes.items() if v is not None})
     data_opt = config.getoption("data_dir")
     if data_opt:
         data_dir = _writable_dir("--data-dir", data_opt, create=False)
@@ -341,7 +362,8 @@ def image_datasets(pytestconfig: pytest.Config, suite: SuiteState) -> Callable[[
                 train, val = cifar10(suite.cifar_root, image_size)
                 info = {"dataset": "cifar10", "num_classes": 10}
             else:
-                spec = DatasetSpec(suite.profile.n_train, suite.profile.n_val, image_size)
+                seed = pytestconfig.getoption("data_seed")
+                spec = DatasetSpec(suite.profile.n_train, suite.profile.n_val, image_size, seed)
                 directory = ensure_dataset(suite.data_dir, spec, _progress_writer(pytestconfig, spec.name))
                 train, val = image_folders(directory, image_size)
                 info = {

@@ -36,6 +36,7 @@ def test_every_benchmark_module_runs_in_the_smoke_profile(shared_data_dir):
 @pytest.mark.parametrize(
     "args, expected",
     [
+        (["--train-images", "2"], "--train-images 2: need at least 4"),
         (["--profil", "quick"], "unrecognized arguments: --profil"),
         (["--profile", "huge"], "invalid choice: 'huge'"),
         (["--data-dir", "/nonexistent/edge-bench"], "--data-dir /nonexistent/edge-bench: no such directory"),
@@ -114,8 +115,16 @@ def test_results_are_saved_per_device_and_the_second_run_compares(tmp_path, shar
         assert info["power_unavailable"]
         assert bench["stats"]["data"], "per-round data is saved for later comparisons"
 
+    # Pretend the first run used another torch: the comparison must name that fact,
+    # and only stable facts (pytest-benchmark's own whole-dict warning is switched off).
+    run["machine_info"]["device"]["torch"]["version"] = "0.0-earlier"
+    with open(saved[0], "w") as fh:
+        json.dump(run, fh)
     second = run_pytest(*args)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    output = second.stdout + second.stderr
+    assert "torch.version: '0.0-earlier' -> " in output
+    assert "Benchmark machine_info is different" not in output
     assert [os.path.basename(p) for p in _saved_runs(results, "bench-board-a")] == [
         "0001_smoke.json",
         "0002_smoke.json",
