@@ -9,6 +9,7 @@ import atexit
 import difflib
 import glob
 import os
+import re
 import sys
 import tempfile
 from dataclasses import dataclass, replace
@@ -33,6 +34,7 @@ class SuiteState:
     platform: str
     cifar_root: Optional[str]
     results_dir: Optional[str]
+    ckpt_dirs: Dict[str, str]
 
 
 STATE = pytest.StashKey[SuiteState]()
@@ -88,6 +90,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         default=None,
         help="save this run under DIR/<device-id>/ and compare it with this device's previous run there",
+    )
+    group.addoption(
+        "--ckpt-dir",
+        metavar="NAME=PATH",
+        action="append",
+        default=[],
+        help="also benchmark checkpoint writes into PATH (an SD card, an NVMe...), named NAME; repeatable",
+    )
+    group.addoption(
+        "--crash-trials",
+        metavar="N",
+        type=int,
+        default=0,
+        help="run the checkpoint crash-consistency check with N kill trials (default 0: off)",
     )
     group.addoption(
         "--no-fast-exit",
@@ -159,6 +175,23 @@ def _writable_dir(option: str, path: str, create: bool) -> str:
     return path
 
 
+def _parse_named_dirs(option: str, values, reserved=()) -> Dict[str, str]:
+    """``NAME=PATH`` pairs into {name: writable absolute path}."""
+    named: Dict[str, str] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise _usage(f"{option} {value}: expected NAME=PATH, e.g. {option} sdcard=/media/sd")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise _usage(f"{option} {value}: NAME may hold letters, digits, '.', '_' and '-' only")
+        if name in reserved:
+            raise _usage(f"{option} {value}: {name} is a built-in target; choose another NAME")
+        if name in named:
+            raise _usage(f"{option} {value}: the name {name} is given twice")
+        named[name] = _writable_dir(option, path, create=False)
+    return named
+
+
 def _check_cifar(root: str) -> str:
     root = os.path.abspath(os.path.expanduser(root))
     folder = os.path.join(root, "cifar-10-batches-py")
@@ -194,7 +227,10 @@ def pytest_configure(config: pytest.Config) -> None:
         platform=os.environ.get("BENCH_PLATFORM") or machine.detect_platform(),
         cifar_root=_check_cifar(cifar) if cifar else None,
         results_dir=None,
+        ckpt_dirs=_parse_named_dirs("--ckpt-dir", config.getoption("ckpt_dir"), ("project", "shm")),
     )
+    if config.getoption("crash_trials") < 0:
+        raise _usage(f"--crash-trials {config.getoption('crash_trials')}: must be 0 (off) or more")
     config.stash[STATE] = state
 
     if not config.getoption("allow_network"):

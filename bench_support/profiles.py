@@ -7,7 +7,7 @@ benchmark module); a profile picks one of them and sets the sizes below.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Mapping, Sequence
+from typing import Dict, Mapping, Optional, Sequence
 
 import pytest
 
@@ -31,21 +31,31 @@ PROFILES: Dict[str, Profile] = {
     )
 }
 
-_ID_FORMATS = {"batch": "b{}", "image_size": "{}px", "num_workers": "w{}", "prefetch_factor": "pf{}"}
+_ID_FORMATS = {
+    "batch": "b{}",
+    "image_size": "{}px",
+    "num_workers": "w{}",
+    "prefetch_factor": "pf{}",
+    "target": "to-{}",
+}
 
 
 def _fmt(name: str, value: object) -> str:
     return _ID_FORMATS.get(name, "{}").format(value)
 
 
-def parametrize_grid(metafunc: pytest.Metafunc, grids: Mapping[str, Mapping[str, Sequence]]) -> None:
+def parametrize_grid(
+    metafunc: pytest.Metafunc,
+    grids: Mapping[str, Mapping[str, Sequence]],
+    extra: Optional[Mapping[str, Sequence]] = None,
+) -> None:
     """Parametrise a test with the cross product of its module's grid for this profile.
 
     Ids name every value (``resnet18-b16-sgd-cpu-32px``), as PyTorch's operator
     benchmarks do, so results stay readable in tables and comparisons.
     """
     profile = metafunc.config.getoption("profile")
-    grid = grids[profile]
+    grid = {name: list(values) + list((extra or {}).get(name, ())) for name, values in grids[profile].items()}
     names = [name for name in grid if name in metafunc.fixturenames]
     if not names:
         return

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, run_pytest
+from conftest import REPO, make_unwritable, run_pytest
 
 TRAINING_KEYS = ("samples_per_s", "epoch_s", "fetch_stall_s", "compute_s", "stall_frac", "loss", "accuracy")
 MEMORY_KEYS = ("rss_peak_mb", "rss_now_mb", "rss_delta_mb", "rss_tree_peak_mb")
@@ -56,20 +56,10 @@ def test_cifar_root_without_cifar_is_one_clear_line(tmp_path):
     assert "incomplete CIFAR-10, missing data_batch_2" in line
 
 
-def _make_unwritable(path):
-    """chmod for a normal user; the immutable flag for root, whom permission bits do not stop."""
-    if os.geteuid() != 0:
-        os.chmod(path, 0o555)
-        return lambda: os.chmod(path, 0o755)
-    if not shutil.which("chattr") or subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode:
-        pytest.skip("running as root and cannot set the immutable flag here (chattr)")
-    return lambda: subprocess.run(["chattr", "-i", str(path)], check=True)
-
-
 def test_unwritable_data_dir_is_one_clear_line(tmp_path):
     target = tmp_path / "ro"
     target.mkdir()
-    undo = _make_unwritable(target)
+    undo = make_unwritable(target)
     try:
         line = _one_line_error(run_pytest("benchmarks", "--collect-only", "-q", "--data-dir", str(target)))
     finally:
@@ -195,3 +185,120 @@ def test_rss_peak_agrees_with_gnu_time(tmp_path, shared_data_dir):
     gnu_time_mb = kib[0] / 1024.0
     peak = json.loads(out.read_text())["benchmarks"][0]["extra_info"]["rss_peak_mb"]
     assert abs(peak - gnu_time_mb) / gnu_time_mb < 0.05, (peak, gnu_time_mb)
+
+
+def _findmnt_type(path):
+    out = subprocess.run(["findmnt", "-n", "-o", "FSTYPE", "--target", path], capture_output=True, text=True)
+    return out.stdout.split()[0] if out.returncode == 0 else None
+
+
+def test_checkpoint_targets_report_the_filesystem_they_found(tmp_path, shared_data_dir):
+    out = tmp_path / "ckpt.json"
+    extra = tmp_path / "extra-disk"
+    extra.mkdir()
+    result = run_pytest(
+        "benchmarks/test_checkpoint.py",
+        "--profile",
+        "smoke",
+        "--data-dir",
+        shared_data_dir,
+        "--ckpt-dir",
+        f"mydisk={extra}",
+        "--benchmark-json",
+        str(out),
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    results = {
+        b["extra_info"]["target"]: b["extra_info"]
+        for b in json.loads(out.read_text())["benchmarks"]
+        if "target" in b["extra_info"]
+    }
+    assert set(results) >= {"project", "mydisk"}
+    if shutil.which("findmnt"):
+        assert results["project"]["fs_type"] == _findmnt_type(REPO)
+        assert results["mydisk"]["fs_type"] == _findmnt_type(str(extra))
+    for info in results.values():
+        for key in ("ckpt_mb", "write_ms", "total_ms", "mb_per_s", "rss_peak_mb"):
+            assert info[key] > 0
+        assert "block_device" in info
+    if "shm" in results:  # /dev/shm is tmpfs on Linux
+        shm = results["shm"]
+        assert shm["fs_type"] == "tmpfs" and shm["fsync_ms"] < 1.0
+        assert shm["durable"] is False and "tmpfs" in shm["durability_note"]
+        assert shm["block_device"] is None and shm["block_device_unavailable"]
+    assert not os.listdir(extra), "the benchmark cleans up after itself"
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("mydisk", "expected NAME=PATH"),
+        ("shm=/tmp", "shm is a built-in target"),
+        ("x=/nonexistent", "no such directory"),
+    ],
+)
+def test_bad_ckpt_dir_is_one_clear_line(value, expected):
+    assert expected in _one_line_error(run_pytest("benchmarks", "--collect-only", "-q", "--ckpt-dir", value))
+
+
+def test_crash_check_runs_from_the_command_line(tmp_path, shared_data_dir):
+    out = tmp_path / "crash.json"
+    result = run_pytest(
+        "benchmarks/test_checkpoint.py",
+        "-k",
+        "crash",
+        "--profile",
+        "smoke",
+        "--data-dir",
+        shared_data_dir,
+        "--crash-trials",
+        "30",
+        "--benchmark-json",
+        str(out),
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    info = json.loads(out.read_text())["benchmarks"][0]["extra_info"]
+    assert info["crash_trials"] == 30 and info["crash_torn"] == 0
+
+
+@pytest.mark.skipif(not shutil.which("fio"), reason="fio not installed (apt-get install fio)")
+def test_durable_fsync_of_64_mib_is_in_line_with_fio(tmp_path):
+    """Our fsync after writing 64 MiB against fio's fsync after writing 64 MiB, same filesystem."""
+    from bench_support.checkpoint import save_checkpoint
+
+    state = {"w": torch_randn_64mib()}
+    ours = sorted(save_checkpoint(state, str(tmp_path / "c.pt")).fsync_ms for _ in range(3))[1]
+
+    def fio_fsync_ms():
+        # fio reports an fsync only when more I/O follows it: 65 MiB written with an fsync
+        # after every 64 writes of 1 MiB times exactly one fsync of 64 MiB of dirty data.
+        target = tmp_path / "fio.dat"
+        if target.exists():
+            target.unlink()
+        run = subprocess.run(
+            [
+                "fio",
+                "--name=ckpt",
+                f"--filename={target}",
+                "--rw=write",
+                "--bs=1M",
+                "--size=65M",
+                "--fsync=64",
+                "--output-format=json",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        sync = json.loads(run.stdout)["jobs"][0]["sync"]
+        assert sync["total_ios"] == 1
+        return sync["lat_ns"]["mean"] / 1e6
+
+    fio_ms = sorted(fio_fsync_ms() for _ in range(3))[1]
+    assert 0.2 < ours / fio_ms < 5.0, (ours, fio_ms)
+
+
+def torch_randn_64mib():
+    import torch
+
+    return torch.randn(16 << 20)
