@@ -1,4 +1,4 @@
-"""Which block device a file lives on.
+"""Which block device a file lives on, and that device's I/O counters.
 
 ``os.stat(path).st_dev`` gives the device numbers; ``/sys/dev/block/MAJ:MIN`` links
 to the device, and a partition's directory sits inside its disk's (and holds a
@@ -10,6 +10,8 @@ device node either the result says the file has no block device, and why.
 from __future__ import annotations
 
 import os
+import time
+from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
 from .machine import filesystem_of
@@ -52,3 +54,108 @@ def block_device_of(path: str, root: str = "/", dev: Optional[Tuple[int, int]] =
         "block_device": None,
         "block_device_unavailable": f"{fs_type} has no block device (anonymous device {dev[0]}:{dev[1]})",
     }
+
+
+# --- device counters (what iostat shows) ----------------------------------------------
+
+#: /proc/diskstats fields after major, minor and name (sectors are always 512 bytes).
+DISKSTATS_FIELDS = (
+    "reads",
+    "reads_merged",
+    "sectors_read",
+    "ms_reading",
+    "writes",
+    "writes_merged",
+    "sectors_written",
+    "ms_writing",
+    "in_flight",  # a gauge, not a counter
+    "ms_io",
+    "ms_weighted",
+)
+SECTOR_BYTES = 512
+_MB = float(1 << 20)
+
+
+def parse_diskstats(text: str) -> Dict[str, Dict[str, int]]:
+    """{device name: {field: value}} from the text of /proc/diskstats (any kernel's width)."""
+    stats: Dict[str, Dict[str, int]] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) < 3 + len(DISKSTATS_FIELDS):
+            continue
+        try:
+            values = [int(v) for v in parts[3 : 3 + len(DISKSTATS_FIELDS)]]
+        except ValueError:
+            continue
+        stats[parts[2]] = dict(zip(DISKSTATS_FIELDS, values))
+    return stats
+
+
+def read_diskstats(proc_root: str = "/proc") -> Dict[str, Dict[str, int]]:
+    with open(os.path.join(proc_root, "diskstats")) as fh:
+        return parse_diskstats(fh.read())
+
+
+def counter_delta(old: int, new: int) -> int:
+    """Increase of a kernel counter between two reads, across at most one wrap.
+
+    The counters are ``unsigned long``: 32 bits on a 32-bit kernel (a Raspberry Pi OS
+    armhf image), 64 bits otherwise. A counter that went down wrapped at the smallest
+    width that can hold the old value.
+    """
+    if new >= old:
+        return new - old
+    width = 32 if old < (1 << 32) else 64
+    return new + (1 << width) - old
+
+
+@dataclass(frozen=True)
+class IoSnapshot:
+    t: float  # time.monotonic()
+    device: Optional[Dict[str, int]]  # the device's diskstats line, None without a device
+    proc_read_bytes: Optional[int]  # bytes this process fetched from storage
+
+
+def io_snapshot(device: Optional[str], proc_root: str = "/proc") -> IoSnapshot:
+    """Counters of ``device`` (a diskstats name: partition or disk) and of this process, now."""
+    stats = read_diskstats(proc_root).get(device) if device else None
+    try:
+        import psutil
+
+        proc_bytes: Optional[int] = psutil.Process().io_counters().read_bytes
+    except (ImportError, AttributeError, OSError):
+        proc_bytes = None
+    return IoSnapshot(time.monotonic(), stats, proc_bytes)
+
+
+def io_figures(before: IoSnapshot, after: IoSnapshot) -> Dict[str, Optional[float]]:
+    """iostat's read figures between two snapshots: r/s, MB read, r_await, %util."""
+    dt = after.t - before.t
+    figures: Dict[str, Optional[float]] = {}
+    if before.device is not None and after.device is not None and dt > 0:
+        delta = {k: counter_delta(before.device[k], after.device[k]) for k in DISKSTATS_FIELDS if k != "in_flight"}
+        reads = delta["reads"]
+        figures.update(
+            disk_reads=reads,
+            disk_read_mb=delta["sectors_read"] * SECTOR_BYTES / _MB,
+            read_iops=reads / dt,
+            disk_read_mb_per_s=delta["sectors_read"] * SECTOR_BYTES / _MB / dt,
+            r_await_ms=delta["ms_reading"] / reads if reads else None,
+            util_pct=min(100.0, 100.0 * delta["ms_io"] / (dt * 1000.0)),
+        )
+    if before.proc_read_bytes is not None and after.proc_read_bytes is not None:
+        figures["proc_read_mb"] = (after.proc_read_bytes - before.proc_read_bytes) / _MB
+    return figures
+
+
+def diskstats_name(info: Dict[str, Optional[str]]) -> Optional[str]:
+    """The diskstats line to watch for a block_device_of() result: the partition if any."""
+    return info.get("partition") or info.get("block_device")
+
+
+def storage_of(path: str) -> Dict[str, Optional[str]]:
+    """Filesystem type, mount point and block device of ``path``: what every result records."""
+    fs = filesystem_of(path) or {}
+    facts: Dict[str, Optional[str]] = {"fs_type": fs.get("fs_type"), "mount_point": fs.get("mount_point")}
+    facts.update(block_device_of(path))
+    return facts

@@ -16,12 +16,13 @@ from .power import PowerWindow
 Setup = Optional[Callable[[], Any]]
 
 
-def _call(target: Callable, setup: Setup) -> Any:
+def _warmup_round(target: Callable, setup: Setup, teardown: Optional[Callable[..., Any]]) -> None:
+    """One untimed round, called the way pytest-benchmark calls a measured one."""
     prepared = setup() if setup else None
-    if prepared is None:
-        return target()
-    args, kwargs = prepared
-    return target(*args, **(kwargs or {}))
+    args, kwargs = prepared if prepared is not None else ((), {})
+    target(*args, **(kwargs or {}))
+    if teardown is not None:
+        teardown(*args, **(kwargs or {}))
 
 
 class Harness:
@@ -35,16 +36,31 @@ class Harness:
     def extra_info(self) -> Dict[str, Any]:
         return self.benchmark.extra_info
 
-    def run(self, target: Callable, rounds: int, warmup_rounds: int = 0, setup: Setup = None) -> None:
+    def run(
+        self,
+        target: Callable,
+        rounds: int,
+        warmup_rounds: int = 0,
+        setup: Setup = None,
+        teardown: Optional[Callable[..., Any]] = None,
+    ) -> None:
+        """Warm-up rounds, then ``rounds`` measured ones; setup/teardown run untimed around each."""
         for _ in range(warmup_rounds):
-            _call(target, setup)
+            _warmup_round(target, setup, teardown)
 
         def counted(*args: Any, **kwargs: Any) -> Any:
             self.measured_rounds += 1
-            return target(*args, **kwargs)
+            result = target(*args, **kwargs)
+            if teardown is not None and not self.benchmark.enabled:
+                # --benchmark-disable runs one round and never calls teardown: do it here,
+                # so a smoke run exercises the same per-round bookkeeping.
+                teardown(*args, **kwargs)
+            return result
 
         with MemoryWindow() as memory, PowerWindow() as power:
-            self.benchmark.pedantic(counted, setup=setup, rounds=rounds, warmup_rounds=0, iterations=1)
+            self.benchmark.pedantic(
+                counted, setup=setup, teardown=teardown, rounds=rounds, warmup_rounds=0, iterations=1
+            )
         self.extra_info.update(memory.figures)
         self.extra_info.update(power.figures)
         self.extra_info["rounds_measured"] = self.measured_rounds

@@ -35,6 +35,7 @@ class SuiteState:
     cifar_root: Optional[str]
     results_dir: Optional[str]
     ckpt_dirs: Dict[str, str]
+    data_roots: Dict[str, str]  # name -> directory holding the datasets; "data-dir" is --data-dir
 
 
 STATE = pytest.StashKey[SuiteState]()
@@ -90,6 +91,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         default=None,
         help="save this run under DIR/<device-id>/ and compare it with this device's previous run there",
+    )
+    group.addoption(
+        "--data-root",
+        metavar="NAME=PATH",
+        action="append",
+        default=[],
+        help="also place the dataset on PATH (an SD card, an NVMe, a USB disk), named NAME, and run the page-cache "
+        "and training benchmarks on it; repeatable",
+    )
+    group.addoption(
+        "--cache-drop",
+        choices=("auto", "drop_caches", "fadvise"),
+        default="auto",
+        help="how to make data cold: fadvise (per file, no privilege; what auto picks) or drop_caches (root; "
+        "the whole system, as the Jetson study: also evicts library code the next round reads back)",
     )
     group.addoption(
         "--ckpt-dir",
@@ -228,7 +244,10 @@ def pytest_configure(config: pytest.Config) -> None:
         cifar_root=_check_cifar(cifar) if cifar else None,
         results_dir=None,
         ckpt_dirs=_parse_named_dirs("--ckpt-dir", config.getoption("ckpt_dir"), ("project", "shm")),
+        data_roots={"data-dir": data_dir},
     )
+    for name, path in _parse_named_dirs("--data-root", config.getoption("data_root"), ("data-dir",)).items():
+        state.data_roots[name] = os.path.join(path, "edge-bench-data")
     if config.getoption("crash_trials") < 0:
         raise _usage(f"--crash-trials {config.getoption('crash_trials')}: must be 0 (off) or more")
     config.stash[STATE] = state
@@ -384,36 +403,52 @@ def _progress_writer(config: pytest.Config, label: str) -> Callable[[int, int], 
 
 
 @pytest.fixture(scope="session")
-def image_datasets(pytestconfig: pytest.Config, suite: SuiteState) -> Callable[[int], Tuple[Any, Any, Dict]]:
-    """``get(image_size) -> (train, val, info)``: datasets built once per session and size."""
-    cache: Dict[int, Tuple[Any, Any, Dict]] = {}
+def image_datasets(pytestconfig: pytest.Config, suite: SuiteState) -> Callable[..., Tuple[Any, Any, Dict]]:
+    """``get(image_size, data_root="data-dir") -> (train, val, info)``, built once per session.
 
-    def get(image_size: int) -> Tuple[Any, Any, Dict]:
-        if image_size in cache:
-            return cache[image_size]
+    On every data root the generated dataset is the same, byte for byte (it is a pure
+    function of its seed), so results on two storage media compare like with like.
+    """
+    cache: Dict[Tuple[int, str], Tuple[Any, Any, Dict]] = {}
+
+    def get(image_size: int, data_root: str = "data-dir") -> Tuple[Any, Any, Dict]:
+        key = (image_size, data_root)
+        if key in cache:
+            return cache[key]
+        root = suite.data_roots[data_root]
         try:
             if suite.cifar_root:
                 if image_size != 32:
                     pytest.skip(f"CIFAR-10 images are 32 px; {image_size} px runs only on generated data")
+                if data_root != "data-dir":
+                    pytest.skip("--data-root places generated data only; CIFAR-10 is read from --cifar-root")
                 train, val = cifar10(suite.cifar_root, image_size)
-                info = {"dataset": "cifar10", "num_classes": 10}
+                info = {"dataset": "cifar10", "num_classes": 10, "dataset_dir": suite.cifar_root}
             else:
                 seed = pytestconfig.getoption("data_seed")
                 spec = DatasetSpec(suite.profile.n_train, suite.profile.n_val, image_size, seed)
-                directory = ensure_dataset(suite.data_dir, spec, _progress_writer(pytestconfig, spec.name))
+                label = spec.name if data_root == "data-dir" else f"{spec.name} on {data_root}"
+                directory = ensure_dataset(root, spec, _progress_writer(pytestconfig, label))
                 train, val = image_folders(directory, image_size)
                 info = {
                     "dataset": spec.name,
                     "num_classes": len(train.classes),
                     "dataset_mb": round(dataset_bytes(directory) / float(1 << 20), 3),
+                    "dataset_dir": directory,
                 }
         except DataError as exc:
             pytest.fail(str(exc), pytrace=False)
-        info.update(train_samples=len(train), val_samples=len(val))
-        cache[image_size] = (train, val, info)
-        return cache[image_size]
+        info.update(train_samples=len(train), val_samples=len(val), data_root=data_root)
+        cache[key] = (train, val, info)
+        return cache[key]
 
     return get
+
+
+@pytest.fixture
+def data_root() -> str:
+    """The data root a benchmark reads from; benchmarks parametrise it over --data-root."""
+    return "data-dir"
 
 
 @pytest.fixture

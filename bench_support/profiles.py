@@ -37,6 +37,7 @@ _ID_FORMATS = {
     "num_workers": "w{}",
     "prefetch_factor": "pf{}",
     "target": "to-{}",
+    "data_root": "on-{}",
 }
 
 

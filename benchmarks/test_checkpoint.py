@@ -15,7 +15,7 @@ import pytest
 
 from bench_support import crashcheck
 from bench_support.checkpoint import durability, remove_stale_temps, save_checkpoint
-from bench_support.diskio import block_device_of
+from bench_support.diskio import storage_of
 from bench_support.machine import filesystem_of
 from bench_support.memory import MB
 from bench_support.profiles import parametrize_grid
@@ -128,11 +128,9 @@ def test_checkpoint_write(harness, profile, payloads, target_dir, target, mode, 
     harness.run(write, rounds=rounds, warmup_rounds=warmup, setup=setup)
 
     measured = timings[-harness.measured_rounds :]
-    fs = filesystem_of(target_dir) or {}
     info = harness.extra_info
-    info.update(fs_type=fs.get("fs_type"), mount_point=fs.get("mount_point"), target=target)
-    info.update(block_device_of(target_dir))
-    info.update(durability(mode, fs.get("fs_type")))
+    info.update(storage_of(target_dir), target=target)
+    info.update(durability(mode, info["fs_type"]))
     info.update(write_mode=mode, existing=existing, payload=payload)
     for phase in PHASES:
         values = [getattr(t, phase) for t in measured]

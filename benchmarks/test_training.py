@@ -8,6 +8,7 @@ study. Everything built here (dataset, model, optimiser, loaders) is untimed.
 import pytest
 
 from bench_support.data import make_loader
+from bench_support.diskio import storage_of
 from bench_support.plugin import require_device
 from bench_support.power import energy_per_sample_mj
 from bench_support.profiles import parametrize_grid
@@ -42,11 +43,14 @@ GRID = {
 
 def pytest_generate_tests(metafunc):
     parametrize_grid(metafunc, GRID)
+    user_roots = [value.partition("=")[0] for value in metafunc.config.getoption("data_root")]
+    if user_roots:  # only then: the default ids stay comparable with earlier runs
+        metafunc.parametrize("data_root", ["data-dir", *user_roots], ids=[f"on-{r}" for r in ["data-dir", *user_roots]])
 
 
-def test_training_epoch(harness, profile, image_datasets, model, batch, optimizer, device, image_size):
+def test_training_epoch(harness, profile, image_datasets, model, batch, optimizer, device, image_size, data_root):
     require_device(device)
-    train, val, info = image_datasets(image_size)
+    train, val, info = image_datasets(image_size, data_root)
     run = TrainingRun(
         model,
         optimizer,
@@ -63,3 +67,4 @@ def test_training_epoch(harness, profile, image_datasets, model, batch, optimize
     harness.extra_info.update(figures)
     harness.extra_info.update(info)
     harness.extra_info["num_workers"] = 0
+    harness.extra_info.update(storage_of(info["dataset_dir"]))

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -302,3 +303,45 @@ def torch_randn_64mib():
     import torch
 
     return torch.randn(16 << 20)
+
+
+def test_two_data_roots_give_separate_results_and_tmpfs_cannot_be_cold(tmp_path, shared_data_dir):
+    if not os.path.isdir("/dev/shm") or _findmnt_type("/dev/shm") != "tmpfs":
+        pytest.skip("no tmpfs at /dev/shm here")
+    shm_root = tempfile.mkdtemp(prefix="edge-bench-root-", dir="/dev/shm")
+    out = tmp_path / "roots.json"
+    try:
+        result = run_pytest(
+            "benchmarks/test_pagecache.py",
+            "benchmarks/test_training.py",
+            "--profile",
+            "smoke",
+            "--data-dir",
+            shared_data_dir,
+            "--data-root",
+            f"ram={shm_root}",
+            "--benchmark-json",
+            str(out),
+            "-rs",
+        )
+    finally:
+        shutil.rmtree(shm_root, ignore_errors=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "tmpfs keeps files in memory: a cold read is impossible there" in result.stdout
+    results = {b["name"]: b["extra_info"] for b in json.loads(out.read_text())["benchmarks"]}
+    disk_type = _findmnt_type(shared_data_dir)
+    for name, info in results.items():
+        root = info["data_root"]
+        assert root in ("data-dir", "ram") and name.endswith(f"on-{root}]")
+        assert info["fs_type"] == ("tmpfs" if root == "ram" else disk_type), name
+    assert not any("cold" in n and "on-ram" in n for n in results), "no cold result on tmpfs"
+    assert any(n.startswith("test_training_epoch") and n.endswith("on-ram]") for n in results)
+
+    cold = results["test_read[cold-raw-32px-on-data-dir]"]
+    warm = results["test_read[warm-raw-32px-on-data-dir]"]
+    assert cold["resident_frac_before"] <= 0.01 and warm["resident_frac_before"] >= 0.99
+    assert cold["eviction_method"] in ("fadvise", "drop_caches") and cold["fs_type"] == disk_type
+    # This process's own fetch from storage is whole pages of the files: no other process adds to it.
+    assert abs(cold["proc_read_mb"] - cold["read_pages_mb"]) / cold["read_pages_mb"] < 0.05
+    assert cold["disk_read_mb"] >= 0.95 * cold["read_pages_mb"]
+    assert warm["proc_read_mb"] == 0 and warm["mem_available_mb_at_start"] > 0

@@ -15,6 +15,7 @@ class SlowDataset(Dataset):
 
     def __init__(self, n, delay_s):
         self.n, self.delay_s = n, delay_s
+        self.slept_s = 0.0  # what the sleeps really took (the scheduler may overshoot)
         g = torch.Generator().manual_seed(0)
         self.x = torch.randn(n, 16, generator=g)
         self.y = torch.randint(0, 4, (n,), generator=g)
@@ -24,24 +25,32 @@ class SlowDataset(Dataset):
 
     def __getitem__(self, i):
         if self.delay_s:
+            start = time.perf_counter()
             time.sleep(self.delay_s)
+            self.slept_s += time.perf_counter() - start
         return self.x[i], self.y[i]
 
 
-def _epoch(delay_s, n=48, batch=8):
+def _epoch(delay_s, n=48, batch=8, with_data=False):
     model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    loader = DataLoader(SlowDataset(n, delay_s), batch_size=batch, num_workers=0)
+    data = SlowDataset(n, delay_s)
+    loader = DataLoader(data, batch_size=batch, num_workers=0)
     train_epoch(model, loader, opt, torch.device("cpu"))  # warm-up (first-call costs)
-    return train_epoch(model, loader, opt, torch.device("cpu"))
+    data.slept_s = 0.0
+    result = train_epoch(model, loader, opt, torch.device("cpu"))
+    return (result, data) if with_data else result
 
 
 def test_injected_delay_is_measured_as_fetch_stall_within_5_percent():
     delay, n = 0.01, 48
-    result = _epoch(delay, n)
-    injected = delay * n
+    result, data = _epoch(delay, n, with_data=True)
     assert result.samples == n and result.steps == 6
-    assert abs(result.fetch_stall_s - injected) / injected < 0.05, result
+    # Against the time the sleeps really took: what the accounting must recover.
+    assert abs(result.fetch_stall_s - data.slept_s) / data.slept_s < 0.05, (result, data.slept_s)
+    # Against the nominal delay, leaving room for the scheduler's overshoot on a busy machine.
+    injected = delay * n
+    assert abs(result.fetch_stall_s - injected) / injected < 0.10, result
     assert result.compute_s < 0.2 * injected  # the sleep is not counted as compute
     assert result.fetch_stall_s + result.compute_s == pytest.approx(result.epoch_s, rel=1e-9)
 
