@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import pytest
 
-from . import machine, netguard
+from . import machine, netguard, summary
 from .data import DataError, DatasetSpec, cifar10, dataset_bytes, ensure_dataset, has_cifar10, image_folders
 from .harness import Harness
 from .profiles import PROFILES, Profile
@@ -106,6 +106,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="auto",
         help="how to make data cold: fadvise (per file, no privilege; what auto picks) or drop_caches (root; "
         "the whole system, as the Jetson study: also evicts library code the next round reads back)",
+    )
+    group.addoption(
+        "--thread-policy",
+        choices=("default", "reserve"),
+        default="default",
+        help="torch threads of the training process while DataLoader workers run: default (torch's own: all "
+        "cores) or reserve (cores minus workers)",
     )
     group.addoption(
         "--ckpt-dir",
@@ -354,6 +361,7 @@ def pytest_benchmark_compare_machine_info(config, benchmarksession, machine_info
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json: Dict[str, Any]) -> None:
     state = config.stash[STATE]
     output_json["edge_bench"] = {
+        "fastest_loader": summary.fastest_loader(benchmarks),
         "suite_version": SUITE_VERSION,
         "profile": state.profile.name,
         "device_id": state.device_id,
@@ -361,6 +369,13 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json:
         "data_dir": state.data_dir,
         "cifar_root": state.cifar_root,
     }
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    session = getattr(config, "_benchmarksession", None)
+    line = summary.fastest_loader_line(summary.fastest_loader(getattr(session, "benchmarks", None) or []))
+    if line:
+        terminalreporter.write_line(f"edge-bench: {line}")
 
 
 def pytest_report_header(config: pytest.Config):

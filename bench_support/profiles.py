@@ -7,7 +7,7 @@ benchmark module); a profile picks one of them and sets the sizes below.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Callable, Dict, Mapping, Optional, Sequence
 
 import pytest
 
@@ -26,7 +26,7 @@ PROFILES: Dict[str, Profile] = {
     p.name: p
     for p in (
         Profile("smoke", 32, 16, 1, 0, "one tiny configuration per benchmark; checks that the suite runs"),
-        Profile("quick", 512, 128, 5, 1, "default: the core grid, <= 5 minutes on a 2-core CPU"),
+        Profile("quick", 512, 128, 3, 1, "default: the core grid, <= 5 minutes on a 2-core CPU"),
         Profile("full", 4096, 1024, 5, 1, "the Jetson study's grid: more models, batch sizes, epochs (hours)"),
     )
 }
@@ -41,7 +41,12 @@ _ID_FORMATS = {
 }
 
 
+_BOOL_IDS = {"pin_memory": ("nopin", "pin"), "persistent_workers": ("respawn", "persistent")}
+
+
 def _fmt(name: str, value: object) -> str:
+    if name in _BOOL_IDS:
+        return _BOOL_IDS[name][bool(value)]
     return _ID_FORMATS.get(name, "{}").format(value)
 
 
@@ -49,9 +54,11 @@ def parametrize_grid(
     metafunc: pytest.Metafunc,
     grids: Mapping[str, Mapping[str, Sequence]],
     extra: Optional[Mapping[str, Sequence]] = None,
+    keep: Optional[Callable[[Dict[str, object]], bool]] = None,
 ) -> None:
     """Parametrise a test with the cross product of its module's grid for this profile.
 
+    ``extra`` appends values (e.g. user-given targets); ``keep`` filters combinations.
     Ids name every value (``resnet18-b16-sgd-cpu-32px``), as PyTorch's operator
     benchmarks do, so results stay readable in tables and comparisons.
     """
@@ -63,6 +70,8 @@ def parametrize_grid(
     combos = [()]
     for name in names:
         combos = [c + (v,) for c in combos for v in grid[name]]
+    if keep is not None:  # drop combinations that mean nothing (e.g. prefetch without workers)
+        combos = [c for c in combos if keep(dict(zip(names, c)))]
     ids = ["-".join(_fmt(n, v) for n, v in zip(names, combo)) for combo in combos]
     values = [c[0] for c in combos] if len(names) == 1 else combos
     metafunc.parametrize(",".join(names), values, ids=ids)

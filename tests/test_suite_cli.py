@@ -345,3 +345,27 @@ def test_two_data_roots_give_separate_results_and_tmpfs_cannot_be_cold(tmp_path,
     assert abs(cold["proc_read_mb"] - cold["read_pages_mb"]) / cold["read_pages_mb"] < 0.05
     assert cold["disk_read_mb"] >= 0.95 * cold["read_pages_mb"]
     assert warm["proc_read_mb"] == 0 and warm["mem_available_mb_at_start"] > 0
+
+
+def test_dataloader_results_and_the_fastest_configuration(tmp_path, shared_data_dir):
+    out = tmp_path / "dl.json"
+    result = run_pytest(
+        "benchmarks/test_dataloader.py", "--profile", "smoke", "--data-dir", shared_data_dir,
+        "--benchmark-json", str(out),
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "edge-bench: fastest loader here: num_workers=" in result.stdout
+    run = json.loads(out.read_text())
+    fastest = run["edge_bench"]["fastest_loader"]
+    assert fastest["samples_per_s"] > 0 and "num_workers" in fastest["config"]
+    loaders = [b["extra_info"] for b in run["benchmarks"] if b["name"].startswith("test_loader_")]
+    assert {info["num_workers"] for info in loaders} == {0, 1}
+    for info in loaders:
+        assert info["first_batch_s"] > 0 and info["cpu_util_pct"] > 0 and info["samples_per_s"] > 0
+        assert info["torch_threads_main"] >= 1 and info["thread_policy"] == "default"
+        assert info["torch_threads_worker"] == (1 if info["num_workers"] else None)
+    breakdown = next(b["extra_info"] for b in run["benchmarks"] if b["name"].startswith("test_stall_breakdown"))
+    assert breakdown["resident_frac_before_cold"] <= 0.01 and breakdown["resident_frac_before_warm"] >= 0.99
+    assert breakdown["prep_stall_s"] >= 0 and breakdown["fetch_stall_s"] >= 0
+    rates = [breakdown[f"{s}_samples_per_s"] for s in ("synthetic", "warm", "cold")]
+    assert rates[0] >= 0.85 * rates[1] and rates[1] >= 0.85 * rates[2], rates  # ordered, within noise
