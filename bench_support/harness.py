@@ -28,8 +28,9 @@ def _warmup_round(target: Callable, setup: Setup, teardown: Optional[Callable[..
 class Harness:
     """Wraps pytest-benchmark's fixture for one benchmark."""
 
-    def __init__(self, benchmark) -> None:
+    def __init__(self, benchmark, power_window: Callable[[], PowerWindow] = PowerWindow) -> None:
         self.benchmark = benchmark
+        self.power_window = power_window
         self.measured_rounds = 0
 
     @property
@@ -57,7 +58,7 @@ class Harness:
                 teardown(*args, **kwargs)
             return result
 
-        with MemoryWindow() as memory, PowerWindow() as power:
+        with MemoryWindow() as memory, self.power_window() as power:
             self.benchmark.pedantic(
                 counted, setup=setup, teardown=teardown, rounds=rounds, warmup_rounds=0, iterations=1
             )

@@ -17,9 +17,11 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import pytest
 
-from . import machine, netguard, summary
+from . import jetson_setup, machine, netguard, summary
 from .data import DataError, DatasetSpec, cifar10, dataset_bytes, ensure_dataset, has_cifar10, image_folders
 from .harness import Harness
+from .power import DEFAULT_INTERVAL_S, PowerWindow, measure_idle_w
+from .power_sources import BACKENDS, open_source
 from .profiles import PROFILES, Profile
 
 SUITE_VERSION = "0.1.0"
@@ -40,6 +42,7 @@ class SuiteState:
 
 STATE = pytest.StashKey[SuiteState]()
 SESSION = pytest.StashKey[pytest.Session]()
+POWER = pytest.StashKey["PowerSession"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -127,6 +130,38 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=int,
         default=0,
         help="run the checkpoint crash-consistency check with N kill trials (default 0: off)",
+    )
+    group.addoption(
+        "--power-backend",
+        choices=BACKENDS,
+        default="auto",
+        help="where power comes from (auto tries jtop, ina3221, tegrastats, rapl, nvml in that order)",
+    )
+    group.addoption(
+        "--power-interval",
+        metavar="SECONDS",
+        type=float,
+        default=DEFAULT_INTERVAL_S,
+        help=f"power sampling interval (default {DEFAULT_INTERVAL_S}; jtop uses at least 0.5)",
+    )
+    group.addoption(
+        "--power-idle-s",
+        metavar="SECONDS",
+        type=float,
+        default=3.0,
+        help="idle power is measured this long before the first benchmark (0: not measured)",
+    )
+    group.addoption(
+        "--jetson-power-mode",
+        metavar="MODE",
+        default=None,
+        help="Jetson only, opt-in: switch to this nvpmodel mode (e.g. MAXN) through jtop; restored afterwards",
+    )
+    group.addoption(
+        "--jetson-clocks",
+        action="store_true",
+        default=False,
+        help="Jetson only, opt-in: turn jetson_clocks on (DVFS off) through jtop; restored afterwards",
     )
     group.addoption(
         "--no-fast-exit",
@@ -255,6 +290,15 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     for name, path in _parse_named_dirs("--data-root", config.getoption("data_root"), ("data-dir",)).items():
         state.data_roots[name] = os.path.join(path, "edge-bench-data")
+    if config.getoption("power_interval") <= 0:
+        raise _usage(f"--power-interval {config.getoption('power_interval')}: must be more than 0")
+    if config.getoption("jetson_power_mode") or config.getoption("jetson_clocks"):
+        try:
+            config.add_cleanup(
+                jetson_setup.apply(config.getoption("jetson_power_mode"), config.getoption("jetson_clocks"))
+            )
+        except jetson_setup.SetupError as exc:
+            raise _usage(str(exc)) from None
     if config.getoption("crash_trials") < 0:
         raise _usage(f"--crash-trials {config.getoption('crash_trials')}: must be 0 (off) or more")
     config.stash[STATE] = state
@@ -348,6 +392,15 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: Di
     facts = machine.collect(paths)
     facts["device_id"] = state.device_id
     facts["platform"] = state.platform
+    power = config.stash.get(POWER, None)
+    if power is not None:
+        facts["power"] = {
+            "source": getattr(power.source, "label", None),
+            "unavailable": power.reason,
+            "interval_s": power.interval_s,
+            "idle_w": power.idle_w,
+            "idle_unavailable": power.idle_reason,
+        }
     machine_info["device"] = facts
 
 
@@ -466,9 +519,38 @@ def data_root() -> str:
     return "data-dir"
 
 
+@dataclass
+class PowerSession:
+    """The session's one power source, and the idle power measured with it."""
+
+    source: Any
+    reason: Optional[str]
+    interval_s: float
+    idle_w: Optional[float] = None
+    idle_reason: Optional[str] = None
+
+    def window(self) -> PowerWindow:
+        return PowerWindow(self.source, self.reason or "", self.interval_s, self.idle_w)
+
+
+@pytest.fixture(scope="session")
+def power_session(pytestconfig: pytest.Config):
+    interval = pytestconfig.getoption("power_interval")
+    source, reason = open_source(pytestconfig.getoption("power_backend"), interval)
+    session = PowerSession(source, reason, interval)
+    idle_s = pytestconfig.getoption("power_idle_s")
+    if source is not None and idle_s > 0:
+        session.idle_w, session.idle_reason = measure_idle_w(source, idle_s, interval)
+    pytestconfig.stash[POWER] = session
+    yield session
+    close = getattr(source, "close", None)
+    if close:
+        close()
+
+
 @pytest.fixture
-def harness(benchmark) -> Harness:
-    return Harness(benchmark)
+def harness(benchmark, power_session) -> Harness:
+    return Harness(benchmark, power_session.window)
 
 
 def require_device(name: str) -> None:

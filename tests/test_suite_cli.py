@@ -350,8 +350,13 @@ def test_two_data_roots_give_separate_results_and_tmpfs_cannot_be_cold(tmp_path,
 def test_dataloader_results_and_the_fastest_configuration(tmp_path, shared_data_dir):
     out = tmp_path / "dl.json"
     result = run_pytest(
-        "benchmarks/test_dataloader.py", "--profile", "smoke", "--data-dir", shared_data_dir,
-        "--benchmark-json", str(out),
+        "benchmarks/test_dataloader.py",
+        "--profile",
+        "smoke",
+        "--data-dir",
+        shared_data_dir,
+        "--benchmark-json",
+        str(out),
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "edge-bench: fastest loader here: num_workers=" in result.stdout
