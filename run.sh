@@ -6,6 +6,9 @@
 #                                               with the previous run of this device
 #   ./run.sh test [PLATFORM] [PYTEST ARGS...]   run the unit, property and smoke tests
 #
+# After the benchmarks, python -m bench_support.report compares every saved run and device;
+# BENCH_FAIL_ON="METRIC:THRESHOLD,..." (e.g. energy_j:5%,samples_per_s:-5%) makes it a gate.
+#
 # PLATFORM is cpu, cuda, jetson or auto (default; also BENCH_PLATFORM=...).
 # Needs only Python 3 (>= 3.9) and git; tox is installed into .tox-bootstrap/ if missing.
 set -euo pipefail
@@ -81,4 +84,15 @@ fi
 # works out the device id and whether a previous run exists).
 status=0
 "${tox[@]}" run -e "$platform" -- --save-results=results "$@" || status=$?
-exit "$status"
+
+# Then the report over every saved run and device: tables, results/report.csv,
+# results/plots/. BENCH_FAIL_ON="energy_j:5%,samples_per_s:-5%" adds the regression gate.
+gate=()
+IFS=',' read -r -a rules <<<"${BENCH_FAIL_ON:-}"
+for rule in ${rules[@]+"${rules[@]}"}; do
+  [ -n "$rule" ] && gate+=(--fail-on "$rule")
+done
+report_status=0
+".tox/$platform/bin/python" -m bench_support.report results ${gate[@]+"${gate[@]}"} || report_status=$?
+[ "$status" -ne 0 ] && exit "$status"
+exit "$report_status"

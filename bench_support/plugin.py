@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import pytest
 
-from . import jetson_setup, machine, netguard, summary
+from . import jetson_setup, machine, netguard, report, summary
 from .data import DataError, DatasetSpec, cifar10, dataset_bytes, ensure_dataset, has_cifar10, image_folders
 from .harness import Harness
 from .power import DEFAULT_INTERVAL_S, PowerWindow, measure_idle_w
@@ -413,6 +413,8 @@ def pytest_benchmark_compare_machine_info(config, benchmarksession, machine_info
 
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json: Dict[str, Any]) -> None:
     state = config.stash[STATE]
+    for bench in output_json.get("benchmarks", []):
+        bench.setdefault("extra_info", {})["validity"] = report.validity(bench, state.profile.name)
     output_json["edge_bench"] = {
         "fastest_loader": summary.fastest_loader(benchmarks),
         "suite_version": SUITE_VERSION,

@@ -1,0 +1,214 @@
+"""The report: loading whatever lies in results/, tables, CSV, plots, validity, the gate."""
+
+import copy
+import csv
+import glob
+import json
+import os
+import random
+
+import pytest
+
+from bench_support import report
+from conftest import run_pytest
+
+
+def _bench(name, group, rounds, extra=None):
+    data = sorted(rounds)
+    n = len(data)
+    q1, q3 = data[n // 4], data[(3 * n) // 4] if n > 1 else data[0]
+    stats = {
+        "min": data[0],
+        "max": data[-1],
+        "mean": sum(data) / n,
+        "median": data[n // 2],
+        "iqr": q3 - q1,
+        "stddev": 0.0,
+        "rounds": n,
+        "data": list(rounds),
+    }
+    return {
+        "name": name,
+        "fullname": name,
+        "group": group,
+        "params": {"x": 1},
+        "stats": stats,
+        "extra_info": dict(extra or {}),
+    }
+
+
+def _run(device, number, benches, facts=None, profile="quick"):
+    data = {
+        "benchmarks": benches,
+        "datetime": f"2026-11-22T00:00:{number:02d}",
+        "machine_info": {"device": facts or {"cpu": {"model": "X"}, "torch": {"version": "2.14"}}},
+        "edge_bench": {"profile": profile},
+    }
+    return report.Run(device, f"/r/{device}/m/{number:04d}_quick.json", number, data)
+
+
+def _noisy(center, n=8, rel=0.02, seed=0):
+    rng = random.Random(seed)
+    return [center * (1 + rng.uniform(-rel, rel)) for _ in range(n)]
+
+
+def _pair(seed_old=1, seed_new=2):
+    old = _run(
+        "dev",
+        1,
+        [_bench("test_a[x]", "training", _noisy(2.0, seed=seed_old), {"energy_j": 100.0, "samples_per_s": 50.0})],
+    )
+    new = _run(
+        "dev",
+        2,
+        [_bench("test_a[x]", "training", _noisy(2.0, seed=seed_new), {"energy_j": 101.0, "samples_per_s": 49.5})],
+    )
+    return old, new
+
+
+RULES = [report.Rule.parse(r) for r in ("median:10%", "energy_j:5%", "samples_per_s:-5%")]
+
+
+def test_honest_runs_pass_the_gate():
+    old, new = _pair()
+    verdicts = report.gate(old, new, RULES)
+    assert len(verdicts) == 3 and not any(v.failed for v in verdicts)
+
+
+@pytest.mark.parametrize(
+    "metric, change",
+    [("energy_j", 1.2), ("samples_per_s", 0.8), ("median", 1.2)],
+)
+def test_a_metric_20_percent_worse_fails_naming_benchmark_and_metric(metric, change):
+    old, new = _pair()
+    bench = new.data["benchmarks"][0]
+    if metric == "median":
+        bench["stats"]["data"] = [x * change for x in bench["stats"]["data"]]
+        bench["stats"]["median"] *= change
+    else:
+        bench["extra_info"][metric] *= change
+    failed = [v for v in report.gate(old, new, RULES) if v.failed]
+    assert [(v.benchmark, v.metric) for v in failed] == [("test_a[x]", metric)]
+    assert failed[0].test  # says which test decided
+
+
+def test_noise_band():
+    assert report.noise_band(0.0, 8) == 0.0
+    assert report.noise_band(0.1349, 8) == pytest.approx(2 * 2**0.5 * 0.1 / 8**0.5)
+    assert report.noise_band(0.1, 3) > report.noise_band(0.1, 12)
+
+
+def test_run_to_run_drift_in_the_history_keeps_the_gate_quiet():
+    """Rounds agree within a run, but runs drift: the history widens the band."""
+    runs = [
+        _run("dev", i, [_bench("b", "g", _noisy(2.0, seed=i), {"samples_per_s": v})])
+        for i, v in enumerate((2000.0, 1500.0, 1900.0, 1450.0), 1)
+    ]
+    rule = [report.Rule.parse("samples_per_s:-10%")]
+    assert report.gate(runs[-2], runs[-1], rule)[0].failed  # rounds alone: the drift looks like a regression
+    verdict = report.gate(runs[-2], runs[-1], rule, history=runs[:-1])[0]
+    assert not verdict.failed and "noise band" in verdict.note
+    assert report.history_band([1.0]) == 0.0 and report.history_band([1.0, 1.0]) == 0.0
+
+
+def test_the_gate_does_not_fire_on_noise_or_without_rounds():
+    wide_old = _run("dev", 1, [_bench("b", "g", _noisy(2.0, rel=0.3, seed=3), {"energy_j": 100.0})])
+    wide_new = _run("dev", 2, [_bench("b", "g", _noisy(2.0, rel=0.3, seed=4), {"energy_j": 112.0})])
+    assert not any(v.failed for v in report.gate(wide_old, wide_new, [report.Rule.parse("energy_j:5%")]))
+    one_old = _run("dev", 1, [_bench("b", "g", [1.0], {"energy_j": 100.0})])
+    one_new = _run("dev", 2, [_bench("b", "g", [1.5], {"energy_j": 150.0})])
+    verdicts = report.gate(one_old, one_new, [report.Rule.parse("energy_j:5%"), report.Rule.parse("median:5%")])
+    assert not any(v.failed for v in verdicts) and all("cannot judge" in v.note for v in verdicts)
+
+
+def test_mann_whitney_exact_p_values():
+    assert report.mann_whitney_p([4, 5, 6], [1, 2, 3]) == pytest.approx(1 / 20)
+    assert report.mann_whitney_p([1, 2, 3], [4, 5, 6]) == pytest.approx(1.0)
+    assert report.mann_whitney_p([2, 2], [2, 2]) == pytest.approx(1.0)
+
+
+def test_rules_parse_and_reject_nonsense():
+    assert report.Rule.parse("energy_j:5%") == report.Rule("energy_j", 0.05)
+    assert report.Rule.parse("samples_per_s:-5%") == report.Rule("samples_per_s", -0.05)
+    with pytest.raises(ValueError, match="expected METRIC:THRESHOLD%"):
+        report.Rule.parse("energy_j>5")
+
+
+def test_validity_flags():
+    steady = _bench("b", "g", _noisy(1.0, rel=0.01))
+    assert report.validity(steady, "quick")["noisy"] is False and report.validity(steady, "quick")["invalid"] is False
+    noisy = _bench("b", "g", [1.0, 1.3, 0.9, 1.0, 1.15, 0.95, 1.1, 1.05])
+    assert report.validity(noisy, "quick")["noisy"] is True
+    short = _bench("b", "g", [1.0, 1.0])
+    assert report.validity(short, "full")["invalid"] is True
+    assert report.validity(short, "full")["throttled"] is None  # not judged, and the reason is given
+
+
+def test_the_report_survives_empty_corrupt_and_old_files(tmp_path, capsys):
+    assert report.main([str(tmp_path), "--no-plots"]) == 0
+    assert "no saved runs yet" in capsys.readouterr().out
+    device = tmp_path / "old-box" / "Linux-CPython-3.9-64bit"
+    device.mkdir(parents=True)
+    (device / "0001_old.json").write_text(json.dumps({"benchmarks": [{"name": "test_x", "stats": {"median": 1.0}}]}))
+    (device / "0002_torn.json").write_text('{"benchmarks": [')
+    (device / "0003_other.json").write_text('{"hello": 1}')
+    (device / "0004_new.json").write_text(
+        json.dumps(_run("old-box", 4, [_bench("test_x", "training", [0.9, 1.0, 1.1], {"rss_peak_mb": 500.0})]).data)
+    )
+    assert report.main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "0002_torn.json: skipped, not readable JSON" in out
+    assert "0003_other.json: skipped, not a pytest-benchmark run" in out
+    assert "0001_old.json: saved by an older suite" in out
+    assert "0004_new against 0001_old" in out and "rss_peak_mb – → 500" in out
+    with open(tmp_path / "report.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 2
+    assert len(glob.glob(str(tmp_path / "plots" / "*.png"))) == 5
+
+
+def test_devices_side_by_side_name_their_differing_facts():
+    a = _run("board-a", 1, [_bench("test_a[x]", "training", [1.0, 1.1, 1.2], {"samples_per_s": 50.0})])
+    b = _run(
+        "board-b",
+        1,
+        [_bench("test_a[x]", "training", [2.0, 2.1, 2.2], {"samples_per_s": 25.0})],
+        facts={"cpu": {"model": "Y"}, "torch": {"version": "2.14"}, "jetson": {"power_mode": "15W"}},
+    )
+    text = "\n".join(report.compare_devices({"board-a": a, "board-b": b}))
+    assert "board-a vs board-b differ: cpu.model: 'X' -> 'Y'" in text
+    assert "jetson.power_mode: None -> '15W'" in text
+    assert "samples_per_s: board-a=50  board-b=25" in text
+
+
+def test_saved_runs_pass_honestly_and_fail_when_made_worse(tmp_path, shared_data_dir):
+    """Two real saved runs of the same device; then a copy with one metric 20 % worse."""
+    results = tmp_path / "results"
+    args = [
+        "benchmarks/test_dataloader.py",
+        "-k",
+        "test_loader_pass and w0",
+        "--profile",
+        "quick",
+        "--data-dir",
+        shared_data_dir,
+        "--save-results",
+        str(results),
+        "--device-name",
+        "gate-box",
+    ]
+    for _ in range(2):
+        result = run_pytest(*args)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    saved = sorted(glob.glob(str(results / "gate-box" / "*" / "*.json")))
+    assert len(saved) == 2
+    validity = json.load(open(saved[-1]))["benchmarks"][0]["extra_info"]["validity"]
+    assert set(validity) >= {"noisy", "invalid", "throttled"}
+
+    rules = ["--fail-on", "rss_peak_mb:10%", "--fail-on", "rss_tree_peak_mb:10%", "--no-plots"]
+    assert report.main([str(results), *rules]) == 0
+
+    worse = copy.deepcopy(json.load(open(saved[-1])))
+    worse["benchmarks"][0]["extra_info"]["rss_peak_mb"] *= 1.2
+    with open(os.path.join(os.path.dirname(saved[-1]), "0003_worse.json"), "w") as fh:
+        json.dump(worse, fh)
+    assert report.main([str(results), *rules]) == 1
