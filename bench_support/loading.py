@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 from contextlib import contextmanager
-from typing import Dict, Iterator, Optional
+from typing import Dict, Iterator, List, Optional
 
 import psutil
 
@@ -101,6 +102,25 @@ class TreeCpu:
         used += sum(t - self._start_children.get(pid, 0.0) for pid, t in live.items())
         self.cpu_s = used
         return used
+
+
+class RoundCpu:
+    """Process-tree CPU use per round, started in a round's setup and read in its teardown,
+    so the accounting (a scan of the children) stays out of the timed region."""
+
+    def __init__(self) -> None:
+        self.util_pct: List[Optional[float]] = []
+        self._cpu = TreeCpu()
+        self._start = 0.0
+
+    def start(self, *args: object, **kwargs: object) -> None:
+        self._cpu = TreeCpu()
+        self._cpu.start()
+        self._start = time.perf_counter()
+
+    def stop(self, *args: object, **kwargs: object) -> None:
+        wall = time.perf_counter() - self._start
+        self.util_pct.append(cpu_util_pct(self._cpu.stop(), wall))
 
 
 def cpu_util_pct(cpu_s: float, wall_s: float) -> Optional[float]:

@@ -20,7 +20,7 @@ import torch
 from bench_support import pagecache
 from bench_support.data import make_loader
 from bench_support.diskio import storage_of
-from bench_support.loading import TreeCpu, WorkerThreads, cpu_util_pct, thread_policy
+from bench_support.loading import RoundCpu, WorkerThreads, thread_policy
 from bench_support.plugin import require_device
 from bench_support.profiles import parametrize_grid
 from bench_support.training import TrainingRun, summarise
@@ -88,10 +88,9 @@ def test_loader_pass(harness, profile, pytestconfig, image_datasets, loader_conf
     workers = WorkerThreads()
     loader = _loader(train, loader_config, workers)
     passes = []
+    cpu = RoundCpu()
 
     def one_pass():
-        cpu = TreeCpu()
-        cpu.start()
         start = time.perf_counter()
         first = None
         samples = 0
@@ -100,11 +99,11 @@ def test_loader_pass(harness, profile, pytestconfig, image_datasets, loader_conf
                 first = time.perf_counter() - start
             samples += targets.shape[0]
         wall = time.perf_counter() - start
-        passes.append({"wall": wall, "first": first, "samples": samples, "cpu": cpu_util_pct(cpu.stop(), wall)})
+        passes.append({"wall": wall, "first": first, "samples": samples})
 
     rounds, warmup = ROUNDS[profile.name]
     with thread_policy(policy, loader_config["num_workers"]) as main_threads:
-        harness.run(one_pass, rounds=rounds, warmup_rounds=warmup)
+        harness.run(one_pass, rounds=rounds, warmup_rounds=warmup, setup=cpu.start, teardown=cpu.stop)
 
     measured = passes[-harness.measured_rounds :]
     wall = statistics.median(p["wall"] for p in measured)
@@ -115,7 +114,7 @@ def test_loader_pass(harness, profile, pytestconfig, image_datasets, loader_conf
         samples_per_s=measured[-1]["samples"] / wall,
         mb_per_s=data_mb / wall if data_mb else None,
         first_batch_s=statistics.median(p["first"] for p in measured),
-        cpu_util_pct=statistics.median(p["cpu"] for p in measured),
+        cpu_util_pct=statistics.median(cpu.util_pct[-harness.measured_rounds :]),
         cores=os.cpu_count(),
         dataset=info["dataset"],
     )
@@ -132,17 +131,11 @@ def test_loader_training(harness, profile, pytestconfig, image_datasets, loader_
         make_loader(val, 64, shuffle=False),
         num_classes=info["num_classes"],
     )
-    cpu_use = []
-
-    def epoch():
-        cpu = TreeCpu()
-        cpu.start()
-        result = run.epoch()
-        cpu_use.append(cpu_util_pct(cpu.stop(), result.epoch_s))
+    cpu = RoundCpu()
 
     rounds, warmup = EPOCHS[profile.name]
     with thread_policy(policy, loader_config["num_workers"]) as main_threads:
-        harness.run(epoch, rounds=rounds, warmup_rounds=warmup)
+        harness.run(run.epoch, rounds=rounds, warmup_rounds=warmup, setup=cpu.start, teardown=cpu.stop)
 
     figures = run.figures(harness.measured_rounds)
     harness.extra_info.update(figures)
@@ -151,7 +144,7 @@ def test_loader_training(harness, profile, pytestconfig, image_datasets, loader_
         measure="training",
         model=MODEL,
         batch=BATCH,
-        cpu_util_pct=statistics.median(cpu_use[-harness.measured_rounds :]),
+        cpu_util_pct=statistics.median(cpu.util_pct[-harness.measured_rounds :]),
         dataset=info["dataset"],
     )
 
