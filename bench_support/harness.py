@@ -8,6 +8,7 @@ runs before every round and is never timed.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable, Dict, Optional
 
 from .memory import MemoryWindow
@@ -44,8 +45,13 @@ class Harness:
         warmup_rounds: int = 0,
         setup: Setup = None,
         teardown: Optional[Callable[..., Any]] = None,
+        memory: bool = True,
     ) -> None:
-        """Warm-up rounds, then ``rounds`` measured ones; setup/teardown run untimed around each."""
+        """Warm-up rounds, then ``rounds`` measured ones; setup/teardown run untimed around each.
+
+        ``memory=False`` when the work runs in another process that measures its own
+        memory: this process's RSS would describe the wrong process.
+        """
         for _ in range(warmup_rounds):
             _warmup_round(target, setup, teardown)
 
@@ -58,11 +64,12 @@ class Harness:
                 teardown(*args, **kwargs)
             return result
 
-        with MemoryWindow() as memory, self.power_window() as power:
+        with MemoryWindow() if memory else contextlib.nullcontext() as window, self.power_window() as power:
             self.benchmark.pedantic(
                 counted, setup=setup, teardown=teardown, rounds=rounds, warmup_rounds=0, iterations=1
             )
-        self.extra_info.update(memory.figures)
+        if window is not None:
+            self.extra_info.update(window.figures)
         self.extra_info.update(power.figures)
         self.extra_info["rounds_measured"] = self.measured_rounds
         self.extra_info["rounds_warmup"] = warmup_rounds

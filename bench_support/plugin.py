@@ -12,12 +12,14 @@ import os
 import re
 import sys
 import tempfile
-from dataclasses import dataclass, replace
+import time
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import pytest
 
-from . import jetson_setup, machine, netguard, report, summary
+from . import cl_outputs, cl_setup, jetson_setup, machine, netguard, report, summary
+from .cl_worker import WorkerError
 from .data import DataError, DatasetSpec, cifar10, dataset_bytes, ensure_dataset, has_cifar10, image_folders
 from .harness import Harness
 from .power import DEFAULT_INTERVAL_S, PowerWindow, measure_idle_w
@@ -38,6 +40,7 @@ class SuiteState:
     results_dir: Optional[str]
     ckpt_dirs: Dict[str, str]
     data_roots: Dict[str, str]  # name -> directory holding the datasets; "data-dir" is --data-dir
+    continual: Dict[str, Any] = field(default_factory=dict)  # settings, then results and outputs
 
 
 STATE = pytest.StashKey[SuiteState]()
@@ -163,6 +166,38 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="Jetson only, opt-in: turn jetson_clocks on (DVFS off) through jtop; restored afterwards",
     )
+    cl = parser.getgroup("edge-bench-continual", "continual learning on your own photos (benchmarks/test_continual.py)")
+    cl.addoption(
+        "--data-real",
+        metavar="DIR",
+        default=None,
+        help="your photos, named <word>_<word>_<anything>.jpg (class = first two words, e.g. orange_square_01.jpg) "
+        "(default: ./data_real; with no photos there, generated stand-in photos are used and the results say so)",
+    )
+    cl.addoption("--cl-epochs", metavar="N", type=int, default=None, help="fine-tune epochs (default 4; smoke: 1)")
+    cl.addoption("--cl-batch", metavar="N", type=int, default=4, help="fine-tune batch size (default 4)")
+    cl.addoption("--cl-image-size", metavar="PX", type=int, default=128, help="image size, pixels (default 128)")
+    cl.addoption("--cl-workers", metavar="N", type=int, default=0, help="DataLoader workers (default 0)")
+    cl.addoption(
+        "--cl-model",
+        choices=("mobilenet_v3_small", "resnet18"),
+        default="mobilenet_v3_small",
+        help="the vision model (default mobilenet_v3_small)",
+    )
+    cl.addoption(
+        "--cl-weights",
+        choices=("synthetic", "imagenet"),
+        default="synthetic",
+        help="start of the factory pretraining: random weights (synthetic, default) or torchvision's ImageNet "
+        "weights if they are already in the local torch cache (never downloaded)",
+    )
+    cl.addoption(
+        "--rss-budget-mb",
+        metavar="MB",
+        type=float,
+        default=None,
+        help="mark each fine-tune configuration as within or over this peak-RSS budget (the seed aimed at 400)",
+    )
     group.addoption(
         "--no-fast-exit",
         action="store_true",
@@ -261,6 +296,46 @@ def _check_cifar(root: str) -> str:
     return root
 
 
+def _continual_settings(config: pytest.Config, profile: Profile, root: str) -> Dict[str, Any]:
+    """The continual-learning options, checked; errors are one line."""
+    for option, least in (("cl_batch", 1), ("cl_image_size", 32), ("cl_workers", 0), ("cl_epochs", 1)):
+        value = config.getoption(option)
+        if value is not None and value < least:
+            raise _usage(f"--{option.replace('_', '-')} {value}: must be at least {least}")
+    budget = config.getoption("rss_budget_mb")
+    if budget is not None and budget <= 0:
+        raise _usage(f"--rss-budget-mb {budget:g}: must be more than 0")
+    given = config.getoption("data_real")
+    data_real = os.path.abspath(os.path.expanduser(given or os.path.join(root, "data_real")))
+    if given and not os.path.isdir(data_real):
+        raise _usage(f"--data-real {data_real}: no such directory")
+    epochs = config.getoption("cl_epochs") or (1 if profile.name == "smoke" else 4)
+    settings = {
+        "model": config.getoption("cl_model"),
+        "image_size": config.getoption("cl_image_size"),
+        "batch": config.getoption("cl_batch"),
+        "workers": config.getoption("cl_workers"),
+        "epochs": epochs,
+        "seed": config.getoption("data_seed"),
+        "weights": config.getoption("cl_weights"),
+        "rss_budget_mb": budget,
+        "data_real": data_real,
+        "allow_network": bool(config.getoption("allow_network")),
+        "imagenet_path": None,
+    }
+    if settings["weights"] == "imagenet":
+        from .continual import imagenet_weights_path
+
+        path, name = imagenet_weights_path(settings["model"])
+        if not os.path.isfile(path):
+            raise _usage(
+                f"--cl-weights imagenet: {name} is not in the local torch cache ({os.path.dirname(path)}); "
+                "the suite never downloads: copy it there or use --cl-weights synthetic"
+            )
+        settings["imagenet_path"] = path
+    return settings
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     # tryfirst: the storage options must be settled before pytest-benchmark reads them.
@@ -301,6 +376,7 @@ def pytest_configure(config: pytest.Config) -> None:
             raise _usage(str(exc)) from None
     if config.getoption("crash_trials") < 0:
         raise _usage(f"--crash-trials {config.getoption('crash_trials')}: must be 0 (off) or more")
+    state.continual = _continual_settings(config, profile, root)
     config.stash[STATE] = state
 
     if not config.getoption("allow_network"):
@@ -415,7 +491,9 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json:
     state = config.stash[STATE]
     for bench in output_json.get("benchmarks", []):
         bench.setdefault("extra_info", {})["validity"] = report.validity(bench, state.profile.name)
+    continual = {k: state.continual.get(k) for k in ("outputs", "configs", "photos", "pretraining", "notes")}
     output_json["edge_bench"] = {
+        "continual": continual if state.continual.get("configs") else None,
         "fastest_loader": summary.fastest_loader(benchmarks),
         "suite_version": SUITE_VERSION,
         "profile": state.profile.name,
@@ -431,6 +509,20 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     line = summary.fastest_loader_line(summary.fastest_loader(getattr(session, "benchmarks", None) or []))
     if line:
         terminalreporter.write_line(f"edge-bench: {line}")
+    state = config.stash.get(STATE, None)
+    continual = state.continual if state else {}
+    for line in continual.get("summaries", []):
+        terminalreporter.write_line(f"edge-bench: {line}")
+    for line in continual.get("notes", []) if continual.get("summaries") else []:
+        terminalreporter.write_line(f"edge-bench: {line}")
+    outputs = continual.get("outputs") or {}
+    if outputs.get("error"):
+        terminalreporter.write_line(f"edge-bench: {outputs['error']}")
+    elif outputs:
+        terminalreporter.write_line(f"edge-bench: continual-learning results: {outputs['csv']}, {outputs['log']}")
+        names = ", ".join(os.path.basename(p) for p in outputs["plots"])
+        folder = os.path.dirname(outputs["plots"][0])
+        terminalreporter.write_line(f"edge-bench: continual-learning plots in {folder}: {names}")
 
 
 def pytest_report_header(config: pytest.Config):
@@ -459,17 +551,23 @@ def profile(suite: SuiteState) -> Profile:
     return suite.profile
 
 
-def _progress_writer(config: pytest.Config, label: str) -> Callable[[int, int], None]:
+def live_writer(config: pytest.Config) -> Callable[[str], None]:
+    """Writes a line to the terminal during a test, captured output or not (no -s needed)."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     capture = config.pluginmanager.get_plugin("capturemanager")
 
-    def progress(done: int, total: int) -> None:
+    def write(line: str) -> None:
         if reporter is None or capture is None:
             return
         with capture.global_and_fixture_disabled():
-            reporter.write_line(f"edge-bench: generating {label}: {done}/{total} images")
+            reporter.write_line(line)
 
-    return progress
+    return write
+
+
+def _progress_writer(config: pytest.Config, label: str) -> Callable[[int, int], None]:
+    write = live_writer(config)
+    return lambda done, total: write(f"edge-bench: generating {label}: {done}/{total} images")
 
 
 @pytest.fixture(scope="session")
@@ -548,6 +646,67 @@ def power_session(pytestconfig: pytest.Config):
     close = getattr(source, "close", None)
     if close:
         close()
+
+
+@pytest.fixture(scope="module")
+def continual_scenario(pytestconfig: pytest.Config, suite: SuiteState):
+    """The continual-learning scenario, prepared once per module; writes its outputs at the end."""
+    settings = suite.continual
+    write = live_writer(pytestconfig)
+
+    def note(line: str) -> None:
+        suite.continual.setdefault("notes", []).append(line)
+        write(f"edge-bench: {line}")
+
+    root = str(pytestconfig.rootpath)
+    try:
+        choice = cl_setup.choose_photos(settings["data_real"], suite.data_dir, settings["seed"])
+        if choice.note:
+            note(choice.note)
+        if choice.photo_set.problem_line():
+            note(choice.photo_set.problem_line())
+        reason = choice.photo_set.unusable_reason()
+        if reason:
+            pytest.skip(reason)
+        pretraining = cl_setup.pretraining_for(suite.profile, settings)
+        pretrained = pretraining.ensure(suite.data_dir, root, note)
+    except (DataError, WorkerError) as exc:
+        pytest.fail(str(exc), pytrace=False)
+    targets = cl_setup.checkpoint_targets(os.path.join(root, ".bench-ckpt", f"continual-{os.getpid()}"))
+    scenario = cl_setup.Scenario(settings, choice, pretrained, targets, root, write)
+    try:
+        yield scenario
+    finally:
+        cl_setup.remove_targets(targets)
+    if scenario.results:
+        directory = _continual_out_dir(pytestconfig, suite)
+        try:
+            outputs = cl_outputs.write_all(
+                scenario.results, list(targets), directory, scenario.lines, settings["rss_budget_mb"]
+            )
+        except OSError as exc:
+            outputs = {"error": f"cannot write the continual-learning outputs to {directory}: {exc.strerror}"}
+        suite.continual["outputs"] = outputs
+        suite.continual["summaries"] = [scenario.summary_line(r) for r in scenario.results]
+        suite.continual["configs"] = [{k: r[k] for k in cl_setup.SUMMARY_KEYS if k in r} for r in scenario.results]
+        suite.continual["photos"] = scenario.results[0]["photos"]
+        suite.continual["pretraining"] = scenario.results[0]["pretraining"]
+
+
+def _continual_out_dir(config: pytest.Config, suite: SuiteState) -> str:
+    """results/<device>/continual/<NNNN>_<name>: the number the saved JSON of this run gets."""
+    base = suite.results_dir or os.path.join(str(config.rootpath), "results", suite.device_id)
+    save = getattr(config.option, "benchmark_save", None)
+    label = time.strftime("run-%Y%m%d-%H%M%S")
+    if suite.results_dir and save:
+        from pytest_benchmark.utils import get_machine_id
+
+        numbers = [
+            int(os.path.basename(p)[:4])
+            for p in glob.glob(os.path.join(suite.results_dir, get_machine_id(), "[0-9][0-9][0-9][0-9]_*.json"))
+        ]
+        label = f"{max(numbers, default=0) + 1:04d}_{save}"
+    return os.path.join(base, "continual", label)
 
 
 @pytest.fixture

@@ -51,6 +51,7 @@ KEY_METRICS = {
     "dataloader": ("samples_per_s", "first_batch_s", "cpu_util_pct", "rss_tree_peak_mb"),
     "pagecache": ("read_mb_per_s", "resident_frac_before", "disk_read_mb", "cold_penalty_s"),
     "checkpoint": ("total_ms", "fsync_ms", "rename_ms", "mb_per_s"),
+    "continual": ("final_acc", "finetune_s", "mem_peak_abs_mb", "mem_delta_mb"),
 }
 NOISY, INVALID = 0.10, 0.25
 MIN_ROUNDS = {"smoke": 1, "quick": 3, "full": 5}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
 from torch import nn
@@ -65,10 +65,15 @@ def train_epoch(
     optimizer: torch.optim.Optimizer,
     device: torch.device,
     criterion: Optional[nn.Module] = None,
+    train_mode: Optional[Callable[[nn.Module], object]] = None,
 ) -> EpochResult:
-    """One pass over ``loader``, timed and split into fetch stall and compute."""
+    """One pass over ``loader``, timed and split into fetch stall and compute.
+
+    ``train_mode`` puts the model in training mode (default ``model.train()``); a
+    head-only fine-tune passes one that keeps the frozen backbone's BatchNorm in eval.
+    """
     criterion = criterion or nn.CrossEntropyLoss()
-    model.train()
+    (train_mode or nn.Module.train)(model)
     cuda = device.type == "cuda"
     clock = time.perf_counter
     ready: List[float] = []

@@ -25,8 +25,11 @@ def _one_line_error(result):
     return lines[0]
 
 
-def test_every_benchmark_module_runs_in_the_smoke_profile(shared_data_dir):
-    result = run_pytest("benchmarks", "--profile", "smoke", "--benchmark-disable", "--data-dir", shared_data_dir)
+def test_every_benchmark_module_runs_in_the_smoke_profile(shared_data_dir, tmp_path):
+    result = run_pytest(
+        "benchmarks", "--profile", "smoke", "--benchmark-disable", "--data-dir", shared_data_dir,
+        "--save-results", str(tmp_path),
+    )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     modules = sorted(os.path.basename(p) for p in glob.glob(os.path.join(REPO, "benchmarks", "test_*.py")))
     for module in modules:

@@ -1,0 +1,190 @@
+"""The user's photos: classes from file names, checks, a stratified held-out split.
+
+Convention (from the continual-learning seed): the class of a photo is the first two
+underscore-separated tokens of its file name, ``orange_square_01.jpg`` -> ``orange_square``
+(lower-cased, so ``Orange_Square_02.JPG`` joins it). A name needs a third token (the
+photo's own part: a number, a date) so that a camera's ``IMG_1234.jpg`` is reported as
+misnamed instead of becoming a class of its own.
+
+Every unusable file is skipped and named with the reason: a name that does not fit, a
+file that is empty, not an image or damaged, a class with fewer than
+``MIN_PER_CLASS`` usable photos. Hidden files (``.DS_Store``) are ignored silently.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+from PIL import Image, ImageOps
+
+EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+PATTERN = "<word>_<word>_<anything>.jpg (e.g. orange_square_01.jpg; .jpeg, .png, .bmp, .webp too)"
+#: Two photos to learn from and one to test on, at the least.
+MIN_PER_CLASS = 3
+#: Share of each class held out for the accuracy figure (rounded up, at least one).
+HOLDOUT_FRAC = 0.3
+_NAME = re.compile(r"^([A-Za-z0-9-]+)_([A-Za-z0-9-]+)_.+$")
+
+
+@dataclass
+class PhotoSet:
+    """The usable photos of a folder, what was skipped and why."""
+
+    directory: str
+    items: List[Tuple[str, str]] = field(default_factory=list)  # (path, class)
+    problems: List[Tuple[str, str]] = field(default_factory=list)  # (file name, reason)
+
+    @property
+    def classes(self) -> List[str]:
+        return sorted({label for _, label in self.items})
+
+    def counts(self) -> Dict[str, int]:
+        counts: Dict[str, int] = {}
+        for _, label in self.items:
+            counts[label] = counts.get(label, 0) + 1
+        return dict(sorted(counts.items()))
+
+    @property
+    def usable(self) -> bool:
+        return len(self.classes) >= 2
+
+    def problem_line(self) -> Optional[str]:
+        """One line naming every skipped file and the expected pattern, or None."""
+        if not self.problems:
+            return None
+        listed = "; ".join(f"{name} ({reason})" for name, reason in self.problems)
+        return (
+            f"{self.directory}: skipped {len(self.problems)} file(s): {listed} — expected {PATTERN}, "
+            f"at least {MIN_PER_CLASS} photos per class"
+        )
+
+    def unusable_reason(self) -> Optional[str]:
+        if self.usable:
+            return None
+        found = ", ".join(f"{k} ({v})" for k, v in self.counts().items()) or "none"
+        return (
+            f"{self.directory}: need photos of at least 2 classes with {MIN_PER_CLASS}+ photos each; "
+            f"usable classes: {found}"
+        )
+
+
+def class_of(file_name: str) -> Optional[str]:
+    """``orange_square_01.jpg`` -> ``orange_square``; None when the name does not fit."""
+    stem, ext = os.path.splitext(file_name)
+    if ext.lower() not in EXTENSIONS:
+        return None
+    match = _NAME.match(stem)
+    if not match:
+        return None
+    return f"{match.group(1)}_{match.group(2)}".lower()
+
+
+def check_image(path: str) -> Optional[str]:
+    """Why ``path`` cannot be used as a photo, or None if it decodes completely."""
+    try:
+        size = os.path.getsize(path)
+    except OSError as exc:
+        return f"unreadable: {exc.strerror}"
+    if size == 0:
+        return "empty file, 0 bytes"
+    try:
+        with Image.open(path) as img:
+            img.verify()  # structure and checksums, without decoding
+        with Image.open(path) as img:
+            img.draft("RGB", (256, 256))  # JPEG: decode at reduced scale, still every block
+            img.load()
+    except Image.DecompressionBombError:
+        return "image too large to decode safely"
+    except (OSError, SyntaxError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return f"not a readable image: {reason}"
+    return None
+
+
+def scan(directory: str) -> PhotoSet:
+    """Every photo in ``directory`` (not its subfolders) sorted into classes, with problems."""
+    photos = PhotoSet(directory)
+    candidates: List[Tuple[str, str]] = []
+    for name in sorted(os.listdir(directory)):
+        if name.startswith("."):
+            continue
+        path = os.path.join(directory, name)
+        if os.path.isdir(path):
+            photos.problems.append((name + "/", "a folder: photos go directly in the photo folder"))
+            continue
+        label = class_of(name)
+        if label is None:
+            ext = os.path.splitext(name)[1].lower()
+            reason = "name does not match the pattern" if ext in EXTENSIONS else "not a photo file type"
+            photos.problems.append((name, reason))
+            continue
+        why = check_image(path)
+        if why:
+            photos.problems.append((name, why))
+            continue
+        candidates.append((path, label))
+
+    counts: Dict[str, int] = {}
+    for _, label in candidates:
+        counts[label] = counts.get(label, 0) + 1
+    for path, label in candidates:
+        if counts[label] < MIN_PER_CLASS:
+            n = counts[label]
+            photos.problems.append(
+                (os.path.basename(path), f"class {label} has {n} usable photo{'s' if n != 1 else ''}")
+            )
+        else:
+            photos.items.append((path, label))
+    return photos
+
+
+def has_photo_files(directory: str) -> bool:
+    """Whether a folder holds anything the user meant as a photo (non-hidden files)."""
+    try:
+        return any(not n.startswith(".") for n in os.listdir(directory))
+    except OSError:
+        return False
+
+
+def holdout_count(n: int) -> int:
+    """Held-out photos of a class of ``n``: 30 % rounded up, at least 1, leaving 2 to learn from."""
+    return max(1, min(math.ceil(n * HOLDOUT_FRAC), n - 2))
+
+
+def stratified_split(
+    items: List[Tuple[str, str]], seed: int = 0
+) -> Tuple[List[Tuple[str, str]], List[Tuple[str, str]]]:
+    """(fine-tune, held-out) photos: each class split on its own, by a seeded shuffle.
+
+    Deterministic for a given folder and seed: the same photos are held out in every
+    configuration and every run, so accuracies compare.
+    """
+    by_class: Dict[str, List[Tuple[str, str]]] = {}
+    for item in sorted(items):
+        by_class.setdefault(item[1], []).append(item)
+    train: List[Tuple[str, str]] = []
+    held: List[Tuple[str, str]] = []
+    for label, members in sorted(by_class.items()):
+        order = list(members)
+        random.Random(f"{seed}-{label}").shuffle(order)
+        k = holdout_count(len(order))
+        held.extend(order[:k])
+        train.extend(order[k:])
+    return train, held
+
+
+def load_photo(path: str, min_side: int) -> Image.Image:
+    """A photo, upright (EXIF orientation applied) and RGB, decoded no larger than needed.
+
+    Phone JPEGs are 12+ megapixels: JPEG draft mode decodes them at 1/2, 1/4 or 1/8
+    scale directly, as long as the short side stays at least ``min_side``.
+    """
+    with Image.open(path) as img:
+        img.draft("RGB", (min_side, min_side))
+        img = ImageOps.exif_transpose(img)
+        return img.convert("RGB")

@@ -1,0 +1,31 @@
+"""On-device continual learning: fine-tune a pretrained model on a few photos.
+
+The seed's robot: pretrained "at the factory" on synthetic images, fine-tuned "on the
+device" on photos from ``data_real/`` (stand-ins when there are none). Parametrised
+over what is trained (the whole network, or the classifier head only) and the
+optimizer (Adam, as the seed, or SGD): the grid a user reads to find the memory-lean
+configuration. One round is one fine-tune epoch, in a fresh worker process per
+configuration; loading, evaluation, memory readings and checkpoint writes are untimed.
+Per-epoch figures land in ``extra_info["epochs"]``, results.csv and five plots.
+"""
+
+import pytest
+
+from bench_support.profiles import parametrize_grid
+
+pytestmark = pytest.mark.benchmark(group="continual")
+
+GRID = {
+    "smoke": {"finetune": ["whole"], "optimizer": ["adam"]},
+    "quick": {"finetune": ["whole", "head"], "optimizer": ["adam", "sgd"]},
+    "full": {"finetune": ["whole", "head"], "optimizer": ["adam", "sgd"]},
+}
+
+
+def pytest_generate_tests(metafunc):
+    parametrize_grid(metafunc, GRID)
+
+
+def test_continual_finetune(harness, continual_scenario, finetune, optimizer):
+    result = continual_scenario.run(harness, finetune, optimizer)
+    harness.extra_info.update(result)
