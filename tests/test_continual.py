@@ -200,3 +200,33 @@ def test_data_real_that_does_not_exist_is_one_line(tmp_path):
     result = run_pytest("benchmarks", "--collect-only", "-q", "--data-real", str(tmp_path / "nope"))
     assert result.returncode == 4 and "Traceback" not in result.stderr
     assert f"--data-real {tmp_path / 'nope'}: no such directory" in result.stderr
+
+
+def test_imagenet_weights_load_from_the_cache_only(tmp_path, monkeypatch):
+    import torch
+
+    from bench_support.continual import imagenet_weights_path, load_imagenet_backbone
+    from bench_support.training import build_model
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    path, name = imagenet_weights_path("mobilenet_v3_small")
+    assert path == str(tmp_path / "hub" / "checkpoints" / name)
+    torch.manual_seed(1)
+    imagenet = build_model("mobilenet_v3_small", 1000)  # stands in for the real file: same keys and shapes
+    os.makedirs(os.path.dirname(path))
+    torch.save(imagenet.state_dict(), path)
+    model = build_model("mobilenet_v3_small", 4)
+    final_before = model.classifier[-1].weight.clone()
+    loaded = load_imagenet_backbone(model, path)
+    assert loaded == len(imagenet.state_dict()) - 2  # all but the 1000-class layer's weight and bias
+    assert torch.equal(model.features[0][0].weight, imagenet.features[0][0].weight)
+    assert torch.equal(model.classifier[-1].weight, final_before)
+
+
+def test_imagenet_weights_missing_is_one_line(tmp_path):
+    result = run_pytest(
+        "benchmarks", "--collect-only", "-q", "--cl-weights", "imagenet", env={"TORCH_HOME": str(tmp_path)}
+    )
+    assert result.returncode == 4 and "Traceback" not in result.stderr
+    assert "--cl-weights imagenet: mobilenet_v3_small-" in result.stderr
+    assert "the suite never downloads" in result.stderr
