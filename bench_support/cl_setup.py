@@ -52,8 +52,7 @@ class PhotoChoice:
     photo_set: photos.PhotoSet
     note: Optional[str] = None
 
-    def describe(self, seed: int = 0) -> Dict[str, Any]:
-        train, held = photos.stratified_split(self.photo_set.items, seed)
+    def describe(self, train: List, held: List) -> Dict[str, Any]:
         return {
             "source": self.source,
             "directory": self.photo_set.directory,
@@ -271,7 +270,7 @@ class Scenario:
             "total_params": ready["total_params"],
             "model_classes": ready["model_classes"],
             "torch_threads": ready["torch_threads"],
-            "photos": self.choice.describe(self.settings["seed"]),
+            "photos": self.choice.describe(self.train, self.held_out),
             "pretraining": {k: v for k, v in self.pretrained.items() if k not in ("synth_dir",)},
             "ckpt_targets": self.targets,
             "settings": dict(self.settings),

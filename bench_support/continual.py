@@ -304,13 +304,12 @@ class FineTune:
         result = train_epoch(self.model, self.train_loader, self.optimizer, self.device, train_mode=mode)
         self.epoch += 1
         self._last = result
-        # Read right after training: evaluation and checkpointing come after it.
-        self._memory = (ru_maxrss_mb(), rss_now_mb(), rss_hwm_mb())
         return {"time_s": result.epoch_s}
 
     def after_epoch(self) -> Dict[str, Any]:
         """The epoch's row: accuracies, memory, one durable checkpoint write per target."""
-        peak, now, hwm = self._memory
+        # Memory first, untimed but before evaluation and checkpointing can move it.
+        peak, now, hwm = ru_maxrss_mb(), rss_now_mb(), rss_hwm_mb()
         acc, synth = self._accuracies()
         row: Dict[str, Any] = {
             "epoch": self.epoch,
