@@ -26,10 +26,13 @@ from .diskio import storage_of
 from .standin import ensure_standin
 
 #: Bumped when the pretraining recipe changes: old cached checkpoints are not reused.
-PRETRAIN_RECIPE = 1
+PRETRAIN_RECIPE = 2
 STANDIN_PER_CLASS = 12
-#: Pretraining epochs per profile, on the profile's synthetic training set.
-PRETRAIN_EPOCHS = {"smoke": 1, "quick": 4, "full": 10}
+#: The factory phase per profile: (synthetic images rendered for it, epochs over them).
+#: quick: ~1 minute on a 2-core CPU, once per data directory (the checkpoint is cached).
+FACTORY = {"smoke": (512, 1), "quick": (8192, 4), "full": (16384, 4)}
+#: The factory trains at this size (or the fine-tune size, if smaller): 4x fewer pixels than 128.
+FACTORY_IMAGE_SIZE = 64
 #: The per-configuration figures repeated in the run's summary (edge_bench.continual).
 SUMMARY_KEYS = (
     "config",
@@ -82,18 +85,26 @@ class Pretraining:
     """How to make the factory checkpoint; the recipe is part of its cache key."""
 
     model: str
-    image_size: int
-    n_train: int
+    image_size: int  # the fine-tune size: BatchNorm statistics and synthetic accuracy are taken there
+    n_train: int  # the on-disk synthetic set (BatchNorm statistics, validation)
     n_val: int
+    factory_images: int  # rendered in memory for training
     epochs: int
     seed: int
     weights: str = "synthetic"  # or "imagenet": start from cached ImageNet weights
     imagenet_path: Optional[str] = None
 
     @property
+    def factory_size(self) -> int:
+        return min(FACTORY_IMAGE_SIZE, self.image_size)
+
+    @property
     def name(self) -> str:
         spec = DatasetSpec(self.n_train, self.n_val, self.image_size, self.seed).name
-        return f"{self.model}-{spec}-e{self.epochs}-{self.weights}-r{PRETRAIN_RECIPE}"
+        return (
+            f"{self.model}-{spec}-f{self.factory_images}x{self.factory_size}px-e{self.epochs}"
+            f"-{self.weights}-r{PRETRAIN_RECIPE}"
+        )
 
     def ensure(self, data_dir: str, cwd: str, progress: Callable[[str], None]) -> Dict[str, Any]:
         """The cached checkpoint and its figures; pretrains (in a worker) when missing."""
@@ -108,7 +119,7 @@ class Pretraining:
             return info
         os.makedirs(cache, exist_ok=True)
         progress(
-            f"pretraining {self.model} on {spec.n_train} synthetic {self.image_size} px images, "
+            f"pretraining {self.model} on {self.factory_images} synthetic {self.factory_size} px images, "
             f"{self.epochs} epochs (once; cached in {cache})"
         )
         config = {
@@ -118,6 +129,8 @@ class Pretraining:
             "imagenet_path": self.imagenet_path,
             "synth_dir": synth_dir,
             "image_size": self.image_size,
+            "factory_images": self.factory_images,
+            "factory_size": self.factory_size,
             "epochs": self.epochs,
             "output": checkpoint,
         }
@@ -132,13 +145,15 @@ class Pretraining:
 
 
 def pretraining_for(profile, settings: Dict[str, Any]) -> Pretraining:
-    """The factory recipe: the profile's synthetic set at the fine-tune image size."""
+    """The factory recipe: the profile's image count and epochs, unless the options say otherwise."""
+    images, epochs = FACTORY[profile.name]
     return Pretraining(
         model=settings["model"],
         image_size=settings["image_size"],
         n_train=profile.n_train,
         n_val=profile.n_val,
-        epochs=PRETRAIN_EPOCHS[profile.name],
+        factory_images=settings.get("pretrain_images") or images,
+        epochs=epochs,
         seed=settings["seed"],
         weights=settings["weights"],
         imagenet_path=settings.get("imagenet_path"),

@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 CLASSES = ("blue_circle", "blue_square", "orange_circle", "orange_square")
 SPLITS = ("train", "val")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: shapes of equal area over a wider size range
 # ImageNet statistics, as the Jetson study's transforms use.
 NORM_MEAN = (0.485, 0.456, 0.406)
 NORM_STD = (0.229, 0.224, 0.225)
@@ -70,14 +70,20 @@ def render(label: str, size: int, rng: np.random.Generator) -> Image.Image:
 
     draw = ImageDraw.Draw(img)
     colour = np.clip(np.array(_COLOURS[colour_name]) + rng.integers(-25, 26, size=3), 0, 255)
-    radius = rng.uniform(0.18, 0.38) * size
-    cx, cy = rng.uniform(radius, size - radius, size=2)
+    # Both shapes have the area of a circle of this radius, over a wide range: size says
+    # nothing about the class, so a model has to learn the outline. (With equal
+    # circumradii, circles were 1.6x larger and a model learnt "large = circle", which
+    # inverts on photos where squares are the larger cut-outs.)
+    radius = rng.uniform(0.12, 0.40) * size
+    reach = radius if shape == "circle" else radius * math.sqrt(math.pi / 2)  # square: centre to corner
+    margin = min(reach, size / 2)  # the largest squares just fit, and only centred
+    cx, cy = rng.uniform(margin, size - margin, size=2)
     if shape == "circle":
         draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=tuple(int(c) for c in colour))
     else:
         theta = rng.uniform(0, math.pi / 2)
         corners = [
-            (cx + radius * math.cos(theta + k * math.pi / 2), cy + radius * math.sin(theta + k * math.pi / 2))
+            (cx + reach * math.cos(theta + k * math.pi / 2), cy + reach * math.sin(theta + k * math.pi / 2))
             for k in range(4)
         ]
         draw.polygon(corners, fill=tuple(int(c) for c in colour))
@@ -137,6 +143,8 @@ def ensure_dataset(root: str, spec: DatasetSpec, progress: Optional[Progress] = 
 
     items = _file_list(spec)
     todo = []
+    if manifest and manifest.get("format") != FORMAT_VERSION:
+        todo, items = list(items), []  # drawn by an older renderer: every file is redone
     for split, label, index in items:
         rel = _relpath(split, label, index)
         try:

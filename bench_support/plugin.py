@@ -180,9 +180,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     cl.addoption("--cl-workers", metavar="N", type=int, default=0, help="DataLoader workers (default 0)")
     cl.addoption(
         "--cl-model",
-        choices=("mobilenet_v3_small", "resnet18"),
-        default="mobilenet_v3_small",
-        help="the vision model (default mobilenet_v3_small)",
+        choices=("smallcnn", "mobilenet_v3_small", "resnet18"),
+        default="smallcnn",
+        help="the vision model (default smallcnn: 0.37 M parameters, global max pooling; "
+        "the torchvision ones learn shape far more slowly from synthetic images)",
+    )
+    cl.addoption(
+        "--cl-pretrain-images",
+        metavar="N",
+        type=int,
+        default=None,
+        help="synthetic images for the factory pretraining (default: smoke 512, quick 8192, full 16384)",
     )
     cl.addoption(
         "--cl-weights",
@@ -298,7 +306,13 @@ def _check_cifar(root: str) -> str:
 
 def _continual_settings(config: pytest.Config, profile: Profile, root: str) -> Dict[str, Any]:
     """The continual-learning options, checked; errors are one line."""
-    for option, least in (("cl_batch", 1), ("cl_image_size", 32), ("cl_workers", 0), ("cl_epochs", 1)):
+    for option, least in (
+        ("cl_batch", 1),
+        ("cl_image_size", 32),
+        ("cl_workers", 0),
+        ("cl_epochs", 1),
+        ("cl_pretrain_images", 32),
+    ):
         value = config.getoption(option)
         if value is not None and value < least:
             raise _usage(f"--{option.replace('_', '-')} {value}: must be at least {least}")
@@ -322,7 +336,10 @@ def _continual_settings(config: pytest.Config, profile: Profile, root: str) -> D
         "data_real": data_real,
         "allow_network": bool(config.getoption("allow_network")),
         "imagenet_path": None,
+        "pretrain_images": config.getoption("cl_pretrain_images"),
     }
+    if settings["weights"] == "imagenet" and settings["model"] == "smallcnn":
+        raise _usage("--cl-weights imagenet: smallcnn has no ImageNet weights; add --cl-model mobilenet_v3_small")
     if settings["weights"] == "imagenet":
         from .continual import imagenet_weights_path
 

@@ -73,3 +73,46 @@ def test_an_unwritable_root_is_one_clear_error(tmp_path):
     with pytest.raises(DataError) as info:
         ensure_dataset(str(blocker / "data"), SPEC)
     assert "cannot write the dataset under" in str(info.value) and "\n" not in str(info.value)
+
+
+def _object_pixels(image, label):
+    """Pixels close to the class colour: the drawn shape (backgrounds are muted)."""
+    import numpy as np
+
+    from bench_support.data import _COLOURS
+
+    colour = np.array(_COLOURS[label.split("_")[0]], np.float32)
+    return int((np.linalg.norm(np.asarray(image, np.float32) - colour, axis=2) < 70).sum())
+
+
+def test_shape_size_does_not_tell_the_class():
+    """Squares and circles cover the same area on average: a model must learn outlines."""
+    import numpy as np
+
+    from bench_support.data import render
+
+    rng = np.random.default_rng(0)
+    area = {label: np.mean([_object_pixels(render(label, 64, rng), label) for _ in range(150)]) for label in CLASSES}
+    for colour in ("blue", "orange"):
+        ratio = area[f"{colour}_square"] / area[f"{colour}_circle"]
+        assert 0.85 < ratio < 1.15, (colour, ratio)  # equal circumradii would give ~0.64
+
+
+def test_a_set_from_an_older_renderer_is_redrawn(tmp_path):
+    import json
+
+    directory = ensure_dataset(str(tmp_path), SPEC)
+    manifest_path = os.path.join(directory, "manifest.json")
+    with open(manifest_path) as fh:
+        manifest = json.load(fh)
+    manifest["format"] -= 1
+    with open(manifest_path, "w") as fh:
+        json.dump(manifest, fh)
+    before = _digests(directory)
+    stale = os.path.join(directory, next(iter(before)))
+    with open(stale, "wb") as fh:
+        fh.write(b"drawn by an older renderer")  # a valid-looking file the size check alone would keep
+    ensure_dataset(str(tmp_path), SPEC)
+    assert _digests(directory) == before
+    with open(manifest_path) as fh:
+        assert json.load(fh)["format"] == manifest["format"] + 1
