@@ -215,7 +215,7 @@ class Scenario:
         self.live(line)
 
     def worker_config(self, finetune: str, optimizer: str) -> Dict[str, Any]:
-        keys = ("model", "image_size", "batch", "workers", "seed", "allow_network")
+        keys = ("model", "image_size", "batch", "workers", "epochs", "seed", "allow_network")
         config = {k: self.settings[k] for k in keys}
         config.update(
             finetune=finetune,

@@ -391,6 +391,20 @@ def pretrain(config: Dict[str, Any]) -> Dict[str, Any]:
 # --- phase 2: on the device -------------------------------------------------------------
 
 
+class _Scheduled:
+    """An optimizer whose step also steps its learning-rate schedule (what train_epoch calls)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, schedule) -> None:
+        self.optimizer, self.schedule = optimizer, schedule
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        self.optimizer.step()
+        self.schedule.step()
+
+
 class FineTune:
     """Everything loaded and measured before the first step; then epoch by epoch."""
 
@@ -416,6 +430,12 @@ class FineTune:
         train = PhotoDataset([(p, index[c]) for p, c in config["train"]], size, train=True)
         held = PhotoDataset([(p, index[c]) for p, c in config["held_out"]], size, train=False)
         self.train_loader = make_loader(train, batch, num_workers=workers, seed=config["seed"])
+        # Cosine decay to 0 over the whole fine-tune, stepped per batch: the last epoch
+        # settles instead of ending on a noisy step (measured: whole-network Adam ended
+        # 0.81 where it had been 0.94 an epoch earlier without it; 0.875-1.0 with it).
+        self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.optimizer, T_max=max(1, config["epochs"] * len(self.train_loader))
+        )
         # Evaluation in batches no larger than training's: it must not set the memory peak.
         self.held_loader = make_loader(held, batch, shuffle=False)
         self.synth_loader = None
@@ -446,7 +466,8 @@ class FineTune:
 
     def train_epoch(self) -> Dict[str, Any]:
         mode = head_only_train_mode if self.mode == "head" else frozen_bn_train_mode
-        result = train_epoch(self.model, self.train_loader, self.optimizer, self.device, train_mode=mode)
+        stepped = _Scheduled(self.optimizer, self.schedule)
+        result = train_epoch(self.model, self.train_loader, stepped, self.device, train_mode=mode)
         self.epoch += 1
         self._last = result
         return {"time_s": result.epoch_s}

@@ -26,7 +26,7 @@ PROFILES: Dict[str, Profile] = {
     p.name: p
     for p in (
         Profile("smoke", 32, 16, 1, 0, "one tiny configuration per benchmark; checks that the suite runs"),
-        Profile("quick", 512, 128, 3, 1, "default: the core grid, <= 5 minutes on a 2-core CPU"),
+        Profile("quick", 512, 128, 3, 1, "default: the core grid, ~4 min on a 2-core CPU (~6 the first time)"),
         Profile("full", 4096, 1024, 5, 1, "the Jetson study's grid: more models, batch sizes, epochs (hours)"),
     )
 }
