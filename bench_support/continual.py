@@ -380,7 +380,8 @@ def pretrain(config: Dict[str, Any]) -> Dict[str, Any]:
         "pretrain_epochs": config["epochs"],
         "pretrain_images": config["factory_images"],
         "pretrain_image_size": config["factory_size"],
-        "pretrain_augment": "flips, light fall-off, vignette, exposure, white balance, contrast, shading, blur, noise",
+        "pretrain_augment": "flips, light fall-off, vignette, exposure, white balance, contrast, shading, grain, "
+        "blur, noise",
         "pretrain_losses": [round(v, 4) for v in losses],
         "pretrain_synth_acc": accuracy,
         "synth_acc_image_size": config["image_size"],
@@ -433,9 +434,10 @@ class FineTune:
         # Cosine decay to 0 over the whole fine-tune, stepped per batch: the last epoch
         # settles instead of ending on a noisy step (measured: whole-network Adam ended
         # 0.81 where it had been 0.94 an epoch earlier without it; 0.875-1.0 with it).
-        self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
             self.optimizer, T_max=max(1, config["epochs"] * len(self.train_loader))
         )
+        self.stepper = _Scheduled(self.optimizer, schedule)
         # Evaluation in batches no larger than training's: it must not set the memory peak.
         self.held_loader = make_loader(held, batch, shuffle=False)
         self.synth_loader = None
@@ -466,8 +468,7 @@ class FineTune:
 
     def train_epoch(self) -> Dict[str, Any]:
         mode = head_only_train_mode if self.mode == "head" else frozen_bn_train_mode
-        stepped = _Scheduled(self.optimizer, self.schedule)
-        result = train_epoch(self.model, self.train_loader, stepped, self.device, train_mode=mode)
+        result = train_epoch(self.model, self.train_loader, self.stepper, self.device, train_mode=mode)
         self.epoch += 1
         self._last = result
         return {"time_s": result.epoch_s}
