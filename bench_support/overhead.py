@@ -21,11 +21,11 @@ import time
 
 import torch
 
-from .data import DatasetSpec, ensure_dataset, image_folders, make_loader
-from .memory import MemoryWindow
-from .power import PowerWindow
-from .power_sources import Ina3221Source
-from .training import bare_epoch, build_model, build_optimizer, train_epoch
+from bench_support.measure.memory import MemoryWindow
+from bench_support.measure.power import PowerWindow
+from bench_support.measure.power_sources import Ina3221Source
+from bench_support.workloads.data import DatasetSpec, ensure_dataset, image_folders, make_loader
+from bench_support.workloads.training import bare_epoch, build_model, build_optimizer, train_epoch
 
 
 def main(argv=None) -> None:

@@ -1,35 +1,104 @@
-"""Profiles: how much data, how many rounds, which grid a run covers.
+"""Profiles: how much data and how many rounds every area of the suite runs.
 
-The parameter grids themselves are declared next to each benchmark (``GRID`` in the
-benchmark module); a profile picks one of them and sets the sizes below.
+A profile is the one place that says how big a run is. The parameter grids are
+declared next to each benchmark (``GRID`` in the benchmark module); the plugin
+parametrises every benchmark with its module's grid for the chosen profile.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Mapping, Optional, Sequence
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
-import pytest
+
+@dataclass(frozen=True)
+class Rounds:
+    measured: int  # rounds pytest-benchmark times
+    warmup: int = 0  # untimed rounds before them (start-up costs: allocator growth, first touch)
 
 
 @dataclass(frozen=True)
 class Profile:
     name: str
+    description: str
     n_train: int  # generated training images
     n_val: int  # generated held-out images
-    rounds: int  # measured rounds (one round of a training benchmark = one epoch)
-    warmup_rounds: int  # untimed rounds before them (epoch 0 carries start-up costs)
-    description: str
+    training: Rounds  # training epochs (one round = one epoch)
+    loader_pass: Rounds  # loader-only passes over the training split
+    loader_training: Rounds  # training epochs through each loader configuration
+    stall_breakdown: Rounds  # cold epochs of the stall breakdown (each after a synthetic and a warm one)
+    checkpoint: Rounds  # checkpoint writes
+    pagecache_read: Rounds  # cold or warm reads of the dataset
+    cold_start: Rounds  # cold first epochs; ``warmup`` is the warm epochs that follow, for comparison
+    factory_images: int  # continual learning: synthetic images of the factory pretraining
+    factory_epochs: int
+    finetune_epochs: int  # continual learning: fine-tune epochs on the photos
+    min_valid_rounds: int  # fewer measured rounds mark a result invalid
+
+    def with_sizes(self, n_train: Optional[int] = None, n_val: Optional[int] = None) -> Profile:
+        from dataclasses import replace
+
+        return replace(self, n_train=n_train or self.n_train, n_val=n_val or self.n_val)
 
 
 PROFILES: Dict[str, Profile] = {
     p.name: p
     for p in (
-        Profile("smoke", 32, 16, 1, 0, "one tiny configuration per benchmark; checks that the suite runs"),
-        Profile("quick", 512, 128, 3, 1, "default: the core grid, ~4 min on a 2-core CPU (~6 the first time)"),
-        Profile("full", 4096, 1024, 5, 1, "the Jetson study's grid: more models, batch sizes, epochs (hours)"),
+        Profile(
+            "smoke",
+            "one tiny configuration per benchmark; checks that the suite runs",
+            n_train=32,
+            n_val=16,
+            training=Rounds(1),
+            loader_pass=Rounds(1),
+            loader_training=Rounds(1),
+            stall_breakdown=Rounds(1),
+            checkpoint=Rounds(1),
+            pagecache_read=Rounds(1),
+            cold_start=Rounds(1, 1),
+            factory_images=512,
+            factory_epochs=1,
+            finetune_epochs=1,
+            min_valid_rounds=1,
+        ),
+        Profile(
+            "quick",
+            "default: the core grid",
+            n_train=512,
+            n_val=128,
+            training=Rounds(3, 1),
+            loader_pass=Rounds(3, 1),
+            loader_training=Rounds(2, 1),
+            stall_breakdown=Rounds(2, 1),
+            checkpoint=Rounds(8, 1),
+            pagecache_read=Rounds(5),
+            cold_start=Rounds(2, 3),
+            factory_images=8192,
+            factory_epochs=4,
+            finetune_epochs=4,
+            min_valid_rounds=3,
+        ),
+        Profile(
+            "full",
+            "the Jetson study's grid: more models, batch sizes, epochs (hours)",
+            n_train=4096,
+            n_val=1024,
+            training=Rounds(5, 1),
+            loader_pass=Rounds(5, 1),
+            loader_training=Rounds(5, 1),
+            stall_breakdown=Rounds(4, 1),
+            checkpoint=Rounds(30, 2),
+            pagecache_read=Rounds(10),
+            cold_start=Rounds(3, 5),
+            factory_images=16384,
+            factory_epochs=4,
+            finetune_epochs=4,
+            min_valid_rounds=5,
+        ),
     )
 }
+
+# --- readable ids -------------------------------------------------------------------------
 
 _ID_FORMATS = {
     "batch": "b{}",
@@ -39,39 +108,29 @@ _ID_FORMATS = {
     "target": "to-{}",
     "data_root": "on-{}",
 }
-
-
 _BOOL_IDS = {"pin_memory": ("nopin", "pin"), "persistent_workers": ("respawn", "persistent")}
 
 
-def _fmt(name: str, value: object) -> str:
+def format_id(name: str, value: object) -> str:
     if name in _BOOL_IDS:
         return _BOOL_IDS[name][bool(value)]
     return _ID_FORMATS.get(name, "{}").format(value)
 
 
-def parametrize_grid(
-    metafunc: pytest.Metafunc,
-    grids: Mapping[str, Mapping[str, Sequence]],
-    extra: Optional[Mapping[str, Sequence]] = None,
-    keep: Optional[Callable[[Dict[str, object]], bool]] = None,
-) -> None:
-    """Parametrise a test with the cross product of its module's grid for this profile.
+def grid_combinations(
+    grid: Mapping[str, Sequence], wanted: Sequence[str], keep=None
+) -> Tuple[Tuple[str, ...], list, list]:
+    """(names, value tuples, ids) of the cross product of ``grid`` over the ``wanted`` names.
 
-    ``extra`` appends values (e.g. user-given targets); ``keep`` filters combinations.
-    Ids name every value (``resnet18-b16-sgd-cpu-32px``), as PyTorch's operator
-    benchmarks do, so results stay readable in tables and comparisons.
+    ``keep`` filters combinations that mean nothing (prefetch without workers). Ids
+    name every value (``resnet18-b16-sgd-cpu-32px``), as PyTorch's operator benchmarks
+    do, so results stay readable in tables and comparisons.
     """
-    profile = metafunc.config.getoption("profile")
-    grid = {name: list(values) + list((extra or {}).get(name, ())) for name, values in grids[profile].items()}
-    names = [name for name in grid if name in metafunc.fixturenames]
-    if not names:
-        return
+    names = tuple(name for name in grid if name in wanted)
     combos = [()]
     for name in names:
         combos = [c + (v,) for c in combos for v in grid[name]]
-    if keep is not None:  # drop combinations that mean nothing (e.g. prefetch without workers)
+    if keep is not None:
         combos = [c for c in combos if keep(dict(zip(names, c)))]
-    ids = ["-".join(_fmt(n, v) for n, v in zip(names, combo)) for combo in combos]
-    values = [c[0] for c in combos] if len(names) == 1 else combos
-    metafunc.parametrize(",".join(names), values, ids=ids)
+    ids = ["-".join(format_id(n, v) for n, v in zip(names, combo)) for combo in combos]
+    return names, combos, ids

@@ -11,8 +11,6 @@ Per-epoch figures land in ``extra_info["epochs"]``, results.csv and five plots.
 
 import pytest
 
-from bench_support.profiles import parametrize_grid
-
 pytestmark = pytest.mark.benchmark(group="continual")
 
 GRID = {
@@ -22,10 +20,5 @@ GRID = {
 }
 
 
-def pytest_generate_tests(metafunc):
-    parametrize_grid(metafunc, GRID)
-
-
 def test_continual_finetune(harness, continual_scenario, finetune, optimizer):
-    result = continual_scenario.run(harness, finetune, optimizer)
-    harness.extra_info.update(result)
+    harness.extra_info.update(continual_scenario.run(harness, finetune, optimizer))

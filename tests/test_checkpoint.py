@@ -8,9 +8,9 @@ import tempfile
 import pytest
 import torch
 
-from bench_support import crashcheck
-from bench_support.checkpoint import CheckpointError, durability, save_checkpoint, temp_prefix
-from bench_support.diskio import block_device_of
+from bench_support.measure.diskio import block_device_of
+from bench_support.workloads import crashcheck
+from bench_support.workloads.checkpoint import CheckpointError, durability, save_checkpoint, temp_prefix
 from conftest import make_unwritable
 
 STATE = {"w": torch.arange(1000, dtype=torch.float32)}

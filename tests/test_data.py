@@ -6,7 +6,7 @@ import os
 import pytest
 from PIL import Image
 
-from bench_support.data import CLASSES, DataError, DatasetSpec, ensure_dataset, image_folders
+from bench_support.workloads.data import CLASSES, DataError, DatasetSpec, ensure_dataset, image_folders
 
 SPEC = DatasetSpec(n_train=16, n_val=8, image_size=24, seed=3)
 
@@ -79,7 +79,7 @@ def _object_pixels(image, label):
     """Pixels close to the class colour: the drawn shape (backgrounds are muted)."""
     import numpy as np
 
-    from bench_support.data import _COLOURS
+    from bench_support.workloads.data import _COLOURS
 
     colour = np.array(_COLOURS[label.split("_")[0]], np.float32)
     return int((np.linalg.norm(np.asarray(image, np.float32) - colour, axis=2) < 70).sum())
@@ -89,7 +89,7 @@ def test_shape_size_does_not_tell_the_class():
     """Squares and circles cover the same area on average: a model must learn outlines."""
     import numpy as np
 
-    from bench_support.data import render
+    from bench_support.workloads.data import render
 
     rng = np.random.default_rng(0)
     area = {label: np.mean([_object_pixels(render(label, 64, rng), label) for _ in range(150)]) for label in CLASSES}

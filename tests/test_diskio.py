@@ -4,7 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench_support.diskio import DISKSTATS_FIELDS, IoSnapshot, counter_delta, io_figures, parse_diskstats
+from bench_support.measure.diskio import DISKSTATS_FIELDS, IoSnapshot, io_figures, parse_diskstats
+from bench_support.measure.sysfs import counter_delta
 
 KERNEL_LINES = """\
  254       0 vda 40417 1403 4112666 13921 227380 95113 7791936 285626 0 144440 316712 0 0 0 0 9641 17163

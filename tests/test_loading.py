@@ -8,10 +8,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from bench_support import summary
-from bench_support.loading import TreeCpu, WorkerThreads, cpu_util_pct, thread_policy, usable_cores
-from bench_support.memory import MemoryWindow
-from bench_support.training import train_epoch
+from bench_support.measure.cpu import TreeCpu, cpu_util_pct, usable_cores
+from bench_support.measure.memory import MemoryWindow
+from bench_support.report import summary
+from bench_support.workloads.loading import WorkerThreads, thread_policy
+from bench_support.workloads.training import train_epoch
 
 PREP_S = 0.004  # CPU-bound preparation cost per sample (a busy loop: it needs a core)
 

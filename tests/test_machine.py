@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench_support import machine
+from bench_support.measure import machine
 
 
 def _tree(tmp_path, files):

@@ -6,9 +6,9 @@ import subprocess
 
 import pytest
 
-from bench_support import pagecache
-from bench_support.diskio import block_device_of, diskstats_name, io_figures, io_snapshot
-from bench_support.machine import filesystem_of
+from bench_support.measure import pagecache
+from bench_support.measure.diskio import block_device_of, diskstats_name, io_figures, io_snapshot
+from bench_support.measure.machine import filesystem_of
 
 PAGE = pagecache.PAGE_SIZE
 
@@ -125,7 +125,7 @@ def test_a_cold_read_of_large_files_reads_their_bytes_from_the_device(tmp_path):
 NOBODY = 65534
 AS_NOBODY = r"""
 import json, os, sys
-from bench_support import pagecache as p
+from bench_support.measure import pagecache as p
 work, roots_file = sys.argv[1], sys.argv[2]
 out = {"uid": os.geteuid()}
 mine = []

@@ -12,15 +12,14 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from bench_support import jetson_setup
-from bench_support.power import (
+from bench_support.measure import jetson_setup
+from bench_support.measure.power import (
     PowerWindow,
-    counter_delta,
     integrate_rectangle,
     integrate_trapezoid,
     measure_idle_w,
 )
-from bench_support.power_sources import (
+from bench_support.measure.power_sources import (
     Ina3221Source,
     JtopSource,
     NvmlSource,
@@ -31,6 +30,7 @@ from bench_support.power_sources import (
     parse_tegrastats,
     tegrastats_total,
 )
+from bench_support.measure.sysfs import counter_delta
 
 # --- maths ------------------------------------------------------------------------------
 

@@ -10,6 +10,11 @@ import random
 import pytest
 
 from bench_support import report
+from bench_support.report import main
+from bench_support.report.gate import Rule, gate, history_band, mann_whitney_p, noise_band
+from bench_support.report.runs import Run, load_runs
+from bench_support.report.tables import compare_devices, compare_runs
+from bench_support.report.validity import validity
 from conftest import run_pytest
 
 
@@ -44,7 +49,7 @@ def _run(device, number, benches, facts=None, profile="quick"):
         "machine_info": {"device": facts or {"cpu": {"model": "X"}, "torch": {"version": "2.14"}}},
         "edge_bench": {"profile": profile},
     }
-    return report.Run(device, f"/r/{device}/m/{number:04d}_quick.json", number, data)
+    return Run(device, f"/r/{device}/m/{number:04d}_quick.json", number, data)
 
 
 def _noisy(center, n=8, rel=0.02, seed=0):
@@ -66,12 +71,12 @@ def _pair(seed_old=1, seed_new=2):
     return old, new
 
 
-RULES = [report.Rule.parse(r) for r in ("median:10%", "energy_j:5%", "samples_per_s:-5%")]
+RULES = [Rule.parse(r) for r in ("median:10%", "energy_j:5%", "samples_per_s:-5%")]
 
 
 def test_honest_runs_pass_the_gate():
     old, new = _pair()
-    verdicts = report.gate(old, new, RULES)
+    verdicts = gate(old, new, RULES)
     assert len(verdicts) == 3 and not any(v.failed for v in verdicts)
 
 
@@ -87,15 +92,15 @@ def test_a_metric_20_percent_worse_fails_naming_benchmark_and_metric(metric, cha
         bench["stats"]["median"] *= change
     else:
         bench["extra_info"][metric] *= change
-    failed = [v for v in report.gate(old, new, RULES) if v.failed]
+    failed = [v for v in gate(old, new, RULES) if v.failed]
     assert [(v.benchmark, v.metric) for v in failed] == [("test_a[x]", metric)]
     assert failed[0].test  # says which test decided
 
 
 def test_noise_band():
-    assert report.noise_band(0.0, 8) == 0.0
-    assert report.noise_band(0.1349, 8) == pytest.approx(2 * 2**0.5 * 0.1 / 8**0.5)
-    assert report.noise_band(0.1, 3) > report.noise_band(0.1, 12)
+    assert noise_band(0.0, 8) == 0.0
+    assert noise_band(0.1349, 8) == pytest.approx(2 * 2**0.5 * 0.1 / 8**0.5)
+    assert noise_band(0.1, 3) > noise_band(0.1, 12)
 
 
 def test_run_to_run_drift_in_the_history_keeps_the_gate_quiet():
@@ -104,48 +109,48 @@ def test_run_to_run_drift_in_the_history_keeps_the_gate_quiet():
         _run("dev", i, [_bench("b", "g", _noisy(2.0, seed=i), {"samples_per_s": v})])
         for i, v in enumerate((2000.0, 1500.0, 1900.0, 1450.0), 1)
     ]
-    rule = [report.Rule.parse("samples_per_s:-10%")]
-    assert report.gate(runs[-2], runs[-1], rule)[0].failed  # rounds alone: the drift looks like a regression
-    verdict = report.gate(runs[-2], runs[-1], rule, history=runs[:-1])[0]
+    rule = [Rule.parse("samples_per_s:-10%")]
+    assert gate(runs[-2], runs[-1], rule)[0].failed  # rounds alone: the drift looks like a regression
+    verdict = gate(runs[-2], runs[-1], rule, history=runs[:-1])[0]
     assert not verdict.failed and "noise band" in verdict.note
-    assert report.history_band([1.0]) == 0.0 and report.history_band([1.0, 1.0]) == 0.0
+    assert history_band([1.0]) == 0.0 and history_band([1.0, 1.0]) == 0.0
 
 
 def test_the_gate_does_not_fire_on_noise_or_without_rounds():
     wide_old = _run("dev", 1, [_bench("b", "g", _noisy(2.0, rel=0.3, seed=3), {"energy_j": 100.0})])
     wide_new = _run("dev", 2, [_bench("b", "g", _noisy(2.0, rel=0.3, seed=4), {"energy_j": 112.0})])
-    assert not any(v.failed for v in report.gate(wide_old, wide_new, [report.Rule.parse("energy_j:5%")]))
+    assert not any(v.failed for v in gate(wide_old, wide_new, [Rule.parse("energy_j:5%")]))
     one_old = _run("dev", 1, [_bench("b", "g", [1.0], {"energy_j": 100.0})])
     one_new = _run("dev", 2, [_bench("b", "g", [1.5], {"energy_j": 150.0})])
-    verdicts = report.gate(one_old, one_new, [report.Rule.parse("energy_j:5%"), report.Rule.parse("median:5%")])
+    verdicts = gate(one_old, one_new, [Rule.parse("energy_j:5%"), Rule.parse("median:5%")])
     assert not any(v.failed for v in verdicts) and all("cannot judge" in v.note for v in verdicts)
 
 
 def test_mann_whitney_exact_p_values():
-    assert report.mann_whitney_p([4, 5, 6], [1, 2, 3]) == pytest.approx(1 / 20)
-    assert report.mann_whitney_p([1, 2, 3], [4, 5, 6]) == pytest.approx(1.0)
-    assert report.mann_whitney_p([2, 2], [2, 2]) == pytest.approx(1.0)
+    assert mann_whitney_p([4, 5, 6], [1, 2, 3]) == pytest.approx(1 / 20)
+    assert mann_whitney_p([1, 2, 3], [4, 5, 6]) == pytest.approx(1.0)
+    assert mann_whitney_p([2, 2], [2, 2]) == pytest.approx(1.0)
 
 
 def test_rules_parse_and_reject_nonsense():
-    assert report.Rule.parse("energy_j:5%") == report.Rule("energy_j", 0.05)
-    assert report.Rule.parse("samples_per_s:-5%") == report.Rule("samples_per_s", -0.05)
+    assert Rule.parse("energy_j:5%") == Rule("energy_j", 0.05)
+    assert Rule.parse("samples_per_s:-5%") == Rule("samples_per_s", -0.05)
     with pytest.raises(ValueError, match="expected METRIC:THRESHOLD%"):
-        report.Rule.parse("energy_j>5")
+        Rule.parse("energy_j>5")
 
 
 def test_validity_flags():
     steady = _bench("b", "g", _noisy(1.0, rel=0.01))
-    assert report.validity(steady, "quick")["noisy"] is False and report.validity(steady, "quick")["invalid"] is False
+    assert validity(steady, "quick")["noisy"] is False and validity(steady, "quick")["invalid"] is False
     noisy = _bench("b", "g", [1.0, 1.3, 0.9, 1.0, 1.15, 0.95, 1.1, 1.05])
-    assert report.validity(noisy, "quick")["noisy"] is True
+    assert validity(noisy, "quick")["noisy"] is True
     short = _bench("b", "g", [1.0, 1.0])
-    assert report.validity(short, "full")["invalid"] is True
-    assert report.validity(short, "full")["throttled"] is None  # not judged, and the reason is given
+    assert validity(short, "full")["invalid"] is True
+    assert validity(short, "full")["throttled"] is None  # not judged, and the reason is given
 
 
 def test_the_report_survives_empty_corrupt_and_old_files(tmp_path, capsys):
-    assert report.main([str(tmp_path), "--no-plots"]) == 0
+    assert main([str(tmp_path), "--no-plots"]) == 0
     assert "no saved runs yet" in capsys.readouterr().out
     device = tmp_path / "old-box" / "Linux-CPython-3.9-64bit"
     device.mkdir(parents=True)
@@ -155,7 +160,7 @@ def test_the_report_survives_empty_corrupt_and_old_files(tmp_path, capsys):
     (device / "0004_new.json").write_text(
         json.dumps(_run("old-box", 4, [_bench("test_x", "training", [0.9, 1.0, 1.1], {"rss_peak_mb": 500.0})]).data)
     )
-    assert report.main([str(tmp_path)]) == 0
+    assert main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "0002_torn.json: skipped, not readable JSON" in out
     assert "0003_other.json: skipped, not a pytest-benchmark run" in out
@@ -166,6 +171,40 @@ def test_the_report_survives_empty_corrupt_and_old_files(tmp_path, capsys):
     assert len(glob.glob(str(tmp_path / "plots" / "*.png"))) == 5
 
 
+def test_runs_saved_by_an_older_suite_are_loaded_and_compared(tmp_path):
+    """A run without the edge_bench block (no profile) next to one with it: both load and compare."""
+    folder = tmp_path / "box" / "Linux-CPython-3.9-64bit"
+    folder.mkdir(parents=True)
+    old = _run("box", 1, [_bench("test_a[x]", "training", [1.0, 1.01, 1.02], {"samples_per_s": 40.0})]).data
+    del old["edge_bench"]
+    new = _run("box", 2, [_bench("test_a[x]", "training", [0.9, 0.91, 0.92], {"samples_per_s": 50.0})]).data
+    (folder / "0001_quick.json").write_text(json.dumps(old))
+    (folder / "0002_quick.json").write_text(json.dumps(new))
+
+    runs, problems = load_runs(str(tmp_path))
+    assert [(r.label, r.number, r.profile) for r in runs] == [("0001_quick", 1, None), ("0002_quick", 2, "quick")]
+    assert problems == [
+        f"{folder / '0001_quick.json'}: saved by an older suite (no edge_bench block); shown with what it has"
+    ]
+    lines = compare_runs(runs[0], runs[1])
+    assert lines[0] == "== box: 0002_quick against 0001_quick"
+    assert "      median 1.01 → 0.91 s (-9.9%); samples_per_s 40 → 50 (+25.0%)" in lines
+    # the older run as the newer side: no profile, so no minimum rounds to miss and no [INVALID] flag
+    assert "   test_a[x]" in compare_runs(runs[1], runs[0])
+    assert "samples_per_s: box=40  other=50" in "\n".join(
+        compare_devices({"box": runs[0], "other": Run("other", runs[1].path, 2, runs[1].data)})
+    )
+    verdicts = gate(runs[0], runs[1], [Rule.parse("samples_per_s:-5%")])
+    assert [(v.metric, v.failed) for v in verdicts] == [("samples_per_s", False)]
+
+
+def test_the_package_re_exports_what_the_plugin_and_scripts_use():
+    assert report.validity is validity and report.gate is gate and report.Rule is Rule
+    assert report.load_runs is load_runs and report.compare_runs is compare_runs
+    assert report.compare_devices is compare_devices and report.mann_whitney_p is mann_whitney_p
+    assert callable(report.main) and callable(report.write_csv) and callable(report.write_plots)
+
+
 def test_devices_side_by_side_name_their_differing_facts():
     a = _run("board-a", 1, [_bench("test_a[x]", "training", [1.0, 1.1, 1.2], {"samples_per_s": 50.0})])
     b = _run(
@@ -174,7 +213,7 @@ def test_devices_side_by_side_name_their_differing_facts():
         [_bench("test_a[x]", "training", [2.0, 2.1, 2.2], {"samples_per_s": 25.0})],
         facts={"cpu": {"model": "Y"}, "torch": {"version": "2.14"}, "jetson": {"power_mode": "15W"}},
     )
-    text = "\n".join(report.compare_devices({"board-a": a, "board-b": b}))
+    text = "\n".join(compare_devices({"board-a": a, "board-b": b}))
     assert "board-a vs board-b differ: cpu.model: 'X' -> 'Y'" in text
     assert "jetson.power_mode: None -> '15W'" in text
     assert "samples_per_s: board-a=50  board-b=25" in text
@@ -201,14 +240,14 @@ def test_saved_runs_pass_honestly_and_fail_when_made_worse(tmp_path, shared_data
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     saved = sorted(glob.glob(str(results / "gate-box" / "*" / "*.json")))
     assert len(saved) == 2
-    validity = json.load(open(saved[-1]))["benchmarks"][0]["extra_info"]["validity"]
-    assert set(validity) >= {"noisy", "invalid", "throttled"}
+    flags = json.load(open(saved[-1]))["benchmarks"][0]["extra_info"]["validity"]
+    assert set(flags) >= {"noisy", "invalid", "throttled"}
 
     rules = ["--fail-on", "rss_peak_mb:10%", "--fail-on", "rss_tree_peak_mb:10%", "--no-plots"]
-    assert report.main([str(results), *rules]) == 0
+    assert main([str(results), *rules]) == 0
 
     worse = copy.deepcopy(json.load(open(saved[-1])))
     worse["benchmarks"][0]["extra_info"]["rss_peak_mb"] *= 1.2
     with open(os.path.join(os.path.dirname(saved[-1]), "0003_worse.json"), "w") as fh:
         json.dump(worse, fh)
-    assert report.main([str(results), *rules]) == 1
+    assert main([str(results), *rules]) == 1

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench_support.stall import seed_stall_s, split_epoch
+from bench_support.measure.stall import seed_stall_s, split_epoch
 
 durations = st.floats(min_value=0.0, max_value=10.0, allow_nan=False, allow_infinity=False)
 
@@ -84,3 +84,20 @@ def test_agrees_with_the_seed_definition_when_loading_overlaps_compute(load, com
     split = split_epoch(0.0, ready, done, done[-1])
     expected = load[0] + seed_stall_s(load[1:], compute[:-1])
     assert math.isclose(split.fetch_stall_s, expected, rel_tol=1e-9, abs_tol=1e-9)
+
+
+@given(
+    synthetic=st.floats(min_value=1e-3, max_value=100.0),
+    warm=st.floats(min_value=1e-3, max_value=100.0),
+    cold=st.floats(min_value=1e-3, max_value=100.0),
+)
+def test_differential_stall_attribution(synthetic, warm, cold):
+    from bench_support.workloads.breakdown import stall_figures
+
+    f = stall_figures({"synthetic": synthetic, "warm": warm, "cold": cold})
+    assert f["prep_stall_raw_s"] == warm - synthetic and f["fetch_stall_raw_s"] == cold - warm
+    assert f["prep_stall_s"] == max(0.0, warm - synthetic) and f["fetch_stall_s"] == max(0.0, cold - warm)
+    assert f["stall_frac"] == pytest.approx((f["prep_stall_s"] + f["fetch_stall_s"]) / cold)
+    if synthetic <= warm <= cold:  # ordered epochs: the two stalls add up to cold minus synthetic
+        assert f["prep_stall_s"] + f["fetch_stall_s"] == pytest.approx(cold - synthetic)
+        assert 0.0 <= f["stall_frac"] <= 1.0

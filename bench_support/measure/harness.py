@@ -1,0 +1,117 @@
+"""Runs a benchmark's rounds and attaches the figures every result carries.
+
+Warm-up rounds run first, untimed and outside the measurement windows; then the peak
+RSS is reset, the memory and power samplers start, and pytest-benchmark times the
+measured rounds with ``pedantic``. Preparation (``setup``) runs before every round and
+is never timed.
+
+A benchmark written with pytest-benchmark's plain ``benchmark`` fixture gets the same
+families through :class:`MeasuredBenchmark`, which opens the windows around each of
+its calls (pytest-benchmark's calibration and warm-up included: they run inside the
+call and cannot be told apart from outside it; ``measured_around`` says so).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Dict, Optional, Union
+
+from pytest_benchmark.fixture import BenchmarkFixture
+
+from bench_support.measure.memory import MemoryWindow
+from bench_support.measure.power import PowerWindow
+from bench_support.profiles import Rounds
+
+Setup = Optional[Callable[[], Any]]
+
+
+def _warmup_round(target: Callable, setup: Setup, teardown: Optional[Callable[..., Any]]) -> None:
+    """One untimed round, called the way pytest-benchmark calls a measured one."""
+    prepared = setup() if setup else None
+    args, kwargs = prepared if prepared is not None else ((), {})
+    target(*args, **(kwargs or {}))
+    if teardown is not None:
+        teardown(*args, **(kwargs or {}))
+
+
+class Harness:
+    """Wraps pytest-benchmark's fixture for one benchmark."""
+
+    def __init__(self, benchmark, power_window: Callable[[], PowerWindow] = PowerWindow) -> None:
+        self.benchmark = benchmark
+        self.power_window = power_window
+        self.measured_rounds = 0
+
+    @property
+    def extra_info(self) -> Dict[str, Any]:
+        return self.benchmark.extra_info
+
+    def run(
+        self,
+        target: Callable,
+        rounds: Union[Rounds, int],
+        warmup_rounds: int = 0,
+        setup: Setup = None,
+        teardown: Optional[Callable[..., Any]] = None,
+        memory: bool = True,
+    ) -> None:
+        """Warm-up rounds, then the measured ones; setup/teardown run untimed around each.
+
+        ``rounds`` is a profile's :class:`Rounds` (measured and warm-up) or a count.
+        ``memory=False`` when the work runs in another process that measures its own
+        memory: this process's RSS would describe the wrong process.
+        """
+        if isinstance(rounds, Rounds):
+            rounds, warmup_rounds = rounds.measured, rounds.warmup
+        for _ in range(warmup_rounds):
+            _warmup_round(target, setup, teardown)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.measured_rounds += 1
+            result = target(*args, **kwargs)
+            if teardown is not None and not self.benchmark.enabled:
+                # --benchmark-disable runs one round and never calls teardown: do it here,
+                # so a smoke run exercises the same per-round bookkeeping.
+                teardown(*args, **kwargs)
+            return result
+
+        with MemoryWindow() if memory else contextlib.nullcontext() as window, self.power_window() as power:
+            self.benchmark.pedantic(
+                counted, setup=setup, teardown=teardown, rounds=rounds, warmup_rounds=0, iterations=1
+            )
+        if window is not None:
+            self.extra_info.update(window.figures)
+        self.extra_info.update(power.figures)
+        self.extra_info["rounds_measured"] = self.measured_rounds
+        self.extra_info["rounds_warmup"] = warmup_rounds
+
+
+class MeasuredBenchmark(BenchmarkFixture):
+    """pytest-benchmark's fixture with the memory and power families measured around each call.
+
+    :func:`measure_plain` turns a test's fixture into one (pytest-benchmark insists that
+    the ``benchmark`` funcarg is its own class, so the instance is re-classed rather than
+    wrapped).
+    """
+
+    _power_window: Callable[[], PowerWindow] = PowerWindow
+
+    def _measured(self, call: Callable[[], Any]) -> Any:
+        with MemoryWindow() as memory, self._power_window() as power:
+            result = call()
+        self.extra_info.update(memory.figures)
+        self.extra_info.update(power.figures)
+        self.extra_info["measured_around"] = "the benchmark call (calibration and warm-up included)"
+        return result
+
+    def __call__(self, function_to_benchmark: Callable, *args: Any, **kwargs: Any) -> Any:
+        return self._measured(lambda: BenchmarkFixture.__call__(self, function_to_benchmark, *args, **kwargs))
+
+    def pedantic(self, target: Callable, *args: Any, **kwargs: Any) -> Any:
+        return self._measured(lambda: BenchmarkFixture.pedantic(self, target, *args, **kwargs))
+
+
+def measure_plain(benchmark: BenchmarkFixture, power_window: Callable[[], PowerWindow]) -> None:
+    """Give a benchmark that uses the plain fixture the memory and power families."""
+    benchmark.__class__ = MeasuredBenchmark
+    benchmark._power_window = power_window

@@ -1,0 +1,286 @@
+"""Facts about the device a run happened on.
+
+One small function per family of facts, each reading /proc and /sys defensively and
+leaving a key out rather than inventing it. Every function takes the filesystem root
+as a parameter so tests can hand it a fake tree.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import socket
+from typing import Any, Dict, List, Optional, Tuple
+
+from bench_support.measure.sysfs import read_text as _read
+
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MALLOC_ARENA_MAX")
+
+
+def _join(root: str, path: str) -> str:
+    return os.path.join(root, path.lstrip("/"))
+
+
+# --- identity -------------------------------------------------------------------------
+
+
+def board_model(root: str = "/") -> Optional[str]:
+    """The board's own name: device-tree model (Jetson, Raspberry Pi), else DMI product."""
+    model = _read(_join(root, "/proc/device-tree/model"))
+    if model:
+        return model
+    product = _read(_join(root, "/sys/class/dmi/id/product_name"))
+    if product and product.lower() not in ("", "to be filled by o.e.m.", "system product name", "default string"):
+        vendor = _read(_join(root, "/sys/class/dmi/id/sys_vendor"))
+        return f"{vendor} {product}" if vendor and vendor.lower() not in product.lower() else product
+    return None
+
+
+def cpu_model(root: str = "/") -> Optional[str]:
+    text = _read(_join(root, "/proc/cpuinfo")) or ""
+    for key in ("model name", "Model", "Hardware", "cpu model"):
+        match = re.search(rf"^{key}\s*:\s*(.+)$", text, re.MULTILINE)
+        if match:
+            return match.group(1).strip()
+    return platform.processor() or None
+
+
+def sanitise(text: str) -> str:
+    """Lower-case, [a-z0-9._-] only, single dashes: safe as a folder name everywhere."""
+    text = re.sub(r"\(r\)|\(tm\)", "", text.lower())
+    text = re.sub(r"[^a-z0-9._-]+", "-", text)
+    return re.sub(r"-{2,}", "-", text).strip("-.") or "unknown"
+
+
+def device_id(override: Optional[str] = None, root: str = "/", hostname: Optional[str] = None) -> str:
+    """Folder name of this device's results: board (or CPU) model plus the hostname."""
+    if override:
+        return sanitise(override)
+    model = board_model(root) or cpu_model(root) or platform.machine() or "unknown"
+    host = hostname if hostname is not None else socket.gethostname()
+    return sanitise(f"{model}-{host}" if host else model)
+
+
+def detect_platform(root: str = "/") -> str:
+    """cpu, cuda or jetson — the same rule run.sh applies before any Python env exists."""
+    if os.path.exists(_join(root, "/etc/nv_tegra_release")):
+        return "jetson"
+    model = (_read(_join(root, "/proc/device-tree/model")) or "").lower()
+    if "jetson" in model or "nvidia" in model:
+        return "jetson"
+    gpus = _join(root, "/proc/driver/nvidia/gpus")
+    if os.path.isdir(gpus) and os.listdir(gpus):
+        return "cuda"
+    return "cpu"
+
+
+# --- families of facts ----------------------------------------------------------------
+
+
+def cpu_facts(root: str = "/") -> Dict[str, Any]:
+    facts: Dict[str, Any] = {}
+    model = cpu_model(root)
+    if model:
+        facts["model"] = model
+    facts["logical_cores"] = os.cpu_count()
+    try:
+        facts["usable_cores"] = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        pass
+    cpufreq = _join(root, "/sys/devices/system/cpu/cpu0/cpufreq")
+    governor = _read(os.path.join(cpufreq, "scaling_governor"))
+    if governor:
+        facts["governor"] = governor
+    for name, key in (("scaling_cur_freq", "freq_cur_mhz"), ("cpuinfo_max_freq", "freq_max_mhz")):
+        value = _read(os.path.join(cpufreq, name))
+        if value and value.isdigit():
+            facts[key] = int(value) // 1000
+    return facts
+
+
+def memory_facts(root: str = "/") -> Dict[str, Any]:
+    facts: Dict[str, Any] = {}
+    text = _read(_join(root, "/proc/meminfo")) or ""
+    for key, name in (("MemTotal", "total_mb"), ("MemAvailable", "available_mb"), ("SwapTotal", "swap_mb")):
+        match = re.search(rf"^{key}:\s+(\d+) kB", text, re.MULTILINE)
+        if match:
+            facts[name] = int(match.group(1)) // 1024
+    return facts
+
+
+def system_facts() -> Dict[str, Any]:
+    facts: Dict[str, Any] = {"kernel": platform.release(), "os": platform.system(), "arch": platform.machine()}
+    libc, version = platform.libc_ver()
+    if libc:
+        facts["libc"] = f"{libc} {version}"
+    facts["python"] = platform.python_version()
+    facts["python_implementation"] = platform.python_implementation()
+    return facts
+
+
+def thread_facts() -> Dict[str, Any]:
+    facts: Dict[str, Any] = {name: os.environ.get(name) for name in THREAD_ENV_VARS}
+    try:
+        import torch
+
+        facts["torch_num_threads"] = torch.get_num_threads()
+        facts["torch_num_interop_threads"] = torch.get_num_interop_threads()
+    except ImportError:
+        pass
+    return facts
+
+
+def torch_facts() -> Dict[str, Any]:
+    """Which torch build ran: it explains most of a device's baseline RSS."""
+    facts: Dict[str, Any] = {}
+    try:
+        import torch
+    except ImportError:
+        return {"available": False}
+    facts["version"] = torch.__version__
+    facts["cuda_build"] = torch.version.cuda  # None for a CPU-only build
+    facts["build"] = "cuda" if torch.version.cuda else "cpu"
+    facts["cuda_available"] = torch.cuda.is_available()
+    if facts["cuda_available"]:
+        facts["gpu_name"] = torch.cuda.get_device_name(0)
+        facts["gpu_count"] = torch.cuda.device_count()
+        facts["cudnn"] = torch.backends.cudnn.version()
+    try:
+        import torchvision
+
+        facts["torchvision"] = torchvision.__version__
+    except Exception:  # noqa: BLE001 - a broken torchvision must not stop the run
+        pass
+    return facts
+
+
+def _unescape_mount(path: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
+
+
+def mounts(root: str = "/") -> List[Tuple[str, str, str]]:
+    """(mount point, filesystem type, source) for every mount, from mountinfo."""
+    text = _read(_join(root, "/proc/self/mountinfo")) or ""
+    result = []
+    for line in text.splitlines():
+        left, sep, right = line.partition(" - ")
+        fields, tail = left.split(), right.split()
+        if not sep or len(fields) < 5 or len(tail) < 2:
+            continue
+        result.append((_unescape_mount(fields[4]), tail[0], tail[1]))
+    return result
+
+
+def filesystem_of(path: str, root: str = "/") -> Optional[Dict[str, str]]:
+    """Filesystem type, mount point and source of the mount holding ``path``.
+
+    Longest matching mount point wins; the last mount on one point wins (it hides the
+    earlier ones). Detected, never assumed from a directory's name.
+    """
+    real = os.path.realpath(path)
+    best = None
+    for mount_point, fs_type, source in mounts(root):
+        inside = real == mount_point or real.startswith(mount_point.rstrip("/") + "/")
+        if inside and (best is None or len(mount_point) >= len(best[0])):
+            best = (mount_point, fs_type, source)
+    if best is None:
+        return None
+    return {"fs_type": best[1], "mount_point": best[0], "source": best[2]}
+
+
+def jetson_facts(root: str = "/") -> Dict[str, Any]:
+    """L4T release from the filesystem; power mode and clocks from jtop when its service answers."""
+    facts: Dict[str, Any] = {}
+    release = _read(_join(root, "/etc/nv_tegra_release"))
+    if release:
+        match = re.search(r"R(\d+).*REVISION:\s*([\d.]+)", release)
+        facts["l4t"] = f"{match.group(1)}.{match.group(2)}" if match else release.splitlines()[0]
+    if not facts and detect_platform(root) != "jetson":
+        return facts
+    try:
+        from jtop import jtop  # jetson-stats; only installed in the jetson environment
+    except ImportError:
+        facts["jtop_unavailable"] = "jetson-stats not installed"
+        return facts
+    try:
+        with jtop() as jetson:
+            hardware = jetson.board.get("hardware", {})
+            for key in ("Model", "Module", "SoC", "L4T", "Jetpack"):
+                if hardware.get(key):
+                    facts[key.lower()] = hardware[key]
+            mode = jetson.nvpmodel
+            facts["power_mode"] = str(mode.name) if mode is not None else None
+            facts["jetson_clocks"] = bool(jetson.jetson_clocks) if jetson.jetson_clocks is not None else None
+    except Exception as exc:  # noqa: BLE001 - JtopException and socket errors alike
+        facts["jtop_unavailable"] = f"jtop service not reachable: {exc}".splitlines()[0]
+    return facts
+
+
+def collect(paths: Optional[Dict[str, str]] = None, root: str = "/") -> Dict[str, Any]:
+    """Every family, keyed by family; ``paths`` names directories whose filesystem matters."""
+    info: Dict[str, Any] = {
+        "board": board_model(root),
+        "platform": detect_platform(root),
+        "cpu": cpu_facts(root),
+        "memory": memory_facts(root),
+        "system": system_facts(),
+        "threads": thread_facts(),
+        "torch": torch_facts(),
+    }
+    jetson = jetson_facts(root)
+    if jetson:
+        info["jetson"] = jetson
+    if paths:
+        info["filesystems"] = {name: filesystem_of(path, root) for name, path in paths.items()}
+    return {key: value for key, value in info.items() if value is not None}
+
+
+#: Facts that do not drift between two runs of the same configuration; only these are
+#: compared (the whole dict differs at every run: frequency, available memory).
+STABLE_KEYS = (
+    "device_id",
+    "board",
+    "platform",
+    "cpu.model",
+    "cpu.logical_cores",
+    "cpu.usable_cores",
+    "cpu.governor",
+    "memory.total_mb",
+    "system.kernel",
+    "system.libc",
+    "system.python",
+    "threads.OMP_NUM_THREADS",
+    "threads.MKL_NUM_THREADS",
+    "threads.MALLOC_ARENA_MAX",
+    "threads.torch_num_threads",
+    "torch.version",
+    "torch.build",
+    "torch.torchvision",
+    "torch.cuda_available",
+    "torch.gpu_name",
+    "jetson.l4t",
+    "jetson.power_mode",
+    "jetson.jetson_clocks",
+    "filesystems.data_dir.fs_type",
+    "filesystems.results_dir.fs_type",
+)
+
+
+def _lookup(info: Dict[str, Any], dotted: str) -> Any:
+    node: Any = info
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def stable_differences(current: Dict[str, Any], saved: Dict[str, Any]) -> List[str]:
+    """'key: saved -> current' for each stable fact that changed between two runs."""
+    changes = []
+    for key in STABLE_KEYS:
+        old, new = _lookup(saved, key), _lookup(current, key)
+        if old != new:
+            changes.append(f"{key}: {old!r} -> {new!r}")
+    return changes

@@ -1,0 +1,189 @@
+"""Resident memory of the benchmark process and of its children (MB = 2**20 bytes).
+
+Linux keeps a per-process high-water mark (VmHWM, which is also what ``ru_maxrss``
+reports) that only ever grows; writing ``5`` to ``/proc/self/clear_refs`` (Linux >= 4.0)
+resets it to the current RSS. Resetting it before each measurement is what lets a
+benchmark that runs after a memory-hungry one report its own peak.
+
+DataLoader workers are child processes: their memory never shows in the parent's
+VmHWM, so a sampler adds each child's *private* pages (USS) to the parent's RSS.
+Pages a forked worker still shares with the parent are counted once, in the parent.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import threading
+from typing import Callable, Dict, Optional, Tuple
+
+import psutil
+
+from bench_support.metrics import MB
+
+#: How often the process-tree sampler looks at the children, in seconds.
+TREE_SAMPLE_INTERVAL_S = 0.1
+
+
+def _status_kb(field_name: str, pid: str = "self", proc_root: str = "/proc") -> Optional[int]:
+    """A ``kB`` field of /proc/<pid>/status (VmHWM, VmRSS), or None if unreadable."""
+    try:
+        with open(os.path.join(proc_root, pid, "status")) as fh:
+            for line in fh:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def ru_maxrss_mb() -> float:
+    """The kernel's lifetime peak RSS of this process, unit-normalised.
+
+    ``ru_maxrss`` is KiB on Linux and bytes on macOS.
+    """
+    raw = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return raw / MB if sys.platform == "darwin" else raw * 1024 / MB
+
+
+def rss_now_mb() -> float:
+    """Current resident set size of this process."""
+    return psutil.Process().memory_info().rss / MB
+
+
+def rss_hwm_mb(proc_root: str = "/proc") -> Optional[float]:
+    """Peak RSS since start or since the last reset (VmHWM), None where /proc lacks it."""
+    kb = _status_kb("VmHWM", proc_root=proc_root)
+    return None if kb is None else kb / 1024.0
+
+
+def reset_peak_rss(proc_root: str = "/proc") -> bool:
+    """Reset this process's RSS high-water mark; False where the kernel does not allow it."""
+    try:
+        with open(os.path.join(proc_root, "self", "clear_refs"), "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def private_mb(pid: int, proc_root: str = "/proc") -> Optional[float]:
+    """Private (unshared) resident memory of a process: its USS, from smaps_rollup."""
+    total_kb = 0
+    found = False
+    try:
+        with open(os.path.join(proc_root, str(pid), "smaps_rollup")) as fh:
+            for line in fh:
+                if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                    total_kb += int(line.split()[1])
+                    found = True
+    except (OSError, ValueError, IndexError):
+        pass
+    if found:
+        return total_kb / 1024.0
+    try:  # kernels without smaps_rollup, or macOS
+        return psutil.Process(pid).memory_full_info().uss / MB
+    except (psutil.Error, AttributeError):
+        return None
+
+
+def own_and_tree_mb(proc: Optional[psutil.Process] = None) -> Tuple[float, float]:
+    """(RSS of ``proc``, that RSS plus the private memory of all its descendants), now."""
+    proc = proc or psutil.Process()
+    own = proc.memory_info().rss / MB
+    total = own
+    try:
+        children = proc.children(recursive=True)
+    except psutil.Error:
+        children = []
+    for child in children:
+        extra = private_mb(child.pid)
+        if extra is not None:
+            total += extra
+    return own, total
+
+
+class TreeSampler:
+    """Samples :func:`own_and_tree_mb` in a background thread and keeps the maxima."""
+
+    def __init__(
+        self,
+        interval_s: float = TREE_SAMPLE_INTERVAL_S,
+        probe: Callable[[], Tuple[float, float]] = own_and_tree_mb,
+    ) -> None:
+        self.interval_s = interval_s
+        self._probe = probe
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self.own_peak_mb = 0.0
+        self.tree_peak_mb = 0.0
+        self.samples = 0
+
+    def _sample(self) -> None:
+        try:
+            own, tree = self._probe()
+        except (psutil.Error, OSError):
+            return
+        self.samples += 1
+        self.own_peak_mb = max(self.own_peak_mb, own)
+        self.tree_peak_mb = max(self.tree_peak_mb, tree)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._sample()
+
+    def start(self) -> None:
+        self._sample()
+        self._thread = threading.Thread(target=self._loop, name="tree-rss-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._sample()
+
+
+class MemoryWindow:
+    """Brackets the measured rounds of one benchmark and yields the memory family.
+
+    Use as a context manager around the measured rounds only (never the warm-up);
+    afterwards ``figures`` holds the memory family of :mod:`bench_support.metrics`.
+    """
+
+    def __init__(self, interval_s: float = TREE_SAMPLE_INTERVAL_S, proc_root: str = "/proc") -> None:
+        self.interval_s = interval_s
+        self.proc_root = proc_root
+        self.figures: Dict[str, object] = {}
+        self._sampler = TreeSampler(interval_s)
+        self._peak_reset = False
+        self._baseline_mb = 0.0
+
+    def __enter__(self) -> MemoryWindow:
+        self._peak_reset = reset_peak_rss(self.proc_root)
+        self._baseline_mb = rss_now_mb()
+        self._sampler.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._sampler.stop()
+        now = rss_now_mb()
+        hwm = rss_hwm_mb(self.proc_root) if self._peak_reset else None
+        if hwm is not None:
+            peak, method = hwm, "VmHWM, reset through /proc/self/clear_refs"
+        else:
+            # No resettable kernel peak (macOS, old kernel, locked-down /proc): the
+            # sampled maximum is the honest fallback, and the method says so.
+            peak = max(self._sampler.own_peak_mb, now)
+            method = f"sampled every {self.interval_s:.2f} s (kernel peak not resettable)"
+        self.figures = {
+            "rss_peak_mb": round(peak, 2),
+            "rss_now_mb": round(now, 2),
+            "rss_delta_mb": round(peak - self._baseline_mb, 2),
+            # The tree includes this process, whose exact peak is known: never below it.
+            "rss_tree_peak_mb": round(max(self._sampler.tree_peak_mb, peak), 2),
+            "rss_baseline_mb": round(self._baseline_mb, 2),
+            "rss_peak_method": method,
+            "rss_tree_samples": self._sampler.samples,
+        }

@@ -1,0 +1,43 @@
+"""The suite's pytest face: options, state, storage hooks, fixtures, terminal output.
+
+Loaded by the project's conftest.py (so it also applies to ``pytest-benchmark compare``)
+and imported by nothing else in the library: benchmarks receive what they need through
+fixtures, the library never reaches back up here.
+
+    options.py   command-line options, checked at parse time by ``type=`` parsers
+    state.py     the frozen SuiteState built from them (the ``suite`` fixture)
+    session.py   configure, Unavailable/UserError as skip/one-line failure, the exit
+    params.py    each benchmark parametrised from its module's GRID for the profile
+    storage.py   pytest-benchmark's storage, machine facts, the saved JSON's suite block
+    fixtures.py  suite, profile, image_datasets, harness, power_session, ...
+    terminal.py  header, live progress lines, end-of-run summary
+"""
+
+from bench_support.plugin.fixtures import (  # noqa: F401 - fixtures are registered from this module
+    _plain_benchmark_measures,
+    ckpt_target_dir,
+    continual_scenario,
+    data_root,
+    harness,
+    image_datasets,
+    loader_config,
+    power_session,
+    profile,
+    suite,
+    torch_device,
+)
+from bench_support.plugin.options import pytest_addoption  # noqa: F401
+from bench_support.plugin.params import pytest_generate_tests  # noqa: F401
+from bench_support.plugin.session import (  # noqa: F401
+    pytest_configure,
+    pytest_runtest_call,
+    pytest_runtest_setup,
+    pytest_sessionstart,
+    pytest_unconfigure,
+)
+from bench_support.plugin.storage import (  # noqa: F401
+    pytest_benchmark_compare_machine_info,
+    pytest_benchmark_update_json,
+    pytest_benchmark_update_machine_info,
+)
+from bench_support.plugin.terminal import pytest_report_header, pytest_terminal_summary  # noqa: F401

@@ -1,0 +1,111 @@
+"""The fixtures benchmarks use. Thin: each hands the session's state to a workload or an
+instrument of the library and returns what it built.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from bench_support.measure.harness import Harness, measure_plain
+from bench_support.measure.power import PowerSession
+from bench_support.measure.power_sources import open_source
+from bench_support.plugin.state import CONTINUAL, POWER, STATE, SuiteState
+from bench_support.plugin.storage import continual_run_dir
+from bench_support.plugin.terminal import live_writer, progress_writer
+from bench_support.profiles import Profile
+from bench_support.workloads import checkpoint, loading, training
+from bench_support.workloads.datasets import DatasetProvider
+
+
+@pytest.fixture(scope="session")
+def suite(pytestconfig: pytest.Config) -> SuiteState:
+    return pytestconfig.stash[STATE]
+
+
+@pytest.fixture(scope="session")
+def profile(suite: SuiteState) -> Profile:
+    return suite.profile
+
+
+@pytest.fixture(scope="session")
+def image_datasets(pytestconfig: pytest.Config, suite: SuiteState) -> DatasetProvider:
+    """``image_datasets(image_size, data_root="data-dir") -> (train, val, info)``, built once per session."""
+    p = suite.profile
+    return DatasetProvider(
+        p.n_train, p.n_val, suite.data_seed, suite.data_roots, suite.cifar_root, progress_writer(pytestconfig)
+    )
+
+
+@pytest.fixture
+def data_root() -> str:
+    """The data root a benchmark reads from; the plugin parametrises it over --data-root."""
+    return "data-dir"
+
+
+@pytest.fixture(scope="session")
+def power_session(pytestconfig: pytest.Config, suite: SuiteState):
+    source, reason = open_source(suite.power_backend, suite.power_interval_s)
+    session = PowerSession(source, reason, suite.power_interval_s)
+    session.measure_idle(suite.power_idle_s)
+    pytestconfig.stash[POWER] = session
+    yield session
+    session.close()
+
+
+@pytest.fixture
+def harness(benchmark, power_session: PowerSession) -> Harness:
+    return Harness(benchmark, power_session.window)
+
+
+@pytest.fixture(autouse=True)
+def _plain_benchmark_measures(request: pytest.FixtureRequest) -> None:
+    """A benchmark written with the plain ``benchmark`` fixture gets the memory and power families too."""
+    if "benchmark" in request.fixturenames and "harness" not in request.fixturenames:
+        measure_plain(request.getfixturevalue("benchmark"), request.getfixturevalue("power_session").window)
+
+
+@pytest.fixture
+def torch_device(device: str) -> str:
+    """The grid's ``device``, skipped with the reason where this machine has none."""
+    return training.require_device(device)
+
+
+@pytest.fixture
+def loader_config(num_workers, prefetch_factor, pin_memory, persistent_workers):
+    import torch
+
+    return loading.loader_config(
+        num_workers, prefetch_factor, pin_memory, persistent_workers, torch.cuda.is_available()
+    )
+
+
+@pytest.fixture
+def ckpt_target_dir(suite: SuiteState, target: str):
+    """A fresh folder of this process on the target; removed afterwards."""
+    base = checkpoint.target_base(target, suite.project_dir, dict(suite.ckpt_dirs))
+    directory = os.path.join(base, f"{os.getpid()}")
+    os.makedirs(directory, exist_ok=True)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+    try:
+        os.rmdir(base)
+    except OSError:
+        pass
+
+
+@pytest.fixture(scope="module")
+def continual_scenario(pytestconfig: pytest.Config, suite: SuiteState):
+    """The continual-learning scenario, prepared once per module; its outputs are written at the end."""
+    from bench_support.continual import scenario as continual
+
+    prepared = continual.prepare(
+        suite.continual, suite.profile, suite.data_dir, suite.project_dir, live_writer(pytestconfig)
+    )
+    try:
+        yield prepared
+    finally:
+        prepared.close()
+    pytestconfig.stash[CONTINUAL] = prepared.finish(continual_run_dir(pytestconfig))

@@ -1,0 +1,225 @@
+"""The suite's command-line options, checked at parse time.
+
+Every check that needs only the value itself is an argparse ``type=`` parser
+(:mod:`bench_support.plugin.parsers`), so a bad value is refused before anything runs,
+as one line naming the option. Checks that need several options together happen when
+the state is built (:mod:`bench_support.plugin.state`).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from bench_support.measure.power import DEFAULT_INTERVAL_S
+from bench_support.measure.power_sources import BACKENDS
+from bench_support.plugin.parsers import (
+    at_least,
+    existing_dir,
+    named_dir,
+    one_line_usage_errors,
+    parser_of,
+    positive_seconds,
+)
+from bench_support.profiles import PROFILES
+from bench_support.workloads.data import check_cifar_root
+from bench_support.workloads.loading import THREAD_POLICIES
+
+CL_MODELS = ("smallcnn", "mobilenet_v3_small", "resnet18")
+
+
+# --- the options --------------------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    one_line_usage_errors(parser)
+    group = parser.getgroup("edge-bench", "edge training benchmarks")
+    add = group.addoption
+    add(
+        "--profile",
+        choices=sorted(PROFILES),
+        default=os.environ.get("BENCH_PROFILE", "quick"),
+        help="which grid and sizes to run: "
+        + "; ".join(f"{p.name}: {p.description}" for p in PROFILES.values())
+        + " (default: quick, or $BENCH_PROFILE)",
+    )
+    add(
+        "--data-dir",
+        metavar="DIR",
+        type=existing_dir("--data-dir"),
+        default=None,
+        help="existing, writable directory for the generated datasets (default: ./data, or $BENCH_DATA_DIR)",
+    )
+    add(
+        "--train-images",
+        metavar="N",
+        type=at_least(4, "--train-images", "one image per class"),
+        default=None,
+        help="generated training images (default: the profile's)",
+    )
+    add(
+        "--val-images",
+        metavar="N",
+        type=at_least(4, "--val-images", "one image per class"),
+        default=None,
+        help="generated held-out images (default: the profile's)",
+    )
+    add(
+        "--data-seed",
+        metavar="N",
+        type=at_least(0, "--data-seed"),
+        default=0,
+        help="seed of the generated dataset (default 0)",
+    )
+    add(
+        "--device-name",
+        metavar="NAME",
+        default=None,
+        help="name of this device's results folder (default: board or CPU model plus hostname)",
+    )
+    add(
+        "--cifar-root",
+        metavar="DIR",
+        type=parser_of(check_cifar_root),
+        default=None,
+        help="train on a local CIFAR-10 copy (DIR/cifar-10-batches-py) instead of generated images; never downloads",
+    )
+    add(
+        "--save-results",
+        metavar="DIR",
+        default=None,
+        help="save this run under DIR/<device-id>/ and compare it with this device's previous run there",
+    )
+    add(
+        "--data-root",
+        metavar="NAME=PATH",
+        action="append",
+        default=[],
+        type=named_dir("--data-root", ("data-dir",)),
+        help="also place the dataset on PATH (an SD card, an NVMe, a USB disk), named NAME, and run the page-cache "
+        "and training benchmarks on it; repeatable",
+    )
+    add(
+        "--cache-drop",
+        choices=("auto", "drop_caches", "fadvise"),
+        default="auto",
+        help="how to make data cold: fadvise (per file, no privilege; what auto picks) or drop_caches (root; "
+        "the whole system, as the Jetson study: also evicts library code the next round reads back)",
+    )
+    add(
+        "--thread-policy",
+        choices=THREAD_POLICIES,
+        default="default",
+        help="torch threads of the training process while DataLoader workers run: default (torch's own: all "
+        "cores) or reserve (cores minus workers)",
+    )
+    add(
+        "--ckpt-dir",
+        metavar="NAME=PATH",
+        action="append",
+        default=[],
+        type=named_dir("--ckpt-dir", ("project", "shm")),
+        help="also benchmark checkpoint writes into PATH (an SD card, an NVMe...), named NAME; repeatable",
+    )
+    add(
+        "--crash-trials",
+        metavar="N",
+        type=at_least(0, "--crash-trials", "0 is off"),
+        default=0,
+        help="run the checkpoint crash-consistency check with N kill trials (default 0: off)",
+    )
+    add(
+        "--power-backend",
+        choices=BACKENDS,
+        default="auto",
+        help="where power comes from (auto tries jtop, ina3221, tegrastats, rapl, nvml in that order)",
+    )
+    add(
+        "--power-interval",
+        metavar="SECONDS",
+        type=positive_seconds("--power-interval"),
+        default=DEFAULT_INTERVAL_S,
+        help=f"power sampling interval (default {DEFAULT_INTERVAL_S}; jtop uses at least 0.5)",
+    )
+    add(
+        "--power-idle-s",
+        metavar="SECONDS",
+        type=positive_seconds("--power-idle-s", allow_zero=True),
+        default=3.0,
+        help="idle power is measured this long before the first benchmark (0: not measured)",
+    )
+    add(
+        "--jetson-power-mode",
+        metavar="MODE",
+        default=None,
+        help="Jetson only, opt-in: switch to this nvpmodel mode (e.g. MAXN) through jtop; restored afterwards",
+    )
+    add(
+        "--jetson-clocks",
+        action="store_true",
+        default=False,
+        help="Jetson only, opt-in: turn jetson_clocks on (DVFS off) through jtop; restored afterwards",
+    )
+    add(
+        "--no-fast-exit",
+        action="store_true",
+        default=False,
+        help="let the interpreter tear torch down at exit (an outside max-RSS reading then includes the "
+        "library pages that teardown touches)",
+    )
+    add(
+        "--allow-network",
+        action="store_true",
+        default=False,
+        help="do not install the guard that makes any network access in this run an error",
+    )
+
+    cl = parser.getgroup("edge-bench-continual", "continual learning on your own photos (benchmarks/test_continual.py)")
+    add = cl.addoption
+    add(
+        "--data-real",
+        metavar="DIR",
+        default=None,
+        help="your photos, named <word>_<word>_<anything>.jpg (class = first two words, e.g. orange_square_01.jpg) "
+        "(default: ./data_real; with no photos there, generated stand-in photos are used and the results say so)",
+    )
+    add(
+        "--cl-epochs",
+        metavar="N",
+        type=at_least(1, "--cl-epochs"),
+        default=None,
+        help="fine-tune epochs (default: the profile's)",
+    )
+    add("--cl-batch", metavar="N", type=at_least(1, "--cl-batch"), default=4, help="fine-tune batch size (default 4)")
+    add(
+        "--cl-image-size",
+        metavar="PX",
+        type=at_least(32, "--cl-image-size"),
+        default=128,
+        help="image size, pixels (default 128)",
+    )
+    add("--cl-workers", metavar="N", type=at_least(0, "--cl-workers"), default=0, help="DataLoader workers (default 0)")
+    add(
+        "--cl-model",
+        choices=CL_MODELS,
+        default="smallcnn",
+        help="the vision model (default smallcnn: small, global max pooling, learns shapes from synthetic images "
+        "quickly; the torchvision ones are what ImageNet weights fit)",
+    )
+    add(
+        "--cl-pretrain-images",
+        metavar="N",
+        type=at_least(32, "--cl-pretrain-images"),
+        default=None,
+        help="synthetic images for the factory pretraining (default: the profile's)",
+    )
+    add(
+        "--cl-weights",
+        choices=("synthetic", "imagenet"),
+        default="synthetic",
+        help="start of the factory pretraining: random weights (synthetic, default) or torchvision's ImageNet "
+        "weights if they are already in the local torch cache (never downloaded)",
+    )
+    add("--rss-budget-mb", metavar="MB", type=positive_seconds("--rss-budget-mb"), default=None,
+        help="mark each fine-tune configuration as within or over this peak-RSS budget")  # fmt: skip

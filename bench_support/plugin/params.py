@@ -1,0 +1,36 @@
+"""Every benchmark parametrised from its module's ``GRID`` for the session's profile.
+
+A benchmark module declares ``GRID = {profile: {parameter: values}}`` (and optionally
+``GRID_FILTER``, a predicate dropping combinations that mean nothing). Each test
+function gets the cross product of the grid's parameters it uses, with readable ids.
+The user's own targets join the grid: ``--ckpt-dir`` names extend ``target``,
+``--data-root`` names extend ``data_root``; a benchmark that reads data but has no
+``data_root`` in its grid runs on each user root too, when there are any.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bench_support.plugin.state import STATE
+from bench_support.profiles import format_id, grid_combinations
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    grids = getattr(metafunc.module, "GRID", None)
+    if grids is None:
+        return
+    state = metafunc.config.stash[STATE]
+    grid = {name: list(values) for name, values in grids[state.profile.name].items()}
+    if "target" in grid:
+        grid["target"] += list(state.ckpt_dirs)
+    if "data_root" in grid:
+        grid["data_root"] += list(state.user_data_roots)
+    names, combos, ids = grid_combinations(grid, metafunc.fixturenames, getattr(metafunc.module, "GRID_FILTER", None))
+    if names:
+        values = [c[0] for c in combos] if len(names) == 1 else combos
+        metafunc.parametrize(",".join(names), values, ids=ids)
+    if "data_root" in metafunc.fixturenames and "data_root" not in names and state.user_data_roots:
+        # Only then: the default ids stay comparable with earlier runs.
+        roots = ["data-dir", *state.user_data_roots]
+        metafunc.parametrize("data_root", roots, ids=[format_id("data_root", r) for r in roots])

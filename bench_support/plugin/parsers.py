@@ -1,0 +1,138 @@
+"""argparse ``type=`` parsers for the suite's options, and pytest's usage error as one line.
+
+A parser raises ``ArgumentTypeError`` with a message that already names the option and
+the value (``--train-images 2: need at least 4 (one image per class)``);
+:func:`compact_usage` strips argparse's own prefix and pytest's usage lines around it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import math
+import os
+import re
+import tempfile
+from typing import Callable, Tuple
+
+import pytest
+
+from bench_support.errors import UserError
+
+# --- parsers ------------------------------------------------------------------------------
+
+
+def writable_dir(option: str, path: str, create: bool = False) -> str:
+    """The absolute path of a directory this process can write into; UserError otherwise."""
+    path = os.path.abspath(os.path.expanduser(path))
+    if create:
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"{option} {path}: cannot create it ({exc.strerror})") from None
+    if not os.path.isdir(path):
+        raise UserError(f"{option} {path}: no such directory")
+    try:  # a real write: catches read-only mounts and immutable dirs, which root meets too
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise UserError(f"{option} {path}: directory is not writable ({exc.strerror})") from None
+    return path
+
+
+def parser_of(check: Callable[[str], object]) -> Callable[[str], object]:
+    def parse(text: str) -> object:
+        try:
+            return check(text)
+        except UserError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = getattr(check, "__name__", "value")
+    return parse
+
+
+def at_least(least: int, option: str, why: str = "") -> Callable[[str], object]:
+    def check(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise UserError(f"{option} {text}: expected a whole number") from None
+        if value < least:
+            raise UserError(f"{option} {value}: need at least {least}" + (f" ({why})" if why else ""))
+        return value
+
+    return parser_of(check)
+
+
+def positive_seconds(option: str, allow_zero: bool = False) -> Callable[[str], object]:
+    def check(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise UserError(f"{option} {text}: expected a number") from None
+        if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+            raise UserError(f"{option} {text}: must be a finite number more than 0" + (" (or 0)" if allow_zero else ""))
+        return value
+
+    return parser_of(check)
+
+
+def named_dir(option: str, reserved: Tuple[str, ...] = ()) -> Callable[[str], object]:
+    """``NAME=PATH`` into (name, writable absolute path)."""
+
+    def check(value: str) -> Tuple[str, str]:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise UserError(f"{option} {value}: expected NAME=PATH, e.g. {option} sdcard=/media/sd")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise UserError(f"{option} {value}: NAME may hold letters, digits, '.', '_' and '-' only")
+        if name in reserved:
+            raise UserError(f"{option} {value}: {name} is a built-in target; choose another NAME")
+        return name, writable_dir(option, path)
+
+    return parser_of(check)
+
+
+def existing_dir(option: str) -> Callable[[str], object]:
+    return parser_of(lambda path: writable_dir(option, path))
+
+
+# --- one-line usage errors ----------------------------------------------------------------
+
+
+def one_line_usage_errors(parser: pytest.Parser) -> None:
+    """Reduce pytest's usage error (usage, error, ini and rootdir lines) to the error line.
+
+    A misspelt option then reads as one line, with the nearest real option suggested.
+    Wraps this parser instance only; if pytest's internals change, its own message shows.
+    """
+    original = getattr(parser, "parse", None)
+    if original is None:
+        return
+
+    def parse(args, namespace=None):
+        try:
+            return original(args, namespace=namespace)
+        except pytest.UsageError as exc:
+            raise pytest.UsageError(compact_usage(str(exc), parser)) from None
+
+    parser.parse = parse
+
+
+def compact_usage(text: str, parser: pytest.Parser) -> str:
+    line = next((ln for ln in text.splitlines() if ": error: " in ln), None)
+    if line is None:
+        return text
+    message = line.split(": error: ", 1)[1]
+    # argparse prefixes a type= parser's message with "argument --x: "; ours already names the option.
+    match = re.match(r"argument (--[\w-]+)(?:/[^:]*)?: (\1 .*)$", message)
+    if match:
+        message = match.group(2)
+    if message.startswith("unrecognized arguments:"):
+        known = list(getattr(getattr(parser, "optparser", None), "_option_string_actions", {}))
+        for word in message.split(":", 1)[1].split():
+            close = difflib.get_close_matches(word.split("=")[0], known, n=1) if word.startswith("--") else []
+            if close:
+                message += f" (did you mean {close[0]}?)"
+                break
+    return message

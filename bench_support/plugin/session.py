@@ -1,0 +1,101 @@
+"""The session's life: state and guards at configure time, errors as skips or one-line
+failures while tests run, and the exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+
+import pytest
+
+from bench_support import netguard
+from bench_support.errors import Unavailable, UserError
+from bench_support.measure import jetson_setup
+from bench_support.plugin.state import SESSION, STATE, build_state
+from bench_support.plugin.storage import configure_storage, silence_default_machine_info_comparison
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    # tryfirst: the storage options must be settled before pytest-benchmark reads them.
+    try:
+        state = build_state(config)
+    except UserError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    mode, clocks = config.getoption("jetson_power_mode"), config.getoption("jetson_clocks")
+    if mode or clocks:
+        try:
+            config.add_cleanup(jetson_setup.apply(mode, clocks))
+        except jetson_setup.SetupError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    config.stash[STATE] = state
+    if not config.getoption("allow_network"):
+        netguard.install()
+    if state.results_dir:
+        configure_storage(config, state.results_dir, state.profile.name)
+    silence_default_machine_info_comparison(config)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[SESSION] = session
+
+
+def _as_outcome(exc: BaseException) -> None:
+    """An Unavailable becomes a skip with its reason, a UserError a one-line failure."""
+    if isinstance(exc, Unavailable):
+        pytest.skip(str(exc))
+    if isinstance(exc, UserError):
+        pytest.fail(str(exc), pytrace=False)
+
+
+def _suite_errors_as_outcomes():
+    """A wrapper for a run-test phase (fixtures' setup, the test's call) applying :func:`_as_outcome`."""
+
+    @pytest.hookimpl(wrapper=True)
+    def wrapper(item: pytest.Item):
+        try:
+            return (yield)
+        except (Unavailable, UserError) as exc:
+            _as_outcome(exc)
+
+    return wrapper
+
+
+pytest_runtest_setup = _suite_errors_as_outcomes()
+pytest_runtest_call = _suite_errors_as_outcomes()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(SESSION, None)
+    ran_benchmarks = bool(getattr(getattr(config, "_benchmarksession", None), "benchmarks", None))
+    if session is not None and ran_benchmarks and not config.getoption("no_fast_exit") and _pytest_is_main():
+        atexit.register(_exit_without_teardown, int(session.exitstatus))
+
+
+def _pytest_is_main() -> bool:
+    """True when this process is the pytest command itself, not a program embedding it."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name in ("pytest", "pytest.__main__", "py.test"):
+        return True
+    return os.path.basename(sys.argv[0]) in ("pytest", "py.test")
+
+
+def _exit_without_teardown(status: int) -> None:
+    """End the process after every atexit handler, skipping the interpreter's teardown.
+
+    The CUDA build of torch pages shared-library code into the process while its C++
+    objects are destroyed at exit. That is after every benchmark, but an outside
+    reading of the process's peak RSS (``/usr/bin/time -v``) would include it and
+    disagree with ``rss_peak_mb``.
+    """
+    atexit.unregister(_exit_without_teardown)
+    atexit._run_exitfuncs()  # everyone else's handlers, in their usual order
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(status)

@@ -1,0 +1,108 @@
+"""The suite's state for one pytest session: every option, checked and resolved, frozen.
+
+Benchmarks and fixtures read their parameters from here (the ``suite`` fixture), never
+from ``config.getoption``: the options are parsed and validated once.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Mapping, Optional, Sequence, Tuple
+
+import pytest
+
+from bench_support.errors import UserError
+from bench_support.measure import machine
+from bench_support.profiles import PROFILES, Profile
+from bench_support.workloads.datasets import data_root_dir
+
+STATE = pytest.StashKey["SuiteState"]()
+SESSION = pytest.StashKey[pytest.Session]()
+POWER = pytest.StashKey[Any]()  # the PowerSession, once the first benchmark opened it
+CONTINUAL = pytest.StashKey[Any]()  # the continual scenario's Outcome, once it finished
+
+
+@dataclass(frozen=True)
+class SuiteState:
+    profile: Profile
+    project_dir: str  # the repository root: where .bench-ckpt/ and data_real/ live
+    data_dir: str
+    data_seed: int
+    device_id: str
+    platform: str
+    cifar_root: Optional[str]
+    results_dir: Optional[str]  # this device's results folder, when --save-results is given
+    ckpt_dirs: Mapping[str, str]  # user checkpoint targets: name -> directory
+    data_roots: Mapping[str, str]  # name -> directory holding the datasets; "data-dir" is --data-dir
+    cache_drop: str
+    thread_policy: str
+    crash_trials: int
+    power_backend: str
+    power_interval_s: float
+    power_idle_s: float
+    continual: Mapping[str, Any]
+
+    @property
+    def user_data_roots(self) -> Tuple[str, ...]:
+        return tuple(name for name in self.data_roots if name != "data-dir")
+
+
+def _unique(option: str, pairs: Sequence[Tuple[str, str]]) -> Mapping[str, str]:
+    named = {}
+    for name, path in pairs:
+        if name in named:
+            raise UserError(f"{option} {name}={path}: the name {name} is given twice")
+        named[name] = path
+    return named
+
+
+def build_state(config: pytest.Config) -> SuiteState:
+    """The state of this session from its options; UserError (one line) when they do not fit together."""
+    from bench_support.continual import scenario
+    from bench_support.plugin.parsers import writable_dir
+
+    option = config.getoption
+    root = str(config.rootpath)
+    profile = PROFILES[option("profile")].with_sizes(option("train_images"), option("val_images"))
+    data_dir = option("data_dir") or writable_dir(
+        "data directory", os.environ.get("BENCH_DATA_DIR") or os.path.join(root, "data"), create=True
+    )
+    data_roots = {"data-dir": data_dir}
+    for name, path in _unique("--data-root", option("data_root")).items():
+        data_roots[name] = data_root_dir(path)
+    cl_options = {
+        "model": option("cl_model"),
+        "image_size": option("cl_image_size"),
+        "batch": option("cl_batch"),
+        "workers": option("cl_workers"),
+        "epochs": option("cl_epochs"),
+        "seed": option("data_seed"),
+        "weights": option("cl_weights"),
+        "rss_budget_mb": option("rss_budget_mb"),
+        "data_real": option("data_real"),
+        "allow_network": bool(option("allow_network")),
+        "pretrain_images": option("cl_pretrain_images"),
+    }
+    device_id = machine.device_id(option("device_name"))
+    results = option("save_results")
+    return SuiteState(
+        profile=profile,
+        project_dir=root,
+        data_dir=data_dir,
+        data_seed=option("data_seed"),
+        device_id=device_id,
+        platform=os.environ.get("BENCH_PLATFORM") or machine.detect_platform(),
+        cifar_root=option("cifar_root"),
+        results_dir=writable_dir("--save-results", os.path.join(results, device_id), create=True) if results else None,
+        ckpt_dirs=MappingProxyType(dict(_unique("--ckpt-dir", option("ckpt_dir")))),
+        data_roots=MappingProxyType(data_roots),
+        cache_drop=option("cache_drop"),
+        thread_policy=option("thread_policy"),
+        crash_trials=option("crash_trials"),
+        power_backend=option("power_backend"),
+        power_interval_s=option("power_interval"),
+        power_idle_s=option("power_idle_s"),
+        continual=scenario.settings_from(cl_options, profile, root),
+    )

@@ -1,0 +1,89 @@
+"""pytest-benchmark's storage and hooks: where a run is saved, what it records about the
+machine, how runs are compared, and the suite's block in the saved JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import pytest
+
+from bench_support import results
+from bench_support.measure import machine
+from bench_support.plugin.state import CONTINUAL, POWER, STATE
+from bench_support.report.summary import fastest_loader
+from bench_support.report.validity import validity
+
+SUITE_VERSION = "0.1.0"
+
+
+def configure_storage(config: pytest.Config, device_folder: str, run_name: str) -> None:
+    """Save into the device's own folder; compare with its previous run if it has one."""
+    option = config.option
+    option.benchmark_storage = "file://" + device_folder
+    if not option.benchmark_save and not option.benchmark_autosave:
+        option.benchmark_save = run_name
+    option.benchmark_save_data = True  # per-round data: comparisons need more than a mean
+    if results.has_runs(device_folder) and not option.benchmark_compare:
+        option.benchmark_compare = True
+
+
+def silence_default_machine_info_comparison(config: pytest.Config) -> None:
+    """Drop pytest-benchmark's own comparison of machine_info.
+
+    It warns whenever the whole dict differs, which it does at every run (CPU
+    frequency, available memory; upstream issue #255). Ours below compares only the
+    stable facts and names them. The hook is not firstresult, so the default has to be
+    switched off rather than overridden.
+    """
+    hook = config.pluginmanager.hook.pytest_benchmark_compare_machine_info
+    for impl in hook.get_hookimpls():
+        if getattr(impl.function, "__module__", "") == "pytest_benchmark.plugin":
+            impl.function = lambda *args, **kwargs: None
+
+
+def continual_run_dir(config: pytest.Config) -> str:
+    """Where this run's continual-learning outputs go: beside the saved run, under its number."""
+    state = config.stash[STATE]
+    folder = state.results_dir or results.device_dir(f"{state.project_dir}/results", state.device_id)
+    save = getattr(config.option, "benchmark_save", None)
+    label = results.next_run_label(state.results_dir, save) if state.results_dir and save else None
+    return results.continual_dir(folder, label)
+
+
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: Dict[str, Any]) -> None:
+    state = config.stash[STATE]
+    paths = {"data_dir": state.data_dir}
+    if state.results_dir:
+        paths["results_dir"] = state.results_dir
+    facts = machine.collect(paths)
+    facts["device_id"] = state.device_id
+    facts["platform"] = state.platform
+    power = config.stash.get(POWER, None)
+    if power is not None:
+        facts["power"] = power.facts()
+    machine_info["device"] = facts
+
+
+def pytest_benchmark_compare_machine_info(config, benchmarksession, machine_info, compared_benchmark) -> None:
+    saved = compared_benchmark.get("machine_info", {}).get("device", {})
+    changes = machine.stable_differences(machine_info.get("device", {}), saved)
+    if changes:
+        benchmarksession.logger.warning("the compared run was made under different conditions: " + "; ".join(changes))
+
+
+def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json: Dict[str, Any]) -> None:
+    state = config.stash[STATE]
+    for bench in output_json.get("benchmarks", []):
+        bench.setdefault("extra_info", {})["validity"] = validity(bench, state.profile.name)
+    outcome = config.stash.get(CONTINUAL, None)
+    output_json["edge_bench"] = {
+        "continual": outcome.json_block() if outcome is not None else None,
+        "fastest_loader": fastest_loader(benchmarks),
+        "suite_version": SUITE_VERSION,
+        "profile": state.profile.name,
+        "device_id": state.device_id,
+        "platform": state.platform,
+        "data_dir": state.data_dir,
+        "cifar_root": state.cifar_root,
+    }

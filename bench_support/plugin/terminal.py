@@ -1,0 +1,53 @@
+"""What the suite says on the terminal: the header, live progress lines, the end-of-run summary."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pytest
+
+from bench_support.plugin.state import CONTINUAL, STATE
+from bench_support.report.summary import fastest_loader, fastest_loader_line
+
+
+def live_writer(config: pytest.Config) -> Callable[[str], None]:
+    """Writes a line to the terminal during a test, captured output or not (no -s needed)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+
+    def write(line: str) -> None:
+        if reporter is None or capture is None:
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(line)
+
+    return write
+
+
+def progress_writer(config: pytest.Config) -> Callable[[str], Callable[[int, int], None]]:
+    """label -> a (done, total) callback printing dataset generation progress."""
+    write = live_writer(config)
+    return lambda label: lambda done, total: write(f"edge-bench: generating {label}: {done}/{total} images")
+
+
+def pytest_report_header(config: pytest.Config):
+    state = config.stash.get(STATE, None)
+    if state is None:
+        return None
+    lines = [
+        f"edge-bench: device {state.device_id}, platform {state.platform}, profile {state.profile.name}",
+        f"edge-bench: data in {state.data_dir}" + (f", CIFAR-10 from {state.cifar_root}" if state.cifar_root else ""),
+    ]
+    if state.results_dir:
+        lines.append(f"edge-bench: results saved under {state.results_dir}")
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    session = getattr(config, "_benchmarksession", None)
+    line = fastest_loader_line(fastest_loader(getattr(session, "benchmarks", None) or []))
+    if line:
+        terminalreporter.write_line(f"edge-bench: {line}")
+    outcome = config.stash.get(CONTINUAL, None)
+    for line in outcome.terminal_lines() if outcome is not None else []:
+        terminalreporter.write_line(f"edge-bench: {line}")

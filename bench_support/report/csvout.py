@@ -1,0 +1,46 @@
+"""report.csv: one row per benchmark per run, with its parameters, time statistics,
+validity flags and every scalar extra_info figure."""
+
+from __future__ import annotations
+
+import csv
+from typing import Any, Dict, List, Sequence
+
+from bench_support.report.runs import Run
+from bench_support.report.validity import validity
+
+#: pytest-benchmark's statistics written as ``time_<key>`` columns.
+TIME_COLUMNS = ("min", "median", "mean", "max", "stddev", "iqr", "rounds")
+
+
+def write_csv(runs: Sequence[Run], path: str) -> int:
+    """Write the rows of ``runs`` to ``path``; returns the number of rows."""
+    rows = []
+    for run in runs:
+        for bench in run.benchmarks():
+            row: Dict[str, Any] = {
+                "device": run.device,
+                "run": run.label,
+                "datetime": run.data.get("datetime"),
+                "profile": run.profile,
+                "group": bench.get("group"),
+                "name": bench["name"],
+            }
+            for key, value in (bench.get("params") or {}).items():
+                row[f"param:{key}"] = value
+            for key in TIME_COLUMNS:
+                row[f"time_{key}"] = (bench.get("stats") or {}).get(key)
+            v = validity(bench, run.profile)
+            row.update(noisy=v["noisy"], invalid=v["invalid"])
+            for key, value in (bench.get("extra_info") or {}).items():
+                if value is None or isinstance(value, (int, float, str, bool)):
+                    row[key] = value
+            rows.append(row)
+    columns: List[str] = []
+    for row in rows:
+        columns.extend(k for k in row if k not in columns)
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return len(rows)

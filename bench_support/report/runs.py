@@ -1,0 +1,105 @@
+"""Saved runs: what lies under a results folder, and the figures of one benchmark."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from bench_support.results import saved_runs
+
+#: pytest-benchmark's time statistics (s); every other figure comes from extra_info.
+TIME_METRICS = ("min", "median", "mean", "max")
+
+
+@dataclass
+class Run:
+    device: str
+    path: str
+    number: int
+    data: Dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return os.path.splitext(os.path.basename(self.path))[0]
+
+    @property
+    def profile(self) -> Optional[str]:
+        return (self.data.get("edge_bench") or {}).get("profile")
+
+    @property
+    def facts(self) -> Dict[str, Any]:
+        return (self.data.get("machine_info") or {}).get("device") or {}
+
+    def benchmarks(self) -> List[Dict[str, Any]]:
+        return [b for b in self.data.get("benchmarks") or [] if isinstance(b, dict) and b.get("name")]
+
+
+def load_runs(results_dir: str) -> Tuple[List[Run], List[str]]:
+    """Every readable run under ``results_dir``, oldest first per device, and the problems met."""
+    runs: List[Run] = []
+    problems: List[str] = []
+    if not os.path.isdir(results_dir):
+        return runs, [f"{results_dir}: no such directory"]
+    for saved in saved_runs(results_dir):
+        path = saved.path
+        try:
+            with open(path) as fh:
+                data = json.load(fh)
+        except (OSError, ValueError) as exc:
+            problems.append(f"{path}: skipped, not readable JSON ({str(exc).splitlines()[0]})")
+            continue
+        if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+            problems.append(f"{path}: skipped, not a pytest-benchmark run (no 'benchmarks' list)")
+            continue
+        if "edge_bench" not in data:
+            problems.append(f"{path}: saved by an older suite (no edge_bench block); shown with what it has")
+        runs.append(Run(saved.device, path, saved.number, data))
+    runs.sort(key=lambda r: (r.device, r.data.get("datetime") or "", r.number))
+    if not runs and not problems:
+        problems.append(f"{results_dir}: no saved runs yet (run ./run.sh first)")
+    return runs, problems
+
+
+def load_run_file(path: str, device: str = "baseline") -> Tuple[Optional[Run], str]:
+    """One run file given by path (``--baseline``), or None and why it could not be read."""
+    try:
+        with open(path) as fh:
+            data = json.load(fh)
+    except (OSError, ValueError) as exc:
+        return None, str(exc).splitlines()[0]
+    return Run(device, path, 0, data), ""
+
+
+def by_device(runs: Sequence[Run]) -> Dict[str, List[Run]]:
+    devices: Dict[str, List[Run]] = {}
+    for run in runs:
+        devices.setdefault(run.device, []).append(run)
+    return devices
+
+
+# --- figures of one benchmark -------------------------------------------------------------
+
+
+def rounds_of(bench: Dict[str, Any]) -> List[float]:
+    return [float(x) for x in (bench.get("stats") or {}).get("data") or []]
+
+
+def spread(bench: Dict[str, Any]) -> Optional[float]:
+    """IQR/median of the rounds, None where the stats lack them."""
+    stats = bench.get("stats") or {}
+    try:
+        return float(stats["iqr"]) / float(stats["median"])
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
+
+
+def metric(bench: Dict[str, Any], name: str) -> Optional[float]:
+    """A time statistic (s) or an extra_info figure; None where absent or not a number."""
+    source = bench.get("stats") or {} if name in TIME_METRICS else bench.get("extra_info") or {}
+    value = source.get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        return None
+    return float(value)

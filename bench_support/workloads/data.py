@@ -1,0 +1,272 @@
+"""Seeded, cached image datasets on disk, and the loaders that read them.
+
+The generated set has the four classes of the continual-learning seed (orange/blue x
+square/circle) drawn at a random position, size and rotation on a random background
+with a lighting gradient and noise, stored as JPEG files in a class-per-folder layout
+(``<root>/<name>/{train,val}/<class>/<class>_<index>.jpg``), so reading it costs what
+reading photos costs: file opens, bytes from storage and a decode.
+
+Every image is a pure function of (seed, split, index): an interrupted generation
+resumes where it stopped, and nothing valid is ever generated again. Each file is
+written atomically (temp file + rename), so a file under its final name is complete;
+``manifest.json`` (written last) records every file's size, so a truncated or
+replaced file is noticed and regenerated.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from bench_support.errors import UserError
+from bench_support.files import read_json, write_atomic, write_json_atomic
+
+CLASSES = ("blue_circle", "blue_square", "orange_circle", "orange_square")
+SPLITS = ("train", "val")
+FORMAT_VERSION = 2  # 2: shapes of equal area over a wider size range
+# ImageNet statistics, as the Jetson study's transforms use.
+NORM_MEAN = (0.485, 0.456, 0.406)
+NORM_STD = (0.229, 0.224, 0.225)
+
+Progress = Callable[[int, int], None]
+
+
+class DataError(UserError):
+    """A dataset that cannot be built or read; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    n_train: int
+    n_val: int
+    image_size: int
+    seed: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"synth-{self.image_size}px-{self.n_train}+{self.n_val}-seed{self.seed}"
+
+    def count(self, split: str) -> int:
+        return self.n_train if split == "train" else self.n_val
+
+
+_COLOURS = {"orange": (240, 130, 20), "blue": (35, 80, 215)}
+
+
+def render(label: str, size: int, rng: np.random.Generator) -> Image.Image:
+    """One image of class ``label`` (e.g. ``orange_square``), ``size`` x ``size`` RGB."""
+    colour_name, shape = label.split("_")
+    # Background: a muted colour far from orange and blue, lit by a linear gradient.
+    base = rng.uniform(60, 190, size=3) * np.array([0.9, 1.0, 0.8])
+    angle = rng.uniform(0, 2 * math.pi)
+    yy, xx = np.mgrid[0:size, 0:size] / max(size - 1, 1)
+    ramp = (np.cos(angle) * xx + np.sin(angle) * yy)[..., None]
+    background = base + rng.uniform(20, 60) * (ramp - 0.5)
+    img = Image.fromarray(np.clip(background, 0, 255).astype(np.uint8), "RGB")
+
+    draw = ImageDraw.Draw(img)
+    colour = np.clip(np.array(_COLOURS[colour_name]) + rng.integers(-25, 26, size=3), 0, 255)
+    # Both shapes have the area of a circle of this radius, over a wide range: size says
+    # nothing about the class, so a model has to learn the outline. (With equal
+    # circumradii, circles were 1.6x larger and a model learnt "large = circle", which
+    # inverts on photos where squares are the larger cut-outs.)
+    radius = rng.uniform(0.12, 0.40) * size
+    reach = radius if shape == "circle" else radius * math.sqrt(math.pi / 2)  # square: centre to corner
+    margin = min(reach, size / 2)  # the largest squares just fit, and only centred
+    cx, cy = rng.uniform(margin, size - margin, size=2)
+    if shape == "circle":
+        draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=tuple(int(c) for c in colour))
+    else:
+        theta = rng.uniform(0, math.pi / 2)
+        corners = [
+            (cx + reach * math.cos(theta + k * math.pi / 2), cy + reach * math.sin(theta + k * math.pi / 2))
+            for k in range(4)
+        ]
+        draw.polygon(corners, fill=tuple(int(c) for c in colour))
+
+    if rng.random() < 0.5:
+        img = img.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(0.2, 0.9))))
+    noisy = np.asarray(img, dtype=np.float32) + rng.normal(0, rng.uniform(3, 12), size=(size, size, 3))
+    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8), "RGB")
+
+
+def _file_list(spec: DatasetSpec) -> List[Tuple[str, str, int]]:
+    """(split, class, index) of every image; classes are balanced round-robin."""
+    items = []
+    for split in SPLITS:
+        for index in range(spec.count(split)):
+            items.append((split, CLASSES[index % len(CLASSES)], index))
+    return items
+
+
+def _relpath(split: str, label: str, index: int) -> str:
+    return os.path.join(split, label, f"{label}_{index:05d}.jpg")
+
+
+def ensure_dataset(root: str, spec: DatasetSpec, progress: Optional[Progress] = None) -> str:
+    """Build the dataset under ``root`` if needed; return its directory.
+
+    Only missing or damaged files are (re)generated. Raises DataError with a one-line
+    message when ``root`` cannot be written.
+    """
+    directory = os.path.join(root, spec.name)
+    manifest_path = os.path.join(directory, "manifest.json")
+    manifest = read_json(manifest_path)
+    manifest = manifest if isinstance(manifest, dict) else None
+    expected = {"format": FORMAT_VERSION, "spec": asdict(spec), "classes": list(CLASSES)}
+    sizes: Dict[str, int] = {}
+    if manifest and all(manifest.get(k) == v for k, v in expected.items()):
+        sizes = manifest.get("files", {})
+
+    items = _file_list(spec)
+    todo = []
+    if manifest and manifest.get("format") != FORMAT_VERSION:
+        todo, items = list(items), []  # drawn by an older renderer: every file is redone
+    for split, label, index in items:
+        rel = _relpath(split, label, index)
+        try:
+            actual = os.path.getsize(os.path.join(directory, rel))
+        except OSError:
+            todo.append((split, label, index))
+            continue
+        if rel in sizes and sizes[rel] != actual:
+            todo.append((split, label, index))  # truncated or replaced since it was written
+        else:
+            sizes[rel] = actual
+    if not todo and os.path.exists(manifest_path):
+        return directory
+
+    try:
+        for split in SPLITS:
+            for label in CLASSES:
+                os.makedirs(os.path.join(directory, split, label), exist_ok=True)
+        step = max(1, len(todo) // 10)  # ~10 progress lines
+        for done, (split, label, index) in enumerate(todo, 1):
+            rng = np.random.default_rng([spec.seed, SPLITS.index(split), index])
+            image = render(label, spec.image_size, rng)
+            rel = _relpath(split, label, index)
+            path = os.path.join(directory, rel)
+            write_atomic(path, lambda tmp, im=image: im.save(tmp, format="JPEG", quality=90), suffix=".jpg")
+            sizes[rel] = os.path.getsize(path)
+            if progress and (done % step == 0 or done == len(todo)):
+                progress(done, len(todo))
+        manifest = dict(expected, files=sizes)
+        write_json_atomic(manifest_path, manifest, indent=0)
+    except OSError as exc:
+        raise DataError(f"cannot write the dataset under {root}: {exc.strerror or exc}") from None
+    return directory
+
+
+def dataset_bytes(directory: str) -> int:
+    """Total size of the image files of a generated dataset."""
+    manifest = read_json(os.path.join(directory, "manifest.json"))
+    return sum((manifest.get("files") or {}).values()) if isinstance(manifest, dict) else 0
+
+
+# --- reading --------------------------------------------------------------------------
+
+
+def train_transform(image_size: int):
+    """The Jetson study's training transforms: random crop with padding, flip, normalise."""
+    from torchvision import transforms
+
+    return transforms.Compose(
+        [
+            transforms.RandomCrop(image_size, padding=4),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize(NORM_MEAN, NORM_STD),
+        ]
+    )
+
+
+def eval_transform(image_size: int):
+    from torchvision import transforms
+
+    return transforms.Compose(
+        [
+            transforms.Resize(image_size),
+            transforms.CenterCrop(image_size),
+            transforms.ToTensor(),
+            transforms.Normalize(NORM_MEAN, NORM_STD),
+        ]
+    )
+
+
+def image_folders(directory: str, image_size: int):
+    """(train, val) torchvision ImageFolder datasets of a generated dataset."""
+    from torchvision.datasets import ImageFolder
+
+    return (
+        ImageFolder(os.path.join(directory, "train"), transform=train_transform(image_size)),
+        ImageFolder(os.path.join(directory, "val"), transform=eval_transform(image_size)),
+    )
+
+
+CIFAR_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")
+
+
+def has_cifar10(root: str) -> bool:
+    return os.path.isdir(os.path.join(root, "cifar-10-batches-py"))
+
+
+def check_cifar_root(root: str) -> str:
+    """The absolute CIFAR-10 root, or DataError naming what is missing (the suite never downloads)."""
+    root = os.path.abspath(os.path.expanduser(root))
+    folder = os.path.join(root, "cifar-10-batches-py")
+    if not has_cifar10(root):
+        raise DataError(f"--cifar-root {root}: no CIFAR-10 there (expected {folder}/; the suite never downloads)")
+    missing = [name for name in CIFAR_FILES if not os.path.isfile(os.path.join(folder, name))]
+    if missing:
+        raise DataError(f"--cifar-root {root}: incomplete CIFAR-10, missing {', '.join(missing)} in {folder}")
+    return root
+
+
+def cifar10(root: str, image_size: int = 32):
+    """(train, test) CIFAR-10 from a local copy; never downloads."""
+    from torchvision.datasets import CIFAR10
+
+    try:
+        train = CIFAR10(root, train=True, download=False, transform=train_transform(image_size))
+        test = CIFAR10(root, train=False, download=False, transform=eval_transform(image_size))
+    except RuntimeError:
+        raise DataError(
+            f"--cifar-root {root}: no intact CIFAR-10 there (expected {os.path.join(root, 'cifar-10-batches-py')} "
+            "as extracted from cifar-10-python.tar.gz; the suite never downloads)"
+        ) from None
+    return train, test
+
+
+def make_loader(
+    dataset,
+    batch_size: int,
+    num_workers: int = 0,
+    shuffle: bool = True,
+    seed: int = 0,
+    pin_memory: bool = False,
+    prefetch_factor: Optional[int] = None,
+    persistent_workers: bool = False,
+):
+    """A DataLoader with a seeded shuffle; loader-only options only where they apply."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    kwargs = {}
+    if num_workers > 0:
+        kwargs["persistent_workers"] = persistent_workers
+        if prefetch_factor is not None:
+            kwargs["prefetch_factor"] = prefetch_factor
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        generator=torch.Generator().manual_seed(seed),
+        **kwargs,
+    )

@@ -1,0 +1,49 @@
+"""The harness: warm-up outside the windows, untimed setup/teardown, the figures it attaches."""
+
+from bench_support.measure.harness import Harness
+from bench_support.measure.power import PowerWindow
+from bench_support.profiles import Rounds
+
+
+class FakeBenchmark:
+    """pytest-benchmark's fixture as the harness uses it: pedantic() runs setup, target, teardown per round."""
+
+    def __init__(self, enabled=True):
+        self.enabled = enabled
+        self.extra_info = {}
+        self.calls = []
+
+    def pedantic(self, target, setup=None, teardown=None, rounds=1, warmup_rounds=0, iterations=1):
+        assert warmup_rounds == 0 and iterations == 1  # the harness runs warm-up itself, outside the windows
+        for _ in range(rounds if self.enabled else 1):
+            args, kwargs = setup() if setup else ((), {})
+            target(*args, **kwargs)
+            if teardown is not None and self.enabled:  # --benchmark-disable never calls teardown
+                teardown(*args, **kwargs)
+
+
+def _run(benchmark, rounds):
+    events = []
+    harness = Harness(benchmark, lambda: PowerWindow(None, "no sensor in this test"))
+    harness.run(
+        lambda x: events.append(("round", x)),
+        rounds,
+        setup=lambda: events.append(("setup",)) or ((len(events),), {}),
+        teardown=lambda x: events.append(("teardown", x)),
+    )
+    return harness, events
+
+
+def test_profile_rounds_give_untimed_warmup_then_measured_rounds():
+    harness, events = _run(FakeBenchmark(), Rounds(3, 2))
+    assert [e[0] for e in events] == ["setup", "round", "teardown"] * 5
+    info = harness.extra_info
+    assert info["rounds_measured"] == 3 and info["rounds_warmup"] == 2 and harness.measured_rounds == 3
+    assert info["rss_peak_mb"] > 0 and info["rss_peak_method"]
+    assert info["energy_j"] is None and info["power_unavailable"] == "no sensor in this test"
+
+
+def test_with_benchmarks_disabled_the_round_still_gets_its_teardown():
+    harness, events = _run(FakeBenchmark(enabled=False), 4)
+    assert [e[0] for e in events] == ["setup", "round", "teardown"]
+    assert harness.extra_info["rounds_measured"] == 1
