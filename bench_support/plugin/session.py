@@ -45,7 +45,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def _as_outcome(exc: BaseException) -> None:
     """An Unavailable becomes a skip with its reason, a UserError a one-line failure."""
     if isinstance(exc, Unavailable):
-        pytest.skip(str(exc))
+        try:  # reported at the benchmark's own location, not here
+            raise pytest.skip.Exception(str(exc), _use_item_location=True) from None
+        except TypeError:  # a pytest without the keyword
+            pytest.skip(str(exc))
     if isinstance(exc, UserError):
         pytest.fail(str(exc), pytrace=False)
 
