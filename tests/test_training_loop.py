@@ -63,23 +63,35 @@ class TimedModel(nn.Module):
         return self.net(x)
 
 
-def _fake_epoch(delay_s, step_s, n=48, batch=8):
+class ExhaustingLoader:
+    """A loader that takes ``exhaust_s`` to notice it is exhausted (workers shutting down)."""
+
+    def __init__(self, loader, clock, exhaust_s):
+        self.loader, self.clock, self.exhaust_s = loader, clock, exhaust_s
+
+    def __iter__(self):
+        yield from self.loader
+        self.clock.advance(self.exhaust_s)
+
+
+def _fake_epoch(delay_s, step_s, n=48, batch=8, exhaust_s=0.0):
     clock = FakeClock()
     model = TimedModel(clock, step_s)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loader = DataLoader(SlowDataset(n, delay_s, clock), batch_size=batch, num_workers=0)
-    return train_epoch(model, loader, opt, torch.device("cpu"), clock=clock)
+    return train_epoch(model, ExhaustingLoader(loader, clock, exhaust_s), opt, torch.device("cpu"), clock=clock)
 
 
 def test_injected_delay_is_measured_as_fetch_stall_and_compute_as_compute():
-    delay, step, n, batch = 0.01, 0.003, 48, 8
-    result = _fake_epoch(delay, step, n, batch)
+    delay, step, n, batch, exhaust = 0.01, 0.003, 48, 8, 0.05
+    result = _fake_epoch(delay, step, n, batch, exhaust)
     assert result.samples == n and result.steps == 6
-    assert result.fetch_stall_s == pytest.approx(delay * n, rel=1e-9)  # every loading second, and nothing else
+    # Every loading second and the loader's final wait, and nothing else:
+    assert result.fetch_stall_s == pytest.approx(delay * n + exhaust, rel=1e-9)
     assert result.compute_s == pytest.approx(step * n / batch, rel=1e-9)  # the steps, and not the loading
     assert result.first_batch_s == pytest.approx(delay * batch, rel=1e-9)
-    assert result.epoch_s == pytest.approx(delay * n + step * n / batch, rel=1e-9)
-    assert result.stall_frac == pytest.approx(delay * n / result.epoch_s)
+    assert result.epoch_s == pytest.approx(delay * n + exhaust + step * n / batch, rel=1e-9)
+    assert result.stall_frac == pytest.approx((delay * n + exhaust) / result.epoch_s)
 
 
 def test_without_a_delay_there_is_no_stall():
