@@ -13,9 +13,11 @@ and ``--benchmark-compare`` find the runs.
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import re
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Iterator, List, Optional
@@ -49,13 +51,107 @@ def has_runs(device_folder: str) -> bool:
 
 
 def next_run_label(device_folder: str, name: str) -> str:
-    """``NNNN_<name>``: the label pytest-benchmark gives the next run it saves here."""
-    numbers = []
-    for path in glob.glob(os.path.join(glob.escape(storage_dir(device_folder)), "*.json")):
-        match = _RUN_FILE.match(os.path.basename(path))
-        if match:
-            numbers.append(int(match.group(1)))
-    return f"{max(numbers, default=0) + 1:04d}_{name}"
+    """``NNNN_<name>``: the label the next run saved here gets, unless another run saves first."""
+    folder = storage_dir(device_folder)
+    return f"{_next_number(folder) if os.path.isdir(folder) else 1:04d}_{name}"
+
+
+_PART = re.compile(r"^\.saving-(\d+)-.*\.part$")
+
+
+def save_run(folder: str, name: str, data: bytes) -> str:
+    """Save a run as ``NNNN_<name>.json`` in ``folder``, whole or not at all; returns its path.
+
+    The bytes go to a hidden temp file first (fsynced); the number is then taken by
+    hard-linking that file to its final name, which fails if the name exists: two runs
+    saving at once get distinct numbers, and a crash at any moment leaves either the whole
+    file or none (only the temp file, removed by the next save). Where the filesystem has no
+    hard links (FAT, exFAT), an exclusive lock on the folder serialises the numbering.
+    Raises OSError (no space, no permission) with nothing left behind.
+    """
+    os.makedirs(folder, exist_ok=True)
+    remove_stale_parts(folder)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".saving-{os.getpid()}-", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        path = _claim_number(folder, name, tmp)
+        _fsync_dir(folder)
+        return path
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _claim_number(folder: str, name: str, tmp: str) -> str:
+    number = _next_number(folder)
+    while True:
+        path = os.path.join(folder, f"{number:04d}_{name}.json")
+        try:
+            os.link(tmp, path)
+            return path
+        except FileExistsError:
+            number += 1
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+                raise
+            return _claim_number_locked(folder, name, tmp)
+
+
+def _claim_number_locked(folder: str, name: str, tmp: str) -> str:
+    import fcntl
+
+    with open(os.path.join(folder, ".numbering.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        number = _next_number(folder)
+        path = os.path.join(folder, f"{number:04d}_{name}.json")
+        os.replace(tmp, path)
+        return path
+
+
+def _next_number(folder: str) -> int:
+    numbers = [int(m.group(1)) for m in map(_RUN_FILE.match, os.listdir(folder)) if m]
+    return max(numbers, default=0) + 1
+
+
+def _fsync_dir(folder: str) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # filesystems that cannot fsync a directory
+    finally:
+        os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_parts(folder: str) -> List[str]:
+    """Remove the temp files of saves whose process is gone (killed mid-save); returns them."""
+    removed = []
+    for entry in os.listdir(folder):
+        match = _PART.match(entry)
+        if match and not _alive(int(match.group(1))):
+            try:
+                os.unlink(os.path.join(folder, entry))
+                removed.append(entry)
+            except FileNotFoundError:
+                pass
+    return removed
 
 
 def continual_dir(device_folder: str, run_label: Optional[str] = None) -> str:

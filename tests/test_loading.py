@@ -14,12 +14,15 @@ from bench_support.report import summary
 from bench_support.workloads.loading import WorkerThreads, thread_policy
 from bench_support.workloads.training import train_epoch
 
-PREP_S = 0.004  # CPU-bound preparation cost per sample (a busy loop: it needs a core)
+PREP_S = 0.005  # per sample: a sleep (waiting on storage), which a busy neighbour cannot stretch much
+BURN_CPU_S = 0.004  # per sample: CPU time, counted on the process's own CPU clock (not the wall clock)
 
 
-class BusyDataset(Dataset):
-    def __init__(self, n=96):
-        self.n = n
+class SleepyDataset(Dataset):
+    """Each sample waits ``PREP_S`` (as a read from slow storage does); ``burn`` spends CPU time instead."""
+
+    def __init__(self, n=96, burn=False):
+        self.n, self.burn = n, burn
         self.x = torch.randn(n, 3, 16, 16)
         self.y = torch.randint(0, 4, (n,))
 
@@ -27,15 +30,18 @@ class BusyDataset(Dataset):
         return self.n
 
     def __getitem__(self, i):
-        end = time.perf_counter() + PREP_S
-        while time.perf_counter() < end:
-            pass
+        if self.burn:
+            end = time.process_time() + BURN_CPU_S
+            while time.process_time() < end:
+                pass
+        else:
+            time.sleep(PREP_S)
         return self.x[i], self.y[i]
 
 
-def _loader(workers, threads=None):
+def _loader(workers, threads=None, burn=False):
     kwargs = {"persistent_workers": True, "prefetch_factor": 2} if workers else {}
-    return DataLoader(BusyDataset(), batch_size=8, num_workers=workers, worker_init_fn=threads, **kwargs)
+    return DataLoader(SleepyDataset(burn=burn), batch_size=8, num_workers=workers, worker_init_fn=threads, **kwargs)
 
 
 def _rate(loader):
@@ -46,64 +52,65 @@ def _rate(loader):
     return samples / (time.perf_counter() - start)
 
 
-needs_two_cores = pytest.mark.skipif(usable_cores() < 2, reason="needs at least 2 cores")
+def test_workers_overlap_the_loading():
+    """Two workers wait for two samples at once: about twice the rate of loading in the main process.
+    The waits are sleeps, so the margin holds on a machine whose cores are busy with other work."""
+    rates = {w: _rate(_loader(w)) for w in (0, 2)}
+    assert rates[2] > 1.4 * rates[0], rates
 
 
-@needs_two_cores
-def test_loader_throughput_rises_with_workers_up_to_the_cores():
-    rates = {w: _rate(_loader(w)) for w in (0, 1, 2)}
-    assert rates[1] >= 0.8 * rates[0], rates  # one worker does the same work, off the main process
-    assert rates[2] > 1.4 * rates[0] and rates[2] > rates[1], rates
+class SleepyNet(nn.Module):
+    """A step takes ``STEP_S`` (a sleep): longer than one worker needs for a batch, so two workers
+    hide the loading behind it."""
 
+    STEP_S = 0.06
 
-class SmallNet(nn.Module):
-    """A step costs about what preparing a batch does (~35 ms on one thread here): with
-    two workers on two cores, preparation can hide behind compute."""
-
-    def __init__(self, ch=96):
+    def __init__(self):
         super().__init__()
-        layers = [nn.Conv2d(3, ch, 3, padding=1), nn.ReLU()]
-        for _ in range(2):
-            layers += [nn.Conv2d(ch, ch, 3, padding=1), nn.ReLU()]
-        self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(ch, 4))
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 4))
 
     def forward(self, x):
+        time.sleep(self.STEP_S)
         return self.body(x)
 
 
-@needs_two_cores
 def test_training_stall_falls_from_zero_to_two_workers():
     fracs = {}
     for workers in (0, 2):
         torch.manual_seed(0)
-        model = SmallNet()
+        model = SleepyNet()
         opt = torch.optim.SGD(model.parameters(), lr=0.01)
         loader = _loader(workers)
-        with thread_policy("reserve", workers):
-            train_epoch(model, loader, opt, torch.device("cpu"))  # warm-up: workers start
-            fracs[workers] = train_epoch(model, loader, opt, torch.device("cpu")).stall_frac
-    assert fracs[2] < 0.6 * fracs[0], fracs
+        train_epoch(model, loader, opt, torch.device("cpu"))  # warm-up: workers start
+        fracs[workers] = train_epoch(model, loader, opt, torch.device("cpu")).stall_frac
+    # Without workers every batch's 40 ms of loading is stall (0.4 of a step); with two, only the first.
+    assert fracs[0] > 0.3 and fracs[2] < 0.6 * fracs[0], fracs
 
 
-@needs_two_cores
 def test_worker_cpu_and_memory_count_in_the_tree():
+    """The CPU time the workers spend (a fixed amount of CPU, whatever the load) is counted in the
+    process tree's CPU, not in the main process's; their private pages in the tree's peak."""
     threads = WorkerThreads()
-    loader = _loader(2, threads)
     figures = {}
-    for workers, ldr in ((0, _loader(0)), (2, loader)):
+    for workers in (0, 2):
+        loader = _loader(workers, threads if workers else None, burn=True)
         cpu = TreeCpu()
         with MemoryWindow(interval_s=0.02) as window:
+            main_before = time.process_time()
             cpu.start()
-            start = time.perf_counter()
-            for _ in range(3):
-                for _ in ldr:
+            for _ in range(2):
+                for _ in loader:
                     pass
-            util = cpu_util_pct(cpu.stop(), time.perf_counter() - start)
-        figures[workers] = (util, window.figures["rss_tree_peak_mb"] - window.figures["rss_peak_mb"])
-    assert figures[0][0] < 115  # one busy process: about one core
-    assert figures[2][0] > 130, figures  # two busy workers: well over one core
-    assert figures[2][1] > figures[0][1] + 1.0, figures  # the workers' private pages are counted
+            tree_s = cpu.stop()
+            main_s = time.process_time() - main_before
+        figures[workers] = (tree_s, main_s, window.figures["rss_tree_peak_mb"] - window.figures["rss_peak_mb"])
+    burnt = 2 * 96 * BURN_CPU_S  # two passes of 96 samples
+    assert figures[0][0] >= 0.95 * burnt and figures[0][1] >= 0.95 * burnt, figures  # all in the main process
+    # With workers, their CPU time comes on top of what the main process itself used (collating, IPC):
+    assert figures[2][0] >= figures[2][1] + 0.95 * burnt, figures
+    assert figures[2][2] > figures[0][2] + 1.0, figures  # the workers' private pages are counted
     assert threads.read() == 1  # PyTorch runs each worker with one thread
+    assert cpu_util_pct(1.5, 1.0) == 150.0 and cpu_util_pct(1.0, 0.0) is None
 
 
 def test_thread_policies():

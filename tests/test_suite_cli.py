@@ -40,7 +40,9 @@ def test_every_benchmark_module_runs_and_saves_the_keys_it_saved_before(shared_d
     run = json.loads(out.read_text())
     with open(os.path.join(REPO, "tests", "data", "quick_keys_before.json")) as fh:
         before = json.load(fh)
-    assert sorted(run) == before["top_level"] and sorted(run["edge_bench"]) == before["edge_bench"]
+    assert sorted(run) == before["top_level"]
+    # Added since: edge_bench.interrupted (a Ctrl-C'd run saves what finished and says so).
+    assert sorted(set(run["edge_bench"]) - {"interrupted"}) == before["edge_bench"]
     saved = {}
     for bench in run["benchmarks"]:
         saved.setdefault(bench["name"].split("[")[0], set()).update(bench["extra_info"])

@@ -32,6 +32,7 @@ from bench_support.plugin.session import (  # noqa: F401
     pytest_configure,
     pytest_runtest_call,
     pytest_runtest_setup,
+    pytest_sessionfinish,
     pytest_sessionstart,
     pytest_unconfigure,
 )

@@ -5,16 +5,23 @@ failures while tests run, and the exit.
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import os
 import sys
 
 import pytest
+from pytest_benchmark.session import PerformanceRegression
 
 from bench_support import netguard
 from bench_support.errors import Unavailable, UserError
 from bench_support.measure import jetson_setup
-from bench_support.plugin.state import SESSION, STATE, build_state
-from bench_support.plugin.storage import configure_storage, silence_default_machine_info_comparison
+from bench_support.plugin.state import FAILED_AFTER_TESTS, INTERRUPTED, SAVE_PROBLEMS, SESSION, STATE, build_state
+from bench_support.plugin.storage import (
+    configure_storage,
+    drop_unfinished,
+    make_saving_transactional,
+    silence_default_machine_info_comparison,
+)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -24,6 +31,8 @@ def pytest_configure(config: pytest.Config) -> None:
         state = build_state(config)
     except UserError as exc:
         raise pytest.UsageError(str(exc)) from None
+    if getattr(config.option, "benchmark_histogram", None) and importlib.util.find_spec("pygal") is None:
+        raise pytest.UsageError("--benchmark-histogram needs pygal: pip install 'pytest-benchmark[histogram]'")
     mode, clocks = config.getoption("jetson_power_mode"), config.getoption("jetson_clocks")
     if mode or clocks:
         try:
@@ -40,6 +49,32 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     session.config.stash[SESSION] = session
+    make_saving_transactional(session.config)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
+    """Outermost around saving and the summary: an interrupted run keeps what finished, and
+    anything that fails after the tests (a save, pytest-benchmark's compare-fail gate) fails
+    the run, also with the fast exit."""
+    config = session.config
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        config.stash[INTERRUPTED] = True
+        drop_unfinished(config)
+    try:
+        result = yield
+    except PerformanceRegression:  # --benchmark-compare-fail: the gate users wire into CI; its table was printed
+        config.stash[FAILED_AFTER_TESTS] = True
+        session.exitstatus = session.exitstatus or pytest.ExitCode.TESTS_FAILED
+        sys.stderr.write("edge-bench: performance has regressed (--benchmark-compare-fail): the run fails\n")
+        return None
+    except BaseException:
+        config.stash[FAILED_AFTER_TESTS] = True
+        session.exitstatus = session.exitstatus or pytest.ExitCode.TESTS_FAILED
+        raise
+    if config.stash.get(SAVE_PROBLEMS, None) and not session.exitstatus:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    return result
 
 
 def _as_outcome(exc: BaseException) -> None:

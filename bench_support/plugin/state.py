@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Mapping, Optional, Sequence, Tuple
+from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 import pytest
 
@@ -22,6 +22,9 @@ STATE = pytest.StashKey["SuiteState"]()
 SESSION = pytest.StashKey[pytest.Session]()
 POWER = pytest.StashKey[Any]()  # the PowerSession, once the first benchmark opened it
 CONTINUAL = pytest.StashKey[Any]()  # the continual scenario's Outcome, once it finished
+INTERRUPTED = pytest.StashKey[bool]()  # Ctrl-C: the run is saved with what finished, and says so
+SAVE_PROBLEMS = pytest.StashKey[List[str]]()  # saves that failed: the run fails
+FAILED_AFTER_TESTS = pytest.StashKey[bool]()  # something raised after the tests (a compare-fail gate)
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,14 @@ def _unique(option: str, pairs: Sequence[Tuple[str, str]]) -> Mapping[str, str]:
     return named
 
 
+def _profile(name: str) -> Profile:
+    """The profile of ``--profile`` or $BENCH_PROFILE (whose value argparse does not check)."""
+    found = PROFILES.get(name) or PROFILES.get(name.strip().lower())
+    if found is None:
+        raise UserError(f"profile {name!r} (--profile or $BENCH_PROFILE): expected one of {', '.join(PROFILES)}")
+    return found
+
+
 def build_state(config: pytest.Config) -> SuiteState:
     """The state of this session from its options; UserError (one line) when they do not fit together."""
     from bench_support.continual import scenario
@@ -65,10 +76,13 @@ def build_state(config: pytest.Config) -> SuiteState:
 
     option = config.getoption
     root = str(config.rootpath)
-    profile = PROFILES[option("profile")].with_sizes(option("train_images"), option("val_images"))
-    data_dir = option("data_dir") or writable_dir(
-        "data directory", os.environ.get("BENCH_DATA_DIR") or os.path.join(root, "data"), create=True
-    )
+    profile = _profile(option("profile")).with_sizes(option("train_images"), option("val_images"))
+    if option("data_dir"):
+        data_dir = option("data_dir")
+    elif os.environ.get("BENCH_DATA_DIR"):  # given, so it must exist: a typo must not make a new folder
+        data_dir = writable_dir("BENCH_DATA_DIR", os.environ["BENCH_DATA_DIR"])
+    else:
+        data_dir = writable_dir("data directory", os.path.join(root, "data"), create=True)
     data_roots = {"data-dir": data_dir}
     for name, path in _unique("--data-root", option("data_root")).items():
         data_roots[name] = data_root_dir(path)

@@ -4,13 +4,16 @@ machine, how runs are compared, and the suite's block in the saved JSON.
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import pytest
+from pytest_benchmark.storage.file import FileStorage
+from pytest_benchmark.utils import safe_dumps
 
 from bench_support import results
+from bench_support.files import write_atomic
 from bench_support.measure import machine
-from bench_support.plugin.state import CONTINUAL, POWER, STATE
+from bench_support.plugin.state import CONTINUAL, INTERRUPTED, POWER, SAVE_PROBLEMS, STATE
 from bench_support.report.summary import fastest_loader
 from bench_support.report.validity import validity
 
@@ -40,6 +43,62 @@ def silence_default_machine_info_comparison(config: pytest.Config) -> None:
     for impl in hook.get_hookimpls():
         if getattr(impl.function, "__module__", "") == "pytest_benchmark.plugin":
             impl.function = lambda *args, **kwargs: None
+
+
+class TransactionalStorage(FileStorage):
+    """pytest-benchmark's file storage, saving through :func:`bench_support.results.save_run`.
+
+    pytest-benchmark picks the next number and then opens that name with O_TRUNC: two
+    runs saving at once overwrite each other and a crash leaves a torn file. Installed by
+    re-classing the session's storage object (its constructor already ran).
+    """
+
+    problems: List[str]
+
+    def save(self, output_json, save):
+        folder = str(self.get("probe").parent)
+        try:
+            path = results.save_run(folder, save, safe_dumps(output_json, ensure_ascii=True, indent=4).encode())
+        except OSError as exc:
+            self.problems.append(f"the run was NOT saved to {folder}: {exc.strerror or exc}")
+            return
+        self.logger.info(f"Saved benchmark data in: {path}")
+
+
+def make_saving_transactional(config: pytest.Config) -> None:
+    """Save runs (and --benchmark-json) whole or not at all; failures are counted, not lost."""
+    session = getattr(config, "_benchmarksession", None)
+    if session is None:
+        return
+    problems: List[str] = config.stash.setdefault(SAVE_PROBLEMS, [])
+    if isinstance(session.storage, FileStorage):
+        session.storage.__class__ = TransactionalStorage
+        session.storage.problems = problems
+
+    def save_json(output_json) -> None:
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as fh:
+                fh.write(safe_dumps(output_json, ensure_ascii=True, indent=4).encode())
+
+        path = str(session.json)
+        try:
+            write_atomic(path, write, suffix=".part")
+        except OSError as exc:
+            problems.append(f"--benchmark-json {path} was NOT written: {exc.strerror or exc}")
+
+    session.save_json = save_json
+
+
+def drop_unfinished(config: pytest.Config) -> int:
+    """Remove benchmarks that were interrupted before a round finished (pytest-benchmark's
+    statistics fail on them and the whole run would be lost); returns how many."""
+    session = getattr(config, "_benchmarksession", None)
+    if session is None:
+        return 0
+    finished = [b for b in session.benchmarks if getattr(getattr(b, "stats", None), "data", None)]
+    dropped = len(session.benchmarks) - len(finished)
+    session.benchmarks[:] = finished
+    return dropped
 
 
 def continual_run_dir(config: pytest.Config) -> str:
@@ -86,4 +145,5 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json:
         "platform": state.platform,
         "data_dir": state.data_dir,
         "cifar_root": state.cifar_root,
+        "interrupted": config.stash.get(INTERRUPTED, False),
     }

@@ -6,7 +6,7 @@ from typing import Callable
 
 import pytest
 
-from bench_support.plugin.state import CONTINUAL, STATE
+from bench_support.plugin.state import CONTINUAL, INTERRUPTED, SAVE_PROBLEMS, STATE
 from bench_support.report.summary import fastest_loader, fastest_loader_line
 
 
@@ -51,3 +51,8 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     outcome = config.stash.get(CONTINUAL, None)
     for line in outcome.terminal_lines() if outcome is not None else []:
         terminalreporter.write_line(f"edge-bench: {line}")
+    if config.stash.get(INTERRUPTED, False):
+        count = len(getattr(session, "benchmarks", None) or [])
+        terminalreporter.write_line(f"edge-bench: the run was interrupted; {count} finished benchmark(s) kept")
+    for problem in config.stash.get(SAVE_PROBLEMS, []):
+        terminalreporter.write_line(f"edge-bench: ERROR: {problem}", red=True, bold=True)

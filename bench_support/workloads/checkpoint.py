@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import glob
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -222,6 +223,17 @@ def payload(name: str) -> Dict[str, Any]:
     return _PAYLOADS[name]
 
 
+def tensor_bytes(obj: Any) -> int:
+    """Bytes of every tensor in a (nested) state dict: what a checkpoint of it takes, at least."""
+    if hasattr(obj, "element_size") and hasattr(obj, "nelement"):
+        return obj.element_size() * obj.nelement()
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
+
+
 def target_base(target: str, project_dir: str, user_dirs: Dict[str, str], shm: str = "/dev/shm") -> str:
     """The folder a target's checkpoints go under; Unavailable when /dev/shm is not tmpfs."""
     if target == "project":
@@ -243,6 +255,14 @@ class CheckpointRounds:
         self.timings: List[WriteTimings] = []
         self._count = 0
         self.final = os.path.join(directory, "latest.pt")
+        # An overwrite holds the old file and the new temp file at once; a new file only itself.
+        need = tensor_bytes(state) * (2 if existing == "overwrite" else 1) + (4 << 20)
+        free = shutil.disk_usage(directory).free
+        if free < need:
+            raise Unavailable(
+                f"{directory}: {free / MB:.0f} MB free, this {existing} write of a {tensor_bytes(state) / MB:.0f} MB "
+                f"checkpoint needs about {need / MB:.0f} MB"
+            )
         if existing == "overwrite":
             save_checkpoint(state, self.final, mode="durable")  # the file a round replaces
 
