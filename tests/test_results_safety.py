@@ -281,3 +281,18 @@ def test_fault_injection_kills_runs_at_random_moments(tmp_path):
     runs, problems = load_runs(str(res))
     assert len(runs) == len(after) and not [p for p in problems if "skipped" in p]
     print(f"fault injection: {sent}, {len(before) - 1} of the killed runs had saved, {len(after)} files, all valid")
+
+
+def test_a_damaged_cifar_copy_fails_with_its_message_once(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"):
+        (folder / name).write_text("not a pickle\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "benchmarks/test_training.py", "--profile", "smoke",
+         "-q", "--cifar-root", str(tmp_path), "--data-dir", str(tmp_path), "-W", "ignore"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 1 and output.count(f"--cifar-root {tmp_path}: no intact CIFAR-10 there") == 1, output
+    assert "Traceback" not in output and "During handling" not in output

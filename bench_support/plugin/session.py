@@ -96,7 +96,8 @@ def _suite_errors_as_outcomes():
         try:
             return (yield)
         except (Unavailable, UserError) as exc:
-            _as_outcome(exc)
+            error = exc
+        _as_outcome(error)  # outside the except block: the message is not printed twice, as a chain
 
     return wrapper
 
