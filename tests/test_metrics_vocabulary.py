@@ -19,7 +19,7 @@ GROUPS = ("training", "dataloader", "pagecache", "checkpoint", "continual")
 #: The units the vocabulary may use, and the directions.
 UNITS = {
     "s", "ms", "MB", "MB/s", "samples/s", "J", "mJ", "W", "fraction", "%", "IOPS",
-    "count", "value", "text", "flag", "list", "record", "param",
+    "count", "value", "text", "flag", "list", "record", "param", "MHz", "°C",
 }  # fmt: skip
 NOT_SCORES = {"text", "flag", "list", "record", "param"}  # units a figure with a direction cannot have
 BETTER = {metrics.LOWER, metrics.HIGHER, None}

@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, Optional, Union
 
 from pytest_benchmark.fixture import BenchmarkFixture
 
+from bench_support.measure.interference import InterferenceWindow
 from bench_support.measure.memory import MemoryWindow
 from bench_support.measure.power import PowerWindow
 from bench_support.profiles import Rounds
@@ -75,13 +76,16 @@ class Harness:
                 teardown(*args, **kwargs)
             return result
 
-        with MemoryWindow() if memory else contextlib.nullcontext() as window, self.power_window() as power:
+        interference = InterferenceWindow()
+        memory_window = MemoryWindow(on_sample=interference.sample) if memory else contextlib.nullcontext()
+        with memory_window as window, interference, self.power_window() as power:
             self.benchmark.pedantic(
                 counted, setup=setup, teardown=teardown, rounds=rounds, warmup_rounds=0, iterations=1
             )
         if window is not None:
             self.extra_info.update(window.figures)
         self.extra_info.update(power.figures)
+        self.extra_info.update(interference.figures)
         self.extra_info["rounds_measured"] = self.measured_rounds
         self.extra_info["rounds_warmup"] = warmup_rounds
 
@@ -97,10 +101,12 @@ class MeasuredBenchmark(BenchmarkFixture):
     _power_window: Callable[[], PowerWindow] = PowerWindow
 
     def _measured(self, call: Callable[[], Any]) -> Any:
-        with MemoryWindow() as memory, self._power_window() as power:
+        interference = InterferenceWindow()
+        with MemoryWindow(on_sample=interference.sample) as memory, interference, self._power_window() as power:
             result = call()
         self.extra_info.update(memory.figures)
         self.extra_info.update(power.figures)
+        self.extra_info.update(interference.figures)
         self.extra_info["measured_around"] = "the benchmark call (calibration and warm-up included)"
         return result
 

@@ -111,9 +111,11 @@ class TreeSampler:
         self,
         interval_s: float = TREE_SAMPLE_INTERVAL_S,
         probe: Callable[[], Tuple[float, float]] = own_and_tree_mb,
+        on_sample: Optional[Callable[[], None]] = None,
     ) -> None:
         self.interval_s = interval_s
         self._probe = probe
+        self._on_sample = on_sample  # other cheap readings on the same tick (frequency, temperature)
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self.own_peak_mb = 0.0
@@ -132,6 +134,11 @@ class TreeSampler:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
             self._sample()
+            if self._on_sample is not None:
+                try:
+                    self._on_sample()
+                except OSError:
+                    pass
 
     def start(self) -> None:
         self._sample()
@@ -152,11 +159,16 @@ class MemoryWindow:
     afterwards ``figures`` holds the memory family of :mod:`bench_support.metrics`.
     """
 
-    def __init__(self, interval_s: float = TREE_SAMPLE_INTERVAL_S, proc_root: str = "/proc") -> None:
+    def __init__(
+        self,
+        interval_s: float = TREE_SAMPLE_INTERVAL_S,
+        proc_root: str = "/proc",
+        on_sample: Optional[Callable[[], None]] = None,
+    ) -> None:
         self.interval_s = interval_s
         self.proc_root = proc_root
         self.figures: Dict[str, object] = {}
-        self._sampler = TreeSampler(interval_s)
+        self._sampler = TreeSampler(interval_s, on_sample=on_sample)
         self._peak_reset = False
         self._baseline_mb = 0.0
 

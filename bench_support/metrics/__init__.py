@@ -30,9 +30,15 @@ class Metric:
 
 
 from bench_support.metrics.how import HOW  # noqa: E402
-from bench_support.metrics.vocabulary import PATTERNS, VOCABULARY  # noqa: E402
+from bench_support.metrics.vocabulary import VOCABULARY  # noqa: E402
 
 METRICS: Dict[str, Metric] = {m.name: m for m in VOCABULARY}
+
+#: Figures whose name carries a label chosen at run time (a checkpoint target's filesystem).
+PATTERNS: Tuple[Tuple[str, Metric], ...] = (
+    (r"[a-z0-9.-]+_ms", Metric("<target>_ms", "ms", "continual", LOWER, "durable checkpoint write per target")),
+    (r"[a-z0-9.-]+_unavailable", Metric("<target>_unavailable", "text", "continual", None, "why a target failed")),
+)
 
 
 def get(name: str) -> Optional[Metric]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List
 
 from bench_support.metrics import HIGHER, LOWER, Metric
 
@@ -262,6 +262,29 @@ VOCABULARY: List[Metric] = [
         ],
     ),  # fmt: skip
     *_family(
+        "interference",
+        [
+            (
+                "foreign_cpu_share",
+                "fraction",
+                None,
+                "CPU used by other processes during the rounds, of the capacity",
+            ),
+            ("foreign_cpu_s", "s", None, "that CPU time: all CPUs' busy time minus this process tree's"),
+            ("own_cpu_s", "s", None, "CPU time of this process and its children during the rounds"),
+            ("steal_share", "fraction", None, "time the hypervisor ran other guests on our CPUs, of the capacity"),
+            ("cpu_pressure_share", "fraction", None, "share of the window some task waited for a CPU (PSI)"),
+            ("memory_pressure_share", "fraction", None, "share of the window some task stalled on memory (PSI)"),
+            ("thermal_throttle_events", "count", None, "thermal throttle events of the CPUs during the rounds"),
+            ("cpu_freq_min_mhz", "MHz", None, "lowest clock of the fastest CPU over the rounds"),
+            ("cpu_freq_max_mhz", "MHz", None, "highest clock seen"),
+            ("cpu_freq_limit_mhz", "MHz", None, "the CPUs' maximum clock (cpuinfo_max_freq)"),
+            ("temp_max_c", "°C", None, "highest thermal-zone temperature over the rounds"),
+            ("throttled", "flag", None, "a throttle event, or the fastest CPU below 90 % of its maximum"),
+            ("throttled_unavailable", "text", None, "why throttling could not be judged"),
+        ],
+    ),  # fmt: skip
+    *_family(
         "run",
         [
             ("rounds_measured", "count", None, "rounds pytest-benchmark timed"),
@@ -271,10 +294,3 @@ VOCABULARY: List[Metric] = [
         ],
     ),  # fmt: skip
 ]
-
-
-#: Figures whose name carries a label chosen at run time (a checkpoint target's filesystem).
-PATTERNS: Tuple[Tuple[str, Metric], ...] = (
-    (r"[a-z0-9.-]+_ms", Metric("<target>_ms", "ms", "continual", LOWER, "durable checkpoint write per target")),
-    (r"[a-z0-9.-]+_unavailable", Metric("<target>_unavailable", "text", "continual", None, "why a target failed")),
-)

@@ -8,6 +8,7 @@ import pytest
 
 from bench_support.plugin.state import CONTINUAL, INTERRUPTED, SAVE_PROBLEMS, STATE
 from bench_support.report.summary import fastest_loader, fastest_loader_line
+from bench_support.report.validity import flag, validity
 
 
 def live_writer(config: pytest.Config) -> Callable[[str], None]:
@@ -43,8 +44,26 @@ def pytest_report_header(config: pytest.Config):
     return lines
 
 
+def flagged_lines(benchmarks, profile_name: str):
+    """One line per result that is invalid or ran under measured interference, saying why."""
+    for bench in benchmarks:
+        stats = getattr(getattr(bench, "stats", None), "__dict__", None) and bench.stats
+        as_saved = {
+            "stats": {k: getattr(stats, k, None) for k in ("rounds", "iqr", "median")} if stats else {},
+            "extra_info": getattr(bench, "extra_info", {}),
+        }
+        v = validity(as_saved, profile_name)
+        why = v["invalid_reasons"] + v["conditions"]
+        if why:
+            yield f"{getattr(bench, 'name', '?')}{flag(v)}: {'; '.join(why)}"
+
+
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     session = getattr(config, "_benchmarksession", None)
+    state = config.stash.get(STATE, None)
+    if state is not None:
+        for line in flagged_lines(getattr(session, "benchmarks", None) or [], state.profile.name):
+            terminalreporter.write_line(f"edge-bench: {line}")
     line = fastest_loader_line(fastest_loader(getattr(session, "benchmarks", None) or []))
     if line:
         terminalreporter.write_line(f"edge-bench: {line}")

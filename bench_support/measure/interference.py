@@ -1,0 +1,171 @@
+"""What else the machine was doing during the measured rounds, and whether it ran at full speed.
+
+Counters read at the window's edges (no sampling thread of its own, nothing in the timed
+path):
+- ``/proc/stat``: busy time of all CPUs; minus this process tree's own CPU time, the
+  CPU *other* processes used (``foreign_cpu_share``: of the machine's capacity over the
+  window); ``steal`` (a hypervisor running other guests on our cores);
+- ``/proc/pressure/{cpu,memory}`` (PSI, Linux >= 4.20): the share of the window in which
+  some runnable task of ours or theirs waited for a CPU / stalled on memory;
+- thermal throttle counters (x86 ``thermal_throttle``) where the kernel has them.
+Sampled by the memory sampler's thread (same clock, every tick): the clock of the fastest
+CPU (``cpufreq``; its lowest value over the window says whether the work ran slowed down)
+and the highest temperature (``thermal_zone*``). A figure the
+machine cannot give is left out, with ``throttled_unavailable`` saying why when there is
+nothing to judge throttling by.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+from bench_support.measure.cpu import TreeCpu, usable_cores
+from bench_support.measure.sysfs import read_text
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+#: A window in which other processes used more than this share of the machine is "contended".
+CONTENDED_SHARE = 0.25
+#: Below this share of the maximum frequency a CPU counts as slowed down (governor or thermal).
+THROTTLED_FREQ_FRAC = 0.9
+
+
+def cpu_times(proc_root: str = "/proc") -> Optional[Tuple[float, float]]:
+    """(busy seconds, steal seconds) of all CPUs since boot, from the aggregate line of /proc/stat."""
+    text = read_text(os.path.join(proc_root, "stat")) or ""
+    first = text.splitlines()[0].split() if text else []
+    if len(first) < 8 or first[0] != "cpu":
+        return None
+    values = [int(v) for v in first[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq = values[:7]
+    steal = values[7] if len(values) > 7 else 0
+    return (user + nice + system + irq + softirq) / _TICK, steal / _TICK
+
+
+def pressure_total_s(kind: str, proc_root: str = "/proc") -> Optional[float]:
+    """PSI ``some`` total (seconds in which some task stalled on ``kind``), None without PSI."""
+    text = read_text(os.path.join(proc_root, "pressure", kind)) or ""
+    for line in text.splitlines():
+        if line.startswith("some "):
+            for field in line.split()[1:]:
+                if field.startswith("total="):
+                    return int(field[6:]) / 1e6
+    return None
+
+
+def throttle_count(sys_root: str = "/sys") -> Optional[int]:
+    paths = glob.glob(os.path.join(sys_root, "devices/system/cpu/cpu*/thermal_throttle/*_throttle_count"))
+    values = [read_text(p) for p in paths]
+    counts = [int(v) for v in values if v and v.isdigit()]
+    return sum(counts) if counts else None
+
+
+def cpu_freqs_mhz(sys_root: str = "/sys") -> List[Tuple[int, Optional[int]]]:
+    """(current, maximum) MHz of every CPU with cpufreq."""
+    out = []
+    for folder in sorted(glob.glob(os.path.join(sys_root, "devices/system/cpu/cpu[0-9]*/cpufreq"))):
+        cur = read_text(os.path.join(folder, "scaling_cur_freq"))
+        top = read_text(os.path.join(folder, "cpuinfo_max_freq"))
+        if cur and cur.isdigit():
+            out.append((int(cur) // 1000, int(top) // 1000 if top and top.isdigit() else None))
+    return out
+
+
+def temperatures_c(sys_root: str = "/sys") -> List[float]:
+    out = []
+    for path in glob.glob(os.path.join(sys_root, "class/thermal/thermal_zone*/temp")):
+        value = read_text(path)
+        if value and value.lstrip("-").isdigit():
+            out.append(int(value) / 1000.0)
+    return out
+
+
+class InterferenceWindow:
+    """Brackets the measured rounds; ``figures`` holds the interference family afterwards.
+
+    ``sample()`` is called by the memory sampler's thread at each of its ticks.
+    """
+
+    def __init__(self, proc_root: str = "/proc", sys_root: str = "/sys") -> None:
+        self.proc_root, self.sys_root = proc_root, sys_root
+        self.figures: Dict[str, Any] = {}
+        self._tree = TreeCpu()
+        self._freq_min: Optional[int] = None
+        self._freq_max_seen: Optional[int] = None
+        self._freq_top: Optional[int] = None
+        self._temp_max: Optional[float] = None
+        self._start: Dict[str, Any] = {}
+
+    def sample(self) -> None:
+        freqs = cpu_freqs_mhz(self.sys_root)
+        if freqs:  # the fastest core at this tick: an idle core's low clock says nothing about the work
+            high = max(f for f, _ in freqs)
+            self._freq_min = high if self._freq_min is None else min(self._freq_min, high)
+            self._freq_max_seen = high if self._freq_max_seen is None else max(self._freq_max_seen, high)
+            tops = [t for _, t in freqs if t]
+            self._freq_top = max(tops) if tops else self._freq_top
+        temps = temperatures_c(self.sys_root)
+        if temps:
+            self._temp_max = max(temps) if self._temp_max is None else max(self._temp_max, max(temps))
+
+    def _counters(self) -> Dict[str, Any]:
+        return {
+            "t": time.monotonic(),
+            "cpu": cpu_times(self.proc_root),
+            "cpu_pressure": pressure_total_s("cpu", self.proc_root),
+            "memory_pressure": pressure_total_s("memory", self.proc_root),
+            "throttles": throttle_count(self.sys_root),
+        }
+
+    def __enter__(self) -> InterferenceWindow:
+        self.sample()
+        self._tree.start()
+        self._start = self._counters()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self._counters()
+        own_s = self._tree.stop()
+        self.sample()
+        self.figures = interference_figures(self._start, end, own_s, usable_cores())
+        if self._freq_min is not None:
+            self.figures.update(cpu_freq_min_mhz=self._freq_min, cpu_freq_max_mhz=self._freq_max_seen)
+            if self._freq_top:
+                self.figures["cpu_freq_limit_mhz"] = self._freq_top
+        if self._temp_max is not None:
+            self.figures["temp_max_c"] = self._temp_max
+        self.figures.update(throttle_verdict(self.figures, self._freq_top))
+
+
+def interference_figures(start: Dict[str, Any], end: Dict[str, Any], own_s: float, cores: int) -> Dict[str, Any]:
+    """The family from two counter readings and this tree's CPU seconds between them."""
+    wall = end["t"] - start["t"]
+    figures: Dict[str, Any] = {"own_cpu_s": own_s}
+    capacity = wall * max(cores, 1)
+    if start["cpu"] and end["cpu"] and capacity > 0:
+        busy = end["cpu"][0] - start["cpu"][0]
+        steal = end["cpu"][1] - start["cpu"][1]
+        foreign = max(0.0, busy - own_s)  # counters tick at 1/USER_HZ: a small negative is rounding
+        figures.update(
+            foreign_cpu_s=foreign,
+            foreign_cpu_share=min(1.0, foreign / capacity),
+            steal_share=min(1.0, max(0.0, steal) / capacity),
+        )
+    for kind in ("cpu_pressure", "memory_pressure"):
+        if start[kind] is not None and end[kind] is not None and wall > 0:
+            figures[f"{kind}_share"] = min(1.0, max(0.0, end[kind] - start[kind]) / wall)
+    if start["throttles"] is not None and end["throttles"] is not None:
+        figures["thermal_throttle_events"] = end["throttles"] - start["throttles"]
+    return figures
+
+
+def throttle_verdict(figures: Dict[str, Any], freq_limit_mhz: Optional[int]) -> Dict[str, Any]:
+    """``throttled`` measured: a throttle event, or a CPU below 90 % of its maximum; else why it is unknown."""
+    events = figures.get("thermal_throttle_events")
+    low = figures.get("cpu_freq_min_mhz")
+    if events is None and (low is None or not freq_limit_mhz):
+        return {"throttled": None, "throttled_unavailable": "no cpufreq or thermal throttle counters on this machine"}
+    slow = low is not None and bool(freq_limit_mhz) and low < THROTTLED_FREQ_FRAC * freq_limit_mhz
+    return {"throttled": bool(events) or slow}
