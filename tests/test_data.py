@@ -6,7 +6,14 @@ import os
 import pytest
 from PIL import Image
 
-from bench_support.workloads.data import CLASSES, DataError, DatasetSpec, ensure_dataset, image_folders
+from bench_support.workloads.data import (
+    CLASSES,
+    FORMAT_VERSION,
+    DataError,
+    DatasetSpec,
+    ensure_dataset,
+    image_folders,
+)
 
 SPEC = DatasetSpec(n_train=16, n_val=8, image_size=24, seed=3)
 
@@ -105,14 +112,13 @@ def test_a_set_from_an_older_renderer_is_redrawn(tmp_path):
     manifest_path = os.path.join(directory, "manifest.json")
     with open(manifest_path) as fh:
         manifest = json.load(fh)
-    manifest["format"] -= 1
+    manifest["format"] = 1  # the renderer before shapes of equal area
     with open(manifest_path, "w") as fh:
         json.dump(manifest, fh)
     before = _digests(directory)
-    stale = os.path.join(directory, next(iter(before)))
-    with open(stale, "wb") as fh:
-        fh.write(b"drawn by an older renderer")  # a valid-looking file the size check alone would keep
-    ensure_dataset(str(tmp_path), SPEC)
+    calls = []
+    ensure_dataset(str(tmp_path), SPEC, progress=lambda d, t: calls.append((d, t)))
+    assert calls[-1] == (24, 24)  # every file drawn again, whatever its state
     assert _digests(directory) == before
     with open(manifest_path) as fh:
-        assert json.load(fh)["format"] == manifest["format"] + 1
+        assert json.load(fh)["format"] == FORMAT_VERSION

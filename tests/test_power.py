@@ -401,3 +401,312 @@ def test_no_source_gives_nulls_and_the_reason():
     with PowerWindow(None, reason) as window:
         pass
     assert window.figures["energy_j"] is None and window.figures["power_unavailable"] == reason
+
+
+# --- fail closed: a dead or silent source gives no energy, and never blocks ----------------
+
+RAIL_LINE = (
+    "04-27-2026 14:59:41 RAM 775/7620MB (lfb 3x4MB) SWAP 0/3810MB (cached 0MB) CPU [1%@729,0%@729] GR3D_FREQ 0% "
+    "cpu@48.468C VDD_IN {mw}mW/4778mW VDD_CPU_GPU_CV 515mW/501mW VDD_SOC 1428mW/1428mW"
+)
+NO_RAIL_LINE = "RAM 2448/7772MB (lfb 2x4MB) SWAP 0/3886MB (cached 0MB) CPU [2%@1190,1%@1190] EMC_FREQ 0% GR3D_FREQ 0%"
+
+
+def _bounded(fn, limit_s=30.0):
+    """fn()'s result, failing (not hanging) the test if it has not returned within limit_s."""
+    box = {}
+
+    def run():
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(limit_s)
+    assert not thread.is_alive(), f"still blocked after {limit_s} s"
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _wait_until(predicate, limit_s=10.0):
+    deadline = time.monotonic() + limit_s
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)
+
+
+def _raises(read):
+    try:
+        read()
+    except SourceUnavailable:
+        return True
+    return False
+
+
+@pytest.fixture
+def fake_tegrastats(tmp_path, monkeypatch):
+    """Puts an executable ``tegrastats`` (a shell script, the body given) first on PATH; it records its pid."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
+    pidfile = tmp_path / "tegrastats.pid"
+
+    def install(body):
+        script = bindir / "tegrastats"
+        script.write_text(f"#!/bin/sh\necho $$ > {pidfile}\n{body}\n")
+        script.chmod(0o755)
+        return pidfile
+
+    return install
+
+
+def _gone(pidfile):
+    pid = int(pidfile.read_text())
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_a_tegrastats_that_exits_gives_no_energy_but_the_reason(fake_tegrastats):
+    lines = "".join(f"echo '{RAIL_LINE.format(mw=mw)}'; sleep 0.1\n" for mw in (4761, 4800, 4700))
+    fake_tegrastats(lines + "exit 0")
+    source, reason = _bounded(lambda: open_source("tegrastats", 0.1))
+    assert reason is None and source.label == "tegrastats: VDD_IN"
+
+    def window():
+        with PowerWindow(source, interval_s=0.02) as window:
+            _wait_until(lambda: _raises(source.read))  # the process has exited: nothing fresh any more
+            time.sleep(0.1)
+        return window.figures
+
+    f = _bounded(window)
+    assert f["energy_j"] is None and f["power_avg_w"] is None and f["energy_net_j"] is None
+    assert f["power_unavailable"] == "tegrastats exited (code 0) after 3 readings"
+    again = _bounded(window)  # every later window says so too
+    assert again["energy_j"] is None and again["power_unavailable"] == f["power_unavailable"]
+    source.close()
+
+
+def test_a_tegrastats_that_falls_silent_goes_stale(fake_tegrastats):
+    fake_tegrastats(f"echo '{RAIL_LINE.format(mw=5000)}'\necho '{RAIL_LINE.format(mw=5000)}'\nexec sleep 30")
+    source, reason = _bounded(lambda: open_source("tegrastats", 0.1))
+    assert reason is None and source.read() == 5.0
+
+    def window():
+        with PowerWindow(source, interval_s=0.05) as window:
+            _wait_until(lambda: _raises(source.read))  # max(3 x 0.1 s, 2 s) without a line
+        return window.figures
+
+    f = _bounded(window)
+    assert f["energy_j"] is None and f["power_unavailable"] == "no fresh tegrastats reading for 2.0 s"
+    source.close()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [f"while echo '{NO_RAIL_LINE}'; do sleep 0.05; done", "exec sleep 30"],
+    ids=["only-non-rail-lines", "nothing"],
+)
+def test_a_tegrastats_without_power_lines_is_unavailable_in_bounded_time(fake_tegrastats, body):
+    pidfile = fake_tegrastats(body)
+    source, reason = _bounded(lambda: open_source("tegrastats", 0.1))
+    assert source is None
+    assert reason == "no power sensor readable here (tegrastats: tegrastats printed no power rail line within 2.0 s)"
+    assert _gone(pidfile)  # stopped, not left running
+
+
+def test_auto_moves_on_past_a_useless_tegrastats(fake_tegrastats, monkeypatch):
+    from bench_support.measure import power_sources
+
+    fake_tegrastats("exit 3")
+    monkeypatch.setattr(power_sources, "AUTO_ORDER", ("tegrastats", "rapl"))
+    monkeypatch.setattr(power_sources, "RaplSource", ConstantSource)
+    source, reason = _bounded(lambda: open_source("auto", 0.1))
+    assert isinstance(source, ConstantSource) and reason is None
+    monkeypatch.setattr(power_sources, "AUTO_ORDER", ("tegrastats",))
+    _, reason = _bounded(lambda: open_source("auto", 0.1))
+    assert reason.startswith("no power sensor readable here (")
+    assert reason.endswith("(tegrastats: tegrastats exited (code 3) before printing a power rail line)")
+
+
+def test_replayed_lines_that_end_say_so():
+    source = TegrastatsSource(lines=iter([RAIL_LINE.format(mw=4000)] * 2))
+    _wait_until(lambda: _raises(source.read))
+    with pytest.raises(SourceUnavailable, match=r"^tegrastats output ended after 2 readings$"):
+        source.read()
+
+
+class FailingSource:
+    """10 W for ``good`` reads, then gone for good; counts the reads asked of it."""
+
+    kind, label, measured_total = "instant", "test: failing", True
+
+    def __init__(self, good):
+        self.good, self.calls = good, 0
+
+    def read(self):
+        self.calls += 1
+        if self.calls > self.good:
+            raise SourceUnavailable("sensor gone")
+        return 10.0
+
+
+def test_no_sample_is_taken_or_integrated_after_a_source_fails():
+    source = FailingSource(good=5)
+    with PowerWindow(source, interval_s=0.01) as window:
+        _wait_until(lambda: source.calls > source.good)
+        time.sleep(0.1)
+    f = window.figures
+    assert f["energy_j"] is None and f["power_unavailable"] == "sensor gone" and f["power_source"] == "test: failing"
+    assert f["power_samples"] == 5 and source.calls == 6  # sampling stopped at the failure
+    idle, reason = measure_idle_w(FailingSource(good=0), 0.05, 0.01)
+    assert idle is None and reason == "idle power not measured: sensor gone"
+
+
+@given(stale=st.floats(0.01, 100), age=st.floats(0, 200))
+def test_a_reading_is_fresh_exactly_as_long_as_the_timeout(stale, age):
+    from bench_support.measure.power_live import Feed
+
+    now = [0.0]
+    feed = Feed("test", stale, clock=lambda: now[0])
+    with pytest.raises(SourceUnavailable, match="no fresh test reading"):
+        feed.latest()  # nothing yet
+    feed.put(7.0)
+    now[0] = age
+    if age <= stale:
+        assert feed.latest() == 7.0
+    else:
+        with pytest.raises(SourceUnavailable, match=f"no fresh test reading for {stale:.1f} s"):
+            feed.latest()
+    feed.end("ended")
+    with pytest.raises(SourceUnavailable, match="^ended$"):
+        feed.latest()
+
+
+@given(interval=st.floats(0.001, 60))
+def test_the_timeout_is_a_few_intervals_and_never_under_two_seconds(interval):
+    from bench_support.measure.power_live import stale_after_s
+
+    assert stale_after_s(interval) >= 2.0 and stale_after_s(interval) >= 3 * interval
+    assert stale_after_s(interval) == pytest.approx(max(3 * interval, 2.0))
+
+
+class LiveJtop(FakeJtop):
+    """FakeJtop with the client's liveness: ok(spin) and observers called on each update."""
+
+    def __init__(self, **kwargs):
+        super().__init__("VDD_IN", **kwargs)
+        self.alive, self.error, self.observers, self.spins = True, None, [], []
+
+    def ok(self, spin=False):
+        self.spins.append(spin)
+        if self.error:
+            raise self.error
+        return self.alive
+
+    def attach(self, observer):
+        self.observers.append(observer)
+
+    def update(self):
+        for observer in self.observers:
+            observer(self)
+
+
+def test_jtop_fails_closed_when_its_client_stops_or_fails():
+    client = LiveJtop()
+    source = JtopSource(0.5, factory=lambda interval: client)
+    client.update()
+    assert source.read() == 6.0 and client.spins == [True]  # never the blocking ok()
+    client.alive = False
+    with pytest.raises(SourceUnavailable, match="jtop client stopped"):
+        source.read()
+    client.alive, client.error = True, RuntimeError("Lost connection with jtop server\nmore")
+    with PowerWindow(source, interval_s=0.01) as window:
+        pass
+    assert window.figures["energy_j"] is None
+    assert window.figures["power_unavailable"] == "jtop client failed: Lost connection with jtop server"
+
+
+def test_jtop_without_updates_goes_stale():
+    client = LiveJtop(interval=1.0)
+    source = JtopSource(0.5, factory=lambda interval: client)
+    now = [0.0]
+    source._feed._clock = lambda: now[0]
+    source._feed.put()
+    now[0] = 2.9
+    assert source.read() == 6.0
+    now[0] = 3.1  # three of the service's 1 s intervals without an update
+    with pytest.raises(SourceUnavailable, match=r"no fresh jtop reading for 3\.0 s"):
+        source.read()
+    client.update()
+    assert source.read() == 6.0
+
+
+class FlakySource:
+    """10 W, except that the reads numbered in ``bad`` (or every read from ``dead_from`` on) fail with OSError."""
+
+    kind, label, measured_total = "instant", "test: flaky", True
+
+    def __init__(self, bad=(), dead_from=None):
+        self.bad, self.dead_from, self.calls = set(bad), dead_from, 0
+
+    def read(self):
+        self.calls += 1
+        if self.calls in self.bad or (self.dead_from is not None and self.calls >= self.dead_from):
+            raise OSError("hwmon1 channel 1 has no voltage/current readings")
+        return 10.0
+
+
+def test_a_read_error_now_and_then_is_counted_not_fatal():
+    source = FlakySource(bad={3, 4, 5})
+    with PowerWindow(source, interval_s=0.01) as window:
+        _wait_until(lambda: source.calls > 10)
+    f = window.figures
+    assert f["energy_j"] == pytest.approx(10.0 * f["power_window_s"]) and f["power_read_errors"] == 3
+
+
+def test_reads_that_keep_failing_end_the_window_without_energy():
+    source = FlakySource(dead_from=4)
+
+    def window():
+        with PowerWindow(source, interval_s=0.05) as window:
+            _wait_until(lambda: window._sampler.failure is not None)  # 2 s (the minimum timeout) of errors
+        return window.figures
+
+    f = _bounded(window)
+    assert f["energy_j"] is None and f["power_samples"] == 3
+    assert f["power_unavailable"] == (
+        "no reading from test: flaky for 2.0 s (last error: hwmon1 channel 1 has no voltage/current readings)"
+    )
+
+
+def test_an_ina3221_channel_that_vanishes_after_selection_fails_closed(tmp_path):
+    hwmon = _ina_tree(tmp_path, [("VDD_IN", 5000)])
+    (hwmon / "curr1_input").write_text("1000\n")
+    source = Ina3221Source(str(tmp_path))
+    assert source.read() == 5.0
+    (hwmon / "curr1_input").unlink()  # the driver unbound
+    with pytest.raises(OSError, match="no voltage/current readings"):
+        source.read()
+    with pytest.raises(SourceUnavailable, match="no voltage/current readings"):
+        Ina3221Source(str(tmp_path))  # at selection it is a reason
+
+
+def test_a_jtop_service_that_never_answers_cannot_hang_selection(monkeypatch):
+    from bench_support.measure import power_live
+
+    monkeypatch.setattr(power_live, "JTOP_START_S", 0.2)
+    hung = threading.Event()
+
+    class Hanging(FakeJtop):
+        def start(self):
+            hung.wait(30)
+
+    with pytest.raises(SourceUnavailable, match=r"^jtop service did not answer within 0\.2 s$"):
+        _bounded(lambda: JtopSource(0.5, factory=lambda interval: Hanging()))
+    hung.set()

@@ -2,13 +2,19 @@
 
 The checkpoint is made once per model, fine-tune image size, synthetic dataset and
 recipe (in a worker process: :func:`bench_support.continual.pretrain.pretrain`) and
-cached under ``<data dir>/pretrained/`` with a JSON sidecar holding its figures.
+cached under ``<data dir>/pretrained/`` with a JSON sidecar holding its figures and
+the checkpoint's size and SHA-256. A cached checkpoint is used only when it matches
+them (an older sidecar without them: when ``torch.load`` reads it, and the sidecar is
+completed); a damaged checkpoint, or one whose sidecar is torn or missing, is made
+again, and a line through ``progress`` says so.
 How much the factory trains comes from the profile (``factory_images``,
 ``factory_epochs``), the image count from ``--cl-pretrain-images`` when given.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import time
 from dataclasses import dataclass
@@ -66,9 +72,14 @@ class Pretraining:
         checkpoint = os.path.join(cache, self.name + ".pt")
         sidecar = os.path.join(cache, self.name + ".json")
         info = read_json(sidecar)
-        if isinstance(info, dict) and os.path.isfile(checkpoint):
-            info.update(pretrained=checkpoint, synth_dir=synth_dir, pretrain_cached=True)
-            return info
+        if os.path.isfile(checkpoint):
+            damage = _damage(checkpoint, sidecar, info)
+            if damage is None:
+                info.update(pretrained=checkpoint, synth_dir=synth_dir, pretrain_cached=True)
+                return info
+            progress(f"pretrained checkpoint {checkpoint} {damage}; pretraining again")
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(sidecar)  # an interrupted pretraining must not leave the old figures beside a new checkpoint
         os.makedirs(cache, exist_ok=True)
         progress(
             f"pretraining {self.model} on {self.factory_images} synthetic {self.factory_size} px images, "
@@ -88,9 +99,51 @@ class Pretraining:
         }
         info = run_once("pretrain", config, cwd)
         info.update(pretrained_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), recipe=PRETRAIN_RECIPE, weights=self.weights)
+        info.update(_fingerprint(checkpoint))
         write_json_atomic(sidecar, info)
         info.update(pretrained=checkpoint, synth_dir=synth_dir, pretrain_cached=False)
         return info
+
+
+def _fingerprint(path: str) -> Dict[str, Any]:
+    """The checkpoint's size and SHA-256, as the sidecar records them."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            sha.update(block)
+    return {"checkpoint_bytes": os.path.getsize(path), "checkpoint_sha256": sha.hexdigest()}
+
+
+def _damage(checkpoint: str, sidecar: str, info: Any) -> Optional[str]:
+    """Why the cached checkpoint cannot be used ("is damaged (...)", "has no intact sidecar (...)"), or None.
+
+    With the size and hash in the sidecar, the checkpoint must match them. An older
+    sidecar without them: the checkpoint must load (``torch.load``), and the sidecar is
+    completed so the next session checks the hash only.
+    """
+    if not isinstance(info, dict):
+        state = "torn" if os.path.exists(sidecar) else "missing"
+        return f"has no intact sidecar ({os.path.basename(sidecar)} is {state})"
+    try:
+        found = _fingerprint(checkpoint)
+    except OSError as exc:
+        return f"is damaged (unreadable: {exc.strerror or exc})"
+    if "checkpoint_sha256" in info:
+        if found["checkpoint_bytes"] != info.get("checkpoint_bytes"):
+            return f"is damaged ({found['checkpoint_bytes']} bytes, {info.get('checkpoint_bytes')} recorded)"
+        if found["checkpoint_sha256"] != info["checkpoint_sha256"]:
+            return "is damaged (its SHA-256 differs from the one recorded)"
+        return None
+    try:
+        import torch
+
+        torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - PytorchStreamReader, pickle and zip errors alike
+        return f"is damaged (it does not load: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]})"
+    info.update(found)
+    with contextlib.suppress(OSError):  # a read-only cache: checked by loading again next time
+        write_json_atomic(sidecar, info)
+    return None
 
 
 def pretraining_for(profile: Profile, settings: Mapping[str, Any]) -> Pretraining:

@@ -12,6 +12,11 @@
    reported as unavailable, with the sample count.
 5. Every figure names its source, rail or zone, and whether the total is a measured
    input rail or a sum of rails. Unavailable is ``None`` plus a reason, never 0.
+6. Fail closed: a source that stops measuring inside a window (its ``read()`` raises
+   :class:`SourceUnavailable`: a process that exited, no fresh reading within its
+   timeout), or whose reads have failed for longer than that timeout, ends that
+   window's sampling, and the window has no energy, with the reason; nothing read
+   after that point is integrated. A read error now and then is counted, not fatal.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import threading
 import time
 from bisect import bisect_left
 from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from bench_support.measure.power_live import SourceUnavailable, stale_after_s
 
 POWER_KEYS = ("energy_j", "energy_net_j", "power_avg_w", "power_idle_w", "power_source", "power_samples")
 MIN_SAMPLES = 3
@@ -93,16 +100,31 @@ class Sampler:
         self.interval_s = interval_s
         self.samples: List[Sample] = []
         self.errors: List[str] = []
+        self.failure: Optional[str] = None  # why the source stopped measuring; no sample is taken after it
+        self._last_ok = time.monotonic()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
+    def _fail(self, reason: str) -> None:
+        self.failure = reason
+        self._stop.set()
+
     def _read(self) -> None:
+        if self.failure is not None:
+            return
         try:
             value = self.source.read()
-        except Exception as exc:  # noqa: BLE001 - a failing sensor must not kill the benchmark
-            self.errors.append(str(exc) or type(exc).__name__)
+        except SourceUnavailable as exc:
+            self._fail(str(exc) or "the power source stopped measuring")
             return
-        self.samples.append((time.monotonic(), value))
+        except Exception as exc:  # noqa: BLE001 - a failing sensor must not kill the benchmark
+            self.errors.append((str(exc).strip().splitlines() or [type(exc).__name__])[0])
+            limit = stale_after_s(self.interval_s)
+            if time.monotonic() - self._last_ok > limit:
+                self._fail(f"no reading from {self.source.label} for {limit:.1f} s (last error: {self.errors[-1]})")
+            return
+        self._last_ok = now = time.monotonic()
+        self.samples.append((now, value))
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -189,7 +211,10 @@ class PowerWindow:
         _sync_gpu()
         end = self._sampler.stop()
         samples = self._sampler.samples
-        energy, why = energy_of(self.source, samples, self._start, end, self.interval_s)
+        if self._sampler.failure is not None:
+            energy, why = None, self._sampler.failure
+        else:
+            energy, why = energy_of(self.source, samples, self._start, end, self.interval_s)
         duration = end - self._start
         if energy is None:
             self.figures = unavailable(why or "no energy")

@@ -6,7 +6,10 @@ before the reading), a ``label`` naming backend, rail or zone, and
 ``measured_total`` (True: a measured input rail; False: a sum of rails or zones).
 Each takes its sysfs root, command or client object as a parameter, so tests can hand
 it a fake. ``open_source`` tries them in the order of ``AUTO_ORDER`` and returns the
-first that works, or the reason each one could not.
+first that works, or the reason each one could not. ``read()`` never blocks; a source
+that can no longer measure raises :class:`SourceUnavailable` from it. tegrastats and
+jtop, fed by a process or client beside the benchmark, live in ``power_live`` (fresh
+or fail); they are re-exported here.
 """
 
 from __future__ import annotations
@@ -14,22 +17,35 @@ from __future__ import annotations
 import glob
 import os
 import re
-import shutil
-import subprocess
-import threading
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
+from bench_support.measure.power_live import (
+    INPUT_RAILS,
+    JtopSource,
+    SourceUnavailable,
+    TegrastatsSource,
+    parse_tegrastats,
+    tegrastats_total,
+)
 from bench_support.measure.sysfs import counter_delta, read_text
+
+__all__ = [
+    "AUTO_ORDER",
+    "BACKENDS",
+    "INPUT_RAILS",
+    "Ina3221Source",
+    "JtopSource",
+    "NvmlSource",
+    "RaplSource",
+    "SourceUnavailable",
+    "TegrastatsSource",
+    "open_source",
+    "parse_tegrastats",
+    "tegrastats_total",
+]
 
 BACKENDS = ("auto", "jtop", "ina3221", "tegrastats", "rapl", "nvml", "none")
 AUTO_ORDER = ("jtop", "ina3221", "tegrastats", "rapl", "nvml")
-#: Rails that measure a Jetson module's whole input (Nano, Xavier NX, Orin NX/Nano, Thor).
-INPUT_RAILS = ("VDD_IN", "POM_5V_IN", "VIN")
-
-
-class SourceUnavailable(Exception):
-    """This source cannot measure here; the message says why."""
-
 
 # --- RAPL ---------------------------------------------------------------------------------
 
@@ -94,7 +110,10 @@ class Ina3221Source:
         self.used = inputs[:1] or self.channels
         rails = "+".join(c[0] for c in self.used)
         self.label = f"ina3221: {rails}" + ("" if inputs else " (sum of rails)")
-        self.read()
+        try:
+            self.read()
+        except (OSError, ValueError) as exc:
+            raise SourceUnavailable(str(exc)) from None
 
     @staticmethod
     def _channel_w(hwmon: str, channel: int) -> float:
@@ -104,125 +123,12 @@ class Ina3221Source:
         mv = read_text(os.path.join(hwmon, f"in{channel}_input"))
         ma = read_text(os.path.join(hwmon, f"curr{channel}_input"))
         if mv is None or ma is None:
-            raise SourceUnavailable(f"{hwmon} channel {channel} has no voltage/current readings")
+            # After selection a miss is a read error: the sampler tolerates it until nothing is fresh.
+            raise OSError(f"{hwmon} channel {channel} has no voltage/current readings")
         return float(mv) * float(ma) / 1e6
 
     def read(self) -> float:
         return sum(self._channel_w(hwmon, channel) for _, hwmon, channel in self.used)
-
-
-# --- tegrastats ---------------------------------------------------------------------------
-
-# NAME instant/average[/third] in mW, the unit optional (JetPack 4 prints none). The
-# look-ahead refuses "RAM 534/3964MB" and "IRAM 0/252kB(": a rail value ends at a space.
-_RAIL = re.compile(r"\b([A-Z][A-Z0-9_]*) (\d+)(?:mW)?/(\d+)(?:mW)?(?:/(\d+)(?:mW)?)?(?=\s|$)")
-_NOT_RAILS = ("RAM", "SWAP", "IRAM", "LFB")
-
-
-def parse_tegrastats(line: str) -> Dict[str, Tuple[float, float]]:
-    """{rail: (instant mW, average mW)} from one tegrastats line, any JetPack's format."""
-    rails = {}
-    for match in _RAIL.finditer(line):
-        name = match.group(1)
-        if name not in _NOT_RAILS:
-            rails[name] = (float(match.group(2)), float(match.group(3)))
-    return rails
-
-
-def tegrastats_total(rails: Dict[str, Tuple[float, float]]) -> Tuple[float, str, bool]:
-    """(instant total in W, what it is, measured?) — the input rail if the board has one."""
-    for name in INPUT_RAILS:
-        if name in rails:
-            return rails[name][0] / 1000.0, name, True
-    return sum(v[0] for v in rails.values()) / 1000.0, "+".join(sorted(rails)) + " (sum of rails)", False
-
-
-class TegrastatsSource:
-    """Follows a running ``tegrastats`` and keeps its latest instant reading."""
-
-    kind = "instant"
-
-    def __init__(self, interval_s: float = 0.5, lines: Optional[Iterable[str]] = None) -> None:
-        if lines is None:
-            exe = shutil.which("tegrastats")
-            if exe is None:
-                raise SourceUnavailable("tegrastats not found on PATH")
-            self._proc = subprocess.Popen(
-                [exe, "--interval", str(max(1, int(interval_s * 1000)))],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                text=True,
-            )
-            lines = self._proc.stdout
-        else:
-            self._proc = None
-        self._lines = iter(lines)
-        self._latest: Optional[float] = None
-        self._ready = threading.Event()
-        first = self._next()
-        if first is None:
-            raise SourceUnavailable("tegrastats printed no power rails")
-        self._latest, what, self.measured_total = first
-        self.label = f"tegrastats: {what}"
-        self._thread = threading.Thread(target=self._follow, name="tegrastats", daemon=True)
-        self._thread.start()
-
-    def _next(self) -> Optional[Tuple[float, str, bool]]:
-        for line in self._lines:
-            rails = parse_tegrastats(line)
-            if rails:
-                return tegrastats_total(rails)
-        return None
-
-    def _follow(self) -> None:
-        while True:
-            item = self._next()
-            if item is None:
-                return
-            self._latest = item[0]
-
-    def read(self) -> float:
-        assert self._latest is not None
-        return self._latest
-
-    def close(self) -> None:
-        if self._proc is not None:
-            self._proc.terminate()
-
-
-# --- jtop (jetson-stats) ------------------------------------------------------------------
-
-
-class JtopSource:
-    """jetson-stats' client: ``power['tot']`` in mW, a measured input rail or a sum."""
-
-    kind = "instant"
-
-    def __init__(self, interval_s: float = 0.5, factory: Optional[Callable[..., Any]] = None) -> None:
-        if factory is None:
-            try:
-                from jtop import jtop as factory  # noqa: N813 - the library's own name
-            except ImportError:
-                raise SourceUnavailable("jetson-stats (jtop) is not installed") from None
-        try:
-            self._client = factory(interval=max(0.5, interval_s))  # the maintainer calls < 0.5 s unstable
-            self._client.start()
-        except Exception as exc:  # noqa: BLE001 - JtopException, socket errors
-            raise SourceUnavailable(f"jtop service not reachable: {exc}".splitlines()[0]) from None
-        total = self._client.power.get("tot", {})
-        self.measured_total = "name" in total
-        what = total.get("name") or "sum of module rails"
-        self.label = f"jtop: {what}"
-
-    def read(self) -> float:
-        # 'power' is the instant value; 'avg' is a running average and is never integrated.
-        return float(self._client.power["tot"]["power"]) / 1000.0
-
-    def close(self) -> None:
-        try:
-            self._client.close()
-        except Exception:  # noqa: BLE001
-            pass
 
 
 # --- NVML ---------------------------------------------------------------------------------

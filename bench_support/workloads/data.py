@@ -9,12 +9,14 @@ reading photos costs: file opens, bytes from storage and a decode.
 Every image is a pure function of (seed, split, index): an interrupted generation
 resumes where it stopped, and nothing valid is ever generated again. Each file is
 written atomically (temp file + rename), so a file under its final name is complete;
-``manifest.json`` (written last) records every file's size, so a truncated or
-replaced file is noticed and regenerated.
+``manifest.json`` (written last) records every file's size and SHA-256, so a truncated,
+overwritten or replaced file is noticed and regenerated alone; the class folders hold
+exactly the manifest's files (see :mod:`bench_support.workloads.manifest`).
 """
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -25,10 +27,11 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from bench_support.errors import UserError
 from bench_support.files import read_json, write_atomic, write_json_atomic
+from bench_support.workloads import manifest as integrity
+from bench_support.workloads.manifest import FORMAT_VERSION
 
 CLASSES = ("blue_circle", "blue_square", "orange_circle", "orange_square")
 SPLITS = ("train", "val")
-FORMAT_VERSION = 2  # 2: shapes of equal area over a wider size range
 # ImageNet statistics, as the Jetson study's transforms use.
 NORM_MEAN = (0.485, 0.456, 0.406)
 NORM_STD = (0.229, 0.224, 0.225)
@@ -111,61 +114,72 @@ def _relpath(split: str, label: str, index: int) -> str:
 def ensure_dataset(root: str, spec: DatasetSpec, progress: Optional[Progress] = None) -> str:
     """Build the dataset under ``root`` if needed; return its directory.
 
-    Only missing or damaged files are (re)generated. Raises DataError with a one-line
-    message when ``root`` cannot be written.
+    Only missing or damaged files are (re)generated; temp files of a killed generation
+    are removed. Raises DataError with a one-line message when ``root`` cannot be
+    written or the class folders hold image files the dataset did not generate.
     """
     directory = os.path.join(root, spec.name)
-    manifest_path = os.path.join(directory, "manifest.json")
-    manifest = read_json(manifest_path)
-    manifest = manifest if isinstance(manifest, dict) else None
-    expected = {"format": FORMAT_VERSION, "spec": asdict(spec), "classes": list(CLASSES)}
-    sizes: Dict[str, int] = {}
-    if manifest and all(manifest.get(k) == v for k, v in expected.items()):
-        sizes = manifest.get("files", {})
-
-    items = _file_list(spec)
-    todo = []
-    if manifest and manifest.get("format") != FORMAT_VERSION:
-        todo, items = list(items), []  # drawn by an older renderer: every file is redone
-    for split, label, index in items:
-        rel = _relpath(split, label, index)
-        try:
-            actual = os.path.getsize(os.path.join(directory, rel))
-        except OSError:
-            todo.append((split, label, index))
-            continue
-        if rel in sizes and sizes[rel] != actual:
-            todo.append((split, label, index))  # truncated or replaced since it was written
-        else:
-            sizes[rel] = actual
-    if not todo and os.path.exists(manifest_path):
-        return directory
-
     try:
-        for split in SPLITS:
-            for label in CLASSES:
-                os.makedirs(os.path.join(directory, split, label), exist_ok=True)
-        step = max(1, len(todo) // 10)  # ~10 progress lines
-        for done, (split, label, index) in enumerate(todo, 1):
-            rng = np.random.default_rng([spec.seed, SPLITS.index(split), index])
-            image = render(label, spec.image_size, rng)
-            rel = _relpath(split, label, index)
-            path = os.path.join(directory, rel)
-            write_atomic(path, lambda tmp, im=image: im.save(tmp, format="JPEG", quality=90), suffix=".jpg")
-            sizes[rel] = os.path.getsize(path)
-            if progress and (done % step == 0 or done == len(todo)):
-                progress(done, len(todo))
-        manifest = dict(expected, files=sizes)
-        write_json_atomic(manifest_path, manifest, indent=0)
+        os.makedirs(directory, exist_ok=True)
+        with integrity.locked(directory):
+            _ensure(directory, spec, progress)
     except OSError as exc:
         raise DataError(f"cannot write the dataset under {root}: {exc.strerror or exc}") from None
     return directory
 
 
+def _ensure(directory: str, spec: DatasetSpec, progress: Optional[Progress]) -> None:
+    items = {_relpath(*item): item for item in _file_list(spec)}
+    foreign = integrity.tidy(directory, SPLITS, CLASSES, items)
+    if foreign:
+        raise DataError(
+            f"{directory} holds {len(foreign)} image file(s) or folder(s) it did not generate, which "
+            f"ImageFolder would load (first: {foreign[0]}); move them away"
+        )
+    manifest_path = os.path.join(directory, "manifest.json")
+    old = read_json(manifest_path)
+    expected = {"format": FORMAT_VERSION, "spec": asdict(spec), "classes": list(CLASSES)}
+    sizes, hashes, redraw = integrity.recorded(old, expected)
+    files: Dict[str, int] = {}
+    digests: Dict[str, str] = {}
+    todo = []
+    for rel, item in items.items():
+        found = None
+        if not redraw:
+            found = integrity.intact(os.path.join(directory, rel), sizes.get(rel), hashes.get(rel), spec.image_size)
+        if found is None:
+            todo.append(item)
+        else:
+            files[rel], digests[rel] = found
+    current = dict(expected, files=files, sha256=digests)
+    if not todo and old == current:
+        return
+
+    for split in SPLITS:
+        for label in CLASSES:
+            os.makedirs(os.path.join(directory, split, label), exist_ok=True)
+    step = max(1, len(todo) // 10)  # ~10 progress lines
+    for done, (split, label, index) in enumerate(todo, 1):
+        rng = np.random.default_rng([spec.seed, SPLITS.index(split), index])
+        buffer = io.BytesIO()
+        render(label, spec.image_size, rng).save(buffer, format="JPEG", quality=90)
+        data = buffer.getvalue()
+        rel = _relpath(split, label, index)
+        write_atomic(os.path.join(directory, rel), lambda tmp, b=data: _write_bytes(tmp, b), integrity.TEMP_SUFFIX)
+        files[rel], digests[rel] = len(data), integrity.digest(data)
+        if progress and (done % step == 0 or done == len(todo)):
+            progress(done, len(todo))
+    write_json_atomic(manifest_path, dict(expected, files=files, sha256=digests), indent=0)
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+
+
 def dataset_bytes(directory: str) -> int:
-    """Total size of the image files of a generated dataset."""
-    manifest = read_json(os.path.join(directory, "manifest.json"))
-    return sum((manifest.get("files") or {}).values()) if isinstance(manifest, dict) else 0
+    """Total size of the image files of a generated dataset (from its files when the manifest lacks it)."""
+    return integrity.dataset_bytes(directory, SPLITS)
 
 
 # --- reading --------------------------------------------------------------------------
