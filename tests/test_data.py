@@ -122,3 +122,11 @@ def test_a_set_from_an_older_renderer_is_redrawn(tmp_path):
     assert _digests(directory) == before
     with open(manifest_path) as fh:
         assert json.load(fh)["format"] == FORMAT_VERSION
+
+
+def test_a_training_loader_never_ends_on_a_batch_of_one():
+    from bench_support.workloads.data import make_loader
+
+    assert [len(b) for b in make_loader(list(range(9)), 8)] == [8]  # BatchNorm cannot train on 1 sample
+    assert [len(b) for b in make_loader(list(range(10)), 8)] == [8, 2]
+    assert [len(b) for b in make_loader(list(range(9)), 8, shuffle=False)] == [8, 1]  # evaluation sees all

@@ -266,11 +266,14 @@ def make_loader(
     prefetch_factor: Optional[int] = None,
     persistent_workers: bool = False,
 ):
-    """A DataLoader with a seeded shuffle; loader-only options only where they apply."""
+    """A DataLoader with a seeded shuffle; loader-only options only where they apply.
+
+    A training (shuffled) loader drops a last batch of one sample: BatchNorm cannot train on it.
+    """
     import torch
     from torch.utils.data import DataLoader
 
-    kwargs = {}
+    kwargs = {"drop_last": shuffle and len(dataset) > batch_size and len(dataset) % batch_size == 1}
     if num_workers > 0:
         kwargs["persistent_workers"] = persistent_workers
         if prefetch_factor is not None:
