@@ -15,7 +15,15 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from bench_support.measure.sysfs import read_text as _read
 
-THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MALLOC_ARENA_MAX")
+THREAD_ENV_VARS = (
+    "OMP_NUM_THREADS",
+    "OMP_WAIT_POLICY",
+    "GOMP_SPINCOUNT",
+    "KMP_BLOCKTIME",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MALLOC_ARENA_MAX",
+)
 
 
 def _join(root: str, path: str) -> str:
@@ -251,6 +259,7 @@ STABLE_KEYS = (
     "system.libc",
     "system.python",
     "threads.OMP_NUM_THREADS",
+    "threads.OMP_WAIT_POLICY",
     "threads.MKL_NUM_THREADS",
     "threads.MALLOC_ARENA_MAX",
     "threads.torch_num_threads",
