@@ -33,7 +33,7 @@ class Profile:
     factory_images: int  # continual learning: synthetic images of the factory pretraining
     factory_epochs: int
     finetune_epochs: int  # continual learning: fine-tune epochs on the photos
-    min_valid_rounds: int  # fewer measured rounds mark a result invalid
+    min_valid_rounds: int  # fewer measured rounds mark a result invalid (every area runs at least these)
 
     def with_sizes(self, n_train: Optional[int] = None, n_val: Optional[int] = None) -> Profile:
         from dataclasses import replace
@@ -68,11 +68,11 @@ PROFILES: Dict[str, Profile] = {
             n_val=128,
             training=Rounds(3, 1),
             loader_pass=Rounds(3, 1),
-            loader_training=Rounds(2, 1),
-            stall_breakdown=Rounds(2, 1),
+            loader_training=Rounds(3, 1),
+            stall_breakdown=Rounds(3, 1),
             checkpoint=Rounds(8, 1),
             pagecache_read=Rounds(5),
-            cold_start=Rounds(2, 3),
+            cold_start=Rounds(3, 3),
             factory_images=8192,
             factory_epochs=4,
             finetune_epochs=4,
@@ -86,10 +86,10 @@ PROFILES: Dict[str, Profile] = {
             training=Rounds(5, 1),
             loader_pass=Rounds(5, 1),
             loader_training=Rounds(5, 1),
-            stall_breakdown=Rounds(4, 1),
+            stall_breakdown=Rounds(5, 1),
             checkpoint=Rounds(30, 2),
             pagecache_read=Rounds(10),
-            cold_start=Rounds(3, 5),
+            cold_start=Rounds(5, 5),
             factory_images=16384,
             factory_epochs=4,
             finetune_epochs=4,

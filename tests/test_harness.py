@@ -47,3 +47,15 @@ def test_with_benchmarks_disabled_the_round_still_gets_its_teardown():
     harness, events = _run(FakeBenchmark(enabled=False), 4)
     assert [e[0] for e in events] == ["setup", "round", "teardown"]
     assert harness.extra_info["rounds_measured"] == 1
+
+
+def test_every_area_of_a_profile_runs_the_rounds_its_validity_rule_asks_for():
+    from dataclasses import fields
+
+    from bench_support.profiles import PROFILES
+
+    for profile in PROFILES.values():
+        for field in fields(profile):
+            rounds = getattr(profile, field.name)
+            if isinstance(rounds, Rounds):
+                assert rounds.measured >= profile.min_valid_rounds, (profile.name, field.name)
