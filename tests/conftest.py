@@ -30,3 +30,16 @@ def make_unwritable(path):
 def shared_data_dir(tmp_path_factory):
     """One generated smoke dataset for all the end-to-end runs."""
     return str(tmp_path_factory.mktemp("data"))
+
+
+def _tree(path):
+    return sorted(os.path.relpath(os.path.join(base, name), path) for base, _, names in os.walk(path) for name in names)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def results_folder_untouched():
+    """Tests write only under temporary directories: the user's results/ is the same afterwards."""
+    folder = os.path.join(REPO, "results")
+    before = _tree(folder)
+    yield
+    assert _tree(folder) == before, "a test wrote into results/ (pass --save-results under tmp_path)"

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import resource
+import stat
 import subprocess
 import sys
 
@@ -22,7 +23,7 @@ from bench_support.continual.worker import WorkerError, through_shell
 from bench_support.errors import Unavailable, UserError
 from bench_support.files import read_json
 from bench_support.profiles import PROFILES
-from conftest import run_pytest
+from conftest import make_unwritable, run_pytest
 
 
 def _photo(path, label="orange_square", seed=0):
@@ -422,6 +423,49 @@ def test_standin_set_is_generated_once_with_an_atomic_manifest(tmp_path):
     assert os.path.getsize(photo) > 0  # a missing photo is made again
 
 
+def test_standin_photos_are_readable_by_every_user_whatever_the_umask(tmp_path):
+    previous = os.umask(0o077)
+    try:
+        directory = ensure_standin(str(tmp_path), per_class=1, seed=0)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(os.stat(directory).st_mode) == 0o755
+    for name in os.listdir(directory):  # the photos and the manifest
+        assert stat.S_IMODE(os.stat(os.path.join(directory, name)).st_mode) == 0o644, name
+
+
+class _FakePretraining:
+    def ensure(self, data_dir, root, note):
+        return {"pretrained": "/p/x.pt", "synth_dir": "/p/synth", "pretrain_s": 1.0}
+
+
+def test_a_read_only_project_folder_costs_the_disk_column_only(tmp_path, monkeypatch):
+    """No traceback: the disk checkpoint column is unavailable with the reason, said once; the rest runs."""
+    real, project = tmp_path / "photos", tmp_path / "project"
+    real.mkdir()
+    project.mkdir()
+    for label, base in (("orange_square", 0), ("blue_circle", 20)):
+        for i in range(3):
+            _photo(real / f"{label}_{i:02d}.jpg", label, base + i)
+    resolved = scenario.settings_from(_options(data_real=str(real), epochs=1), PROFILES["smoke"], str(project))
+    monkeypatch.setattr(scenario, "pretraining_for", lambda *a: _FakePretraining())
+    live = []
+    undo = make_unwritable(project)
+    try:
+        prepared = scenario.prepare(resolved, PROFILES["smoke"], str(tmp_path / "data"), str(project), live.append)
+    finally:
+        undo()
+    assert not os.path.exists(project / ".bench-ckpt")
+    disk = next(t for t in prepared.targets.values() if t["role"] == "disk")
+    assert disk["directory"] is None and disk["unavailable"].startswith(f"cannot make {project / '.bench-ckpt'}")
+    (line,) = [x for x in live if "not measured" in x]
+    assert line.startswith("edge-bench: continual-learning checkpoint writes to ") and disk["unavailable"] in line
+    assert prepared.worker_config("head", "sgd")["ckpt_dirs"] == {
+        label: t["directory"] for label, t in prepared.targets.items() if t["directory"]
+    }
+    prepared.close()
+
+
 def test_unusable_photos_are_unavailable_before_any_pretraining(tmp_path, monkeypatch):
     real = tmp_path / "photos"
     real.mkdir()
@@ -461,7 +505,10 @@ class _FakeWorker:
                 "fetch_stall_s": 0.01, "mem_peak_abs_mb": peak, "mem_delta_mb": peak - 100.0, "mem_now_mb": 110.0,
                 "mem_hwm_mb": peak, "ckpt": ckpt}  # fmt: skip
 
-    def close(self):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
         pass
 
 

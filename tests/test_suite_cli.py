@@ -32,6 +32,7 @@ def test_every_benchmark_module_runs_and_saves_the_keys_it_saved_before(shared_d
     out = tmp_path / "run.json"
     result = run_pytest(
         "benchmarks", "--profile", "smoke", "--data-dir", shared_data_dir, "--benchmark-json", str(out),
+        "--save-results", str(tmp_path / "results"),
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     modules = sorted(os.path.basename(p) for p in glob.glob(os.path.join(REPO, "benchmarks", "test_*.py")))
@@ -197,6 +198,8 @@ def test_a_benchmark_run_opens_no_ip_socket_seen_by_strace(tmp_path, shared_data
         "--benchmark-disable",
         "--data-dir",
         shared_data_dir,
+        "--save-results",
+        str(tmp_path / "results"),
         "--allow-network",
         prefix=["strace", "-f", "-qq", "-e", "trace=socket,connect,sendto,sendmsg", "-o", str(log)],
     )

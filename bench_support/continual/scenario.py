@@ -15,7 +15,6 @@ checkpoints, and the epoch line is printed); :meth:`Scenario.close`; and
 from __future__ import annotations
 
 import os
-import shutil
 import statistics
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -25,9 +24,9 @@ from bench_support.continual import outputs, photos
 from bench_support.continual.factory import pretraining_for
 from bench_support.continual.outputs import Outcome
 from bench_support.continual.standin import ensure_standin
+from bench_support.continual.targets import checkpoint_targets, remove_targets, unavailable_lines
 from bench_support.continual.worker import Worker
 from bench_support.errors import Unavailable, UserError
-from bench_support.measure.diskio import storage_of
 from bench_support.profiles import Profile
 
 STANDIN_PER_CLASS = 12
@@ -109,33 +108,6 @@ def choose_photos(data_real: str, data_dir: str, seed: int = 0) -> PhotoChoice:
     return PhotoChoice("stand-in", photos.scan(directory), note)
 
 
-def checkpoint_targets(project_dir: str, shm_dir: str = "/dev/shm") -> Dict[str, Dict[str, Any]]:
-    """{column label: facts} for the disk directory and tmpfs, labelled by the filesystem found."""
-    targets: Dict[str, Dict[str, Any]] = {}
-    os.makedirs(project_dir, exist_ok=True)
-    disk = storage_of(project_dir)
-    shm = storage_of(shm_dir) if os.path.isdir(shm_dir) else {"fs_type": None}
-    disk_label = disk["fs_type"] or "disk"
-    shm_label = "tmpfs"
-    if shm.get("fs_type") == "tmpfs" and disk_label == "tmpfs":
-        disk_label, shm_label = "disk-tmpfs", "shm-tmpfs"  # the project itself is on tmpfs
-    targets[disk_label] = dict(disk, directory=project_dir, role="disk")
-    if shm.get("fs_type") == "tmpfs":
-        directory = os.path.join(shm_dir, f"edge-bench-cl-{os.getpid()}")
-        os.makedirs(directory, exist_ok=True)
-        targets[shm_label] = dict(shm, directory=directory, role="memory")
-    else:
-        found = shm.get("fs_type") or "nothing"
-        targets[shm_label] = {"directory": None, "role": "memory", "unavailable": f"no tmpfs at {shm_dir} ({found})"}
-    return targets
-
-
-def remove_targets(targets: Mapping[str, Mapping[str, Any]]) -> None:
-    for target in targets.values():
-        if target.get("directory"):
-            shutil.rmtree(target["directory"], ignore_errors=True)
-
-
 def prepare(
     settings: Mapping[str, Any], profile: Profile, data_dir: str, root: str, live: Callable[[str], None]
 ) -> Scenario:
@@ -162,7 +134,9 @@ def prepare(
     if reason:
         raise Unavailable(reason)
     pretrained = pretraining_for(profile, settings).ensure(data_dir, root, note)
-    targets = checkpoint_targets(os.path.join(root, ".bench-ckpt", f"continual-{os.getpid()}"))
+    targets = checkpoint_targets(root)  # private folders, named after this process (see targets)
+    for line in unavailable_lines(targets):
+        note(line)
     return Scenario(settings, choice, pretrained, targets, root, live, notes)
 
 
@@ -205,10 +179,10 @@ class Scenario:
         """One configuration: its epochs as benchmark rounds; returns the result (also kept)."""
         config_id = f"{finetune}-{optimizer}"
         s = self.settings
-        worker = Worker("finetune", self.worker_config(finetune, optimizer), self.cwd)
         rows: List[Dict[str, Any]] = []
         labels = list(self.targets)
-        try:
+        # Leaving the block ends the worker: at once on Ctrl-C, after a short wait for "quit" otherwise.
+        with Worker("finetune", self.worker_config(finetune, optimizer), self.cwd) as worker:
             ready = worker.read()["ready"]
             self.say(
                 f"continual {config_id}: {s['model']}, {s['image_size']} px, batch {s['batch']}, "
@@ -227,8 +201,6 @@ class Scenario:
                 self.say(outputs.epoch_line(row, labels))
 
             harness.run(lambda: worker.request("epoch"), rounds=s["epochs"], teardown=after, memory=False)
-        finally:
-            worker.close()
         result = self._result(config_id, finetune, optimizer, ready, before, rows)
         self.results.append(result)
         return result

@@ -11,7 +11,8 @@ colour and shape does.
 Files follow the naming convention of ``data_real/`` (``orange_square_03.jpg``), so
 they go through exactly the same scanning and splitting as the user's photos. Every
 photo is a pure function of (seed, class, index); a set is generated once per data
-directory and reused.
+directory and reused. Unlike anything made from the user's photos, the set is readable
+by every user (folder 0755, photos and manifest 0644).
 """
 
 from __future__ import annotations
@@ -170,6 +171,7 @@ def ensure_standin(root: str, per_class: int, seed: int = 0) -> str:
         return directory
     try:
         os.makedirs(directory, exist_ok=True)
+        os.chmod(directory, 0o755)  # generated, nobody's own photos: every user may read them, whatever the umask
         for name, label, index in names:
             rng = np.random.default_rng([seed, CLASSES.index(label), index, 7])
             photo = render_photo(label, rng)

@@ -9,6 +9,7 @@ import shutil
 
 import pytest
 
+from bench_support import leftovers
 from bench_support.measure.harness import Harness, measure_plain
 from bench_support.measure.power import PowerSession
 from bench_support.measure.power_sources import open_source
@@ -86,7 +87,7 @@ def loader_config(num_workers, prefetch_factor, pin_memory, persistent_workers):
 def ckpt_target_dir(suite: SuiteState, target: str):
     """A fresh folder of this process on the target; removed afterwards."""
     base = checkpoint.target_base(target, suite.project_dir, dict(suite.ckpt_dirs))
-    directory = os.path.join(base, f"{os.getpid()}")
+    directory = os.path.join(base, leftovers.owner_tag())  # pid and start time: a later run reaps it if killed
     os.makedirs(directory, exist_ok=True)
     yield directory
     shutil.rmtree(directory, ignore_errors=True)

@@ -12,7 +12,7 @@ import sys
 import pytest
 from pytest_benchmark.session import PerformanceRegression
 
-from bench_support import netguard
+from bench_support import leftovers, netguard
 from bench_support.errors import Unavailable, UserError
 from bench_support.measure import jetson_setup
 from bench_support.plugin.state import FAILED_AFTER_TESTS, INTERRUPTED, SAVE_PROBLEMS, SESSION, STATE, build_state
@@ -40,6 +40,10 @@ def pytest_configure(config: pytest.Config) -> None:
         except jetson_setup.SetupError as exc:
             raise pytest.UsageError(str(exc)) from None
     config.stash[STATE] = state
+    # What killed runs left (checkpoints in /dev/shm hold RAM), owned by processes that are gone.
+    line = leftovers.reap_line(leftovers.reap(state.project_dir, ckpt_dirs=list(state.ckpt_dirs.values())))
+    if line:
+        sys.stderr.write(f"edge-bench: {line}\n")
     if not config.getoption("allow_network"):
         netguard.install()
     if state.results_dir:
