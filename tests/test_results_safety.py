@@ -296,3 +296,24 @@ def test_a_damaged_cifar_copy_fails_with_its_message_once(tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode == 1 and output.count(f"--cifar-root {tmp_path}: no intact CIFAR-10 there") == 1, output
     assert "Traceback" not in output and "During handling" not in output
+
+
+def test_generated_data_and_saved_runs_are_readable_by_every_user(tmp_path):
+    import stat
+
+    from bench_support.workloads.data import DatasetSpec, ensure_dataset
+
+    old = os.umask(0o022)
+    try:
+        directory = ensure_dataset(str(tmp_path), DatasetSpec(8, 4, 32, 0))
+        saved = results.save_run(str(tmp_path / "runs"), "smoke", b'{"benchmarks": []}')
+    finally:
+        os.umask(old)
+    modes = {}
+    for base, dirs, files in os.walk(directory):
+        for name in dirs + files:
+            path = os.path.join(base, name)
+            modes[os.path.relpath(path, directory)] = stat.S_IMODE(os.stat(path).st_mode)
+    assert {m for p, m in modes.items() if p.endswith((".jpg", ".json"))} == {0o644}  # mkstemp makes 0600
+    assert {m for p, m in modes.items() if os.path.isdir(os.path.join(directory, p))} == {0o755}
+    assert stat.S_IMODE(os.stat(saved).st_mode) == 0o644
