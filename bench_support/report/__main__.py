@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from typing import Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from bench_support import report as package
 from bench_support import results
 from bench_support.report.csvout import write_csv
-from bench_support.report.gate import Rule, gate
+from bench_support.report.gate import Rule, check_rule, gate
 from bench_support.report.plots import write_plots
-from bench_support.report.runs import by_device, load_run_file, load_runs
+from bench_support.report.runs import Run, by_device, load_run_file, load_runs
 from bench_support.report.tables import compare_devices, compare_runs, fmt_number
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Tables, report.csv and plots of the runs under RESULTS_DIR; with ``--fail-on``, the gate.
 
-    Returns 0, 1 when the gate failed, 2 on a usage error.
+    Returns 0, 1 when the gate failed, 2 on a usage error (one line on stderr, before the
+    report): a rule the gate refuses (``gate.check_rule``), a ``--baseline`` that is not a
+    readable run with benchmarks, a ``--device`` without saved runs, or — with ``--fail-on`` —
+    a results folder that is missing or holds no run.
     """
     parser = argparse.ArgumentParser(
         prog="python -m bench_support.report", description=(package.__doc__ or "").splitlines()[0]
@@ -31,14 +35,31 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         rules = [Rule.parse(text) for text in args.fail_on]
+        for rule in rules:
+            check_rule(rule)
     except ValueError as exc:
-        print(f"report: {exc}", file=sys.stderr)
-        return 2
+        return _usage(str(exc))
+    baseline = None
+    if args.baseline:
+        baseline, problem = load_run_file(args.baseline)
+        if baseline is not None and not baseline.benchmarks():
+            problem = "no benchmarks in it"
+        if problem:
+            return _usage(f"--baseline {args.baseline}: {problem}")
+    if rules and not os.path.isdir(args.results_dir):
+        return _usage(f"{args.results_dir}: no such directory; the gate needs saved runs")
 
     runs, problems = load_runs(args.results_dir)
+    devices = by_device(runs)
+    if args.device and args.device not in devices:
+        known = ", ".join(sorted(devices)) or "none"
+        return _usage(f"--device {args.device}: no saved run of that device in {args.results_dir} (devices: {known})")
+    if rules and not runs:
+        skipped = [problem for problem in problems if ": skipped," in problem]
+        detail = f" ({len(skipped)} file(s) skipped, the first: {skipped[0]})" if skipped else ""
+        return _usage(f"{args.results_dir}: no saved runs to gate{detail}")
     for problem in problems:
         print(f"report: {problem}")
-    devices = by_device(runs)
     for device_runs in devices.values():
         if len(device_runs) >= 2:
             print("\n".join(compare_runs(device_runs[-2], device_runs[-1])))
@@ -52,31 +73,49 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not args.no_plots:
             for path in write_plots(latest, results.plots_dir(args.results_dir)):
                 print(f"report: plot {path}")
-
     if not rules:
         return 0
-    failed = False
+    chosen = {d: r for d, r in devices.items() if not args.device or d == args.device}
+    return 1 if run_gate(chosen, rules, baseline) else 0
+
+
+def _usage(message: str) -> int:
+    print(f"report: {message}", file=sys.stderr)
+    return 2
+
+
+def run_gate(devices: Dict[str, List[Run]], rules: Sequence[Rule], baseline: Optional[Run]) -> bool:
+    """Print the gate's verdicts on each device's latest run; True when one failed.
+
+    The baseline is ``baseline`` or the device's previous run; the history band comes from
+    the device's earlier runs of the latest run's profile (another profile's sizes differ).
+    A rule no benchmark of both runs carries gets a line saying it was not judged.
+    """
+    counts = {"FAIL": 0, "ok": 0, "skip": 0}
     for device, device_runs in sorted(devices.items()):
-        if args.device and device != args.device:
-            continue
-        if args.baseline:
-            baseline, problem = load_run_file(args.baseline)
-            if baseline is None:
-                print(f"report: --baseline {args.baseline}: {problem}", file=sys.stderr)
-                return 2
-        elif len(device_runs) >= 2:
-            baseline = device_runs[-2]
-        else:
+        last = device_runs[-1]
+        base = baseline or (device_runs[-2] if len(device_runs) >= 2 else None)
+        if base is None:
             print(f"gate: {device}: only one saved run, nothing to compare with")
             continue
-        for verdict in gate(baseline, device_runs[-1], rules, history=device_runs[:-1]):
-            status = "FAIL" if verdict.failed else "ok"
+        history = [run for run in device_runs[:-1] if run.profile == last.profile]
+        verdicts = gate(base, last, rules, history=history)
+        for verdict in verdicts:
+            status = "FAIL" if verdict.failed else "ok" if verdict.judged else "skip"
+            counts[status] += 1
             print(
                 f"gate {status}: {device} {verdict.benchmark} {verdict.metric} {fmt_number(verdict.old)} → "
                 f"{fmt_number(verdict.new)} ({verdict.note}; {verdict.test})"
             )
-            failed = failed or verdict.failed
-    return 1 if failed else 0
+        for rule in rules:
+            if not any(v.metric == rule.metric for v in verdicts):
+                counts["skip"] += 1
+                print(
+                    f"gate skip: {device} {rule}: no benchmark has {rule.metric} in both {base.label} and "
+                    f"{last.label}; not judged"
+                )
+    print(f"gate: {counts['FAIL']} failed, {counts['ok']} passed, {counts['skip']} not judged")
+    return counts["FAIL"] > 0
 
 
 if __name__ == "__main__":

@@ -51,8 +51,9 @@ def load_runs(results_dir: str) -> Tuple[List[Run], List[str]]:
         except (OSError, ValueError) as exc:
             problems.append(f"{path}: skipped, not readable JSON ({str(exc).splitlines()[0]})")
             continue
-        if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
-            problems.append(f"{path}: skipped, not a pytest-benchmark run (no 'benchmarks' list)")
+        problem = run_problem(data)
+        if problem:
+            problems.append(f"{path}: skipped, not a pytest-benchmark run ({problem})")
             continue
         if "edge_bench" not in data:
             problems.append(f"{path}: saved by an older suite (no edge_bench block); shown with what it has")
@@ -68,9 +69,52 @@ def load_run_file(path: str, device: str = "baseline") -> Tuple[Optional[Run], s
     try:
         with open(path) as fh:
             data = json.load(fh)
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         return None, str(exc).splitlines()[0]
+    except ValueError as exc:
+        return None, f"not readable JSON ({str(exc).splitlines()[0]})"
+    problem = run_problem(data)
+    if problem:
+        return None, f"not a pytest-benchmark run ({problem})"
     return Run(device, path, 0, data), ""
+
+
+#: The statistics of a saved benchmark that must be numbers (or null) where present.
+_NUMBER_STATS = TIME_METRICS + ("iqr", "stddev", "rounds")
+
+
+_JSON_TYPES = {"list": "an array", "str": "a string", "int": "a number", "float": "a number", "bool": "a boolean"}
+
+
+def _is_number(value: Any, finite: bool = False) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and (not finite or math.isfinite(value))
+
+
+def run_problem(data: Any) -> Optional[str]:
+    """Why ``data`` (a parsed run file) is not a run the report can read, or None.
+
+    The shape the report relies on: an object with a ``benchmarks`` list of objects whose
+    ``stats`` and ``extra_info`` are objects, ``stats.data`` a list of finite numbers and the
+    time statistics numbers (each may be absent or null).
+    """
+    if not isinstance(data, dict):
+        return f"{_JSON_TYPES.get(type(data).__name__, 'null')}, not an object"
+    if not isinstance(data.get("benchmarks"), list):
+        return "no 'benchmarks' list"
+    for i, bench in enumerate(data["benchmarks"]):
+        if not isinstance(bench, dict):
+            return f"benchmarks[{i}] is not an object"
+        for key in ("stats", "extra_info"):
+            if bench.get(key) is not None and not isinstance(bench[key], dict):
+                return f"benchmarks[{i}].{key} is not an object"
+        stats = bench.get("stats") or {}
+        rounds = stats.get("data")
+        if rounds is not None and not (isinstance(rounds, list) and all(_is_number(x, True) for x in rounds)):
+            return f"benchmarks[{i}].stats.data is not a list of numbers"
+        for key in _NUMBER_STATS:
+            if stats.get(key) is not None and not _is_number(stats[key]):
+                return f"benchmarks[{i}].stats.{key} is not a number"
+    return None
 
 
 def by_device(runs: Sequence[Run]) -> Dict[str, List[Run]]:
