@@ -13,16 +13,7 @@ fixtures, the library never reaches back up here.
     terminal.py  header, live progress lines, end-of-run summary
 """
 
-import os
-
-# Before anything loads torch's OpenMP runtime (it reads this once): threads that wait at a parallel
-# region's end sleep instead of spinning. A spinning thread keeps a core from a descheduled sibling when
-# any other process wants the CPU; measured on a 2-core machine with other work running, 32 steps of
-# mobilenet_v3_small took 127-253 s spinning and 4.4-5.5 s passive or on one thread (README, Threads).
-# Set OMP_WAIT_POLICY=ACTIVE to measure torch's default; machine facts record the value in force.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-from bench_support.plugin.fixtures import (  # noqa: E402, F401 - fixtures are registered from this module
+from bench_support.plugin.fixtures import (  # noqa: F401 - fixtures are registered from this module
     _plain_benchmark_measures,
     ckpt_target_dir,
     continual_scenario,
@@ -35,9 +26,9 @@ from bench_support.plugin.fixtures import (  # noqa: E402, F401 - fixtures are r
     suite,
     torch_device,
 )
-from bench_support.plugin.options import pytest_addoption  # noqa: E402, F401
-from bench_support.plugin.params import pytest_generate_tests  # noqa: E402, F401
-from bench_support.plugin.session import (  # noqa: E402, F401
+from bench_support.plugin.options import pytest_addoption  # noqa: F401
+from bench_support.plugin.params import pytest_generate_tests  # noqa: F401
+from bench_support.plugin.session import (  # noqa: F401
     pytest_configure,
     pytest_runtest_call,
     pytest_runtest_setup,
@@ -45,9 +36,9 @@ from bench_support.plugin.session import (  # noqa: E402, F401
     pytest_sessionstart,
     pytest_unconfigure,
 )
-from bench_support.plugin.storage import (  # noqa: E402, F401
+from bench_support.plugin.storage import (  # noqa: F401
     pytest_benchmark_compare_machine_info,
     pytest_benchmark_update_json,
     pytest_benchmark_update_machine_info,
 )
-from bench_support.plugin.terminal import pytest_report_header, pytest_terminal_summary  # noqa: E402, F401
+from bench_support.plugin.terminal import pytest_report_header, pytest_terminal_summary  # noqa: F401
