@@ -47,7 +47,7 @@ def pytest_report_header(config: pytest.Config):
 def flagged_lines(benchmarks, profile_name: str):
     """One line per result that is invalid or ran under measured interference, saying why."""
     for bench in benchmarks:
-        stats = getattr(getattr(bench, "stats", None), "__dict__", None) and bench.stats
+        stats = getattr(bench, "stats", None)
         as_saved = {
             "stats": {k: getattr(stats, k, None) for k in ("rounds", "iqr", "median")} if stats else {},
             "extra_info": getattr(bench, "extra_info", {}),
