@@ -1,11 +1,14 @@
 """What the harness adds to an epoch: paired bare and instrumented epochs.
 
-    python -m bench_support.overhead [--model resnet18] [--pairs 10] [--data-dir data]
+    python -m bench_support.overhead [--model resnet18] [--pairs 16] [--epochs 2] [--data-dir data]
     python -m bench_support.overhead --power-sampler [--power-interval 0.1]
 
-Each pair runs the same model, loader and batch size twice, alternating which goes
-first, and prints the median and quartiles of the per-pair ratio. By default: a bare
-PyTorch loop against the suite's instrumented epoch inside a memory window. With
+Each pair runs the same model, loader and batch size in both arms, ``--epochs``
+epochs per arm, alternating which arm goes first, and prints the median and quartiles
+of the per-pair ratio with a distribution-free 95 % interval for the median. By
+default: a bare PyTorch loop against the suite's instrumented epoch inside the windows
+every result carries (:class:`~bench_support.measure.harness.Instruments`: memory and
+interference sampling, power where this machine has a source). With
 ``--power-sampler``: the instrumented epoch with no power source against the same
 with a power sampler reading an INA3221-shaped hwmon tree (the real sysfs code path)
 at ``--power-interval``.
@@ -14,6 +17,7 @@ at ``--power-interval``.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import tempfile
@@ -21,6 +25,7 @@ import time
 
 import torch
 
+from bench_support.measure.harness import Instruments
 from bench_support.measure.memory import MemoryWindow
 from bench_support.measure.power import PowerWindow
 from bench_support.measure.power_sources import Ina3221Source
@@ -35,7 +40,8 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--n-train", type=int, default=512)
-    parser.add_argument("--pairs", type=int, default=10)
+    parser.add_argument("--pairs", type=int, default=16)
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per arm of a pair")
     parser.add_argument("--data-dir", default="data")
     parser.add_argument("--power-sampler", action="store_true")
     parser.add_argument("--power-interval", type=float, default=0.1)
@@ -51,14 +57,21 @@ def main(argv=None) -> None:
 
     def bare() -> float:
         start = time.perf_counter()
-        bare_epoch(model, loader, optimizer, device)
+        for _ in range(args.epochs):
+            bare_epoch(model, loader, optimizer, device)
         return time.perf_counter() - start
+
+    sampler_shares = []
 
     def instrumented() -> float:
         start = time.perf_counter()
-        with MemoryWindow():
-            train_epoch(model, loader, optimizer, device)
-        return time.perf_counter() - start
+        with Instruments() as instruments:
+            for _ in range(args.epochs):
+                train_epoch(model, loader, optimizer, device)
+        elapsed = time.perf_counter() - start
+        if "sampler_cpu_share" in instruments.figures:
+            sampler_shares.append(instruments.figures["sampler_cpu_share"])
+        return elapsed
 
     if args.power_sampler:
         source = _fake_ina3221()
@@ -72,7 +85,8 @@ def main(argv=None) -> None:
         def _timed_window(window: PowerWindow) -> float:
             start = time.perf_counter()
             with MemoryWindow(), window:
-                train_epoch(model, loader, optimizer, device)
+                for _ in range(args.epochs):
+                    train_epoch(model, loader, optimizer, device)
             return time.perf_counter() - start
 
     bare(), instrumented()  # warm-up: allocator growth, first touch of the data
@@ -85,11 +99,36 @@ def main(argv=None) -> None:
         ratios.append(h / b)
         print(f"pair {i + 1}: bare {b:.3f} s, harness {h:.3f} s, ratio {h / b:.4f}", flush=True)
     q1, median, q3 = statistics.quantiles(ratios, n=4)
+    low, high = median_interval(ratios)
     what = f"power sampler at {args.power_interval} s" if args.power_sampler else "harness"
     print(
-        f"{what} overhead: median {100 * (median - 1):+.2f} % (IQR {100 * (q1 - 1):+.2f} .. {100 * (q3 - 1):+.2f} %), "
-        f"{args.pairs} pairs, {args.model} b{args.batch} {args.image_size}px on {torch.get_num_threads()} threads"
+        f"{what} overhead: median {100 * (median - 1):+.2f} % (IQR {100 * (q1 - 1):+.2f} .. {100 * (q3 - 1):+.2f} %; "
+        f"95 % interval of the median {100 * (low - 1):+.2f} .. {100 * (high - 1):+.2f} %), "
+        f"{args.pairs} pairs of {args.epochs} epoch(s), {args.model} b{args.batch} {args.image_size}px "
+        f"on {torch.get_num_threads()} threads"
     )
+    if sampler_shares:
+        # Measured directly, so the machine's own noise (which a paired ratio cannot escape) does not blur it.
+        print(
+            "sampling thread's CPU time over the instrumented arms: "
+            f"median {100 * statistics.median(sampler_shares):.3f} % of the wall time "
+            f"(max {100 * max(sampler_shares):.3f} %)"
+        )
+
+
+def median_interval(values, confidence: float = 0.95):
+    """A distribution-free interval for the median: order statistics from the binomial(n, 1/2).
+
+    The widest symmetric pair (k-th smallest, k-th largest) whose coverage is at least
+    ``confidence``; with fewer than 6 values no such pair exists and the range is returned.
+    """
+    ordered = sorted(values)
+    n = len(ordered)
+    coverage = lambda k: 1 - 2 * sum(math.comb(n, i) for i in range(k)) / 2**n  # noqa: E731
+    k = 1
+    while k + 1 <= n // 2 and coverage(k + 1) >= confidence:
+        k += 1
+    return ordered[k - 1], ordered[n - k]
 
 
 def _fake_ina3221():

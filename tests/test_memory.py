@@ -114,3 +114,89 @@ def test_rss_now_matches_proc_status():
     block = _touch(64)
     assert memory.rss_now_mb() - before > 60  # it follows the process, it is not a constant
     del block
+
+
+@linux_only
+def test_the_descendant_walk_finds_the_same_processes_as_psutil():
+    import subprocess
+
+    import psutil
+
+    grandchild = "import subprocess, time; subprocess.Popen(['sleep', '30']); time.sleep(30)"
+    children = [subprocess.Popen([sys.executable, "-c", grandchild]) for _ in range(2)]
+    try:
+        deadline = time.monotonic() + 10
+        while len(psutil.Process().children(recursive=True)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        expected = sorted(p.pid for p in psutil.Process().children(recursive=True))
+        assert len(expected) == 4
+        assert sorted(memory.descendant_pids(psutil.Process().pid)) == expected
+    finally:
+        for child in psutil.Process().children(recursive=True):
+            child.kill()
+        for child in children:
+            child.wait()
+
+
+def test_the_descendant_walk_reads_every_threads_children_and_says_when_the_kernel_has_no_lists(tmp_path):
+    def task(pid, tid, kids):
+        folder = tmp_path / str(pid) / "task" / str(tid)
+        folder.mkdir(parents=True)
+        if kids is not None:
+            (folder / "children").write_text(" ".join(map(str, kids)) + (" " if kids else ""))
+
+    task(10, 10, [11])
+    task(10, 12, [13])  # a child forked by another thread of the process
+    task(11, 11, [14])
+    task(13, 13, [])
+    task(14, 14, [])
+    assert sorted(memory.descendant_pids(10, proc_root=str(tmp_path))) == [11, 13, 14]
+    task(20, 20, None)
+    assert memory.descendant_pids(20, proc_root=str(tmp_path)) is None
+
+
+def test_the_samplers_own_cpu_time_is_measured():
+    """A probe that burns 20 ms of this thread's CPU per tick: the sampler reports at least that much."""
+
+    def costly_probe():
+        started = time.thread_time()
+        while time.thread_time() - started < 0.02:
+            pass
+        return 1.0, 1.0
+
+    sampler = memory.TreeSampler(interval_s=0.01, probe=costly_probe)
+    sampler.start()
+    time.sleep(0.3)
+    sampler.stop()
+    in_thread = sampler.samples - 2  # start() and stop() sample on the caller's thread
+    assert in_thread >= 1
+    assert sampler.cpu_s >= 0.02 * in_thread
+
+
+def test_the_probe_reads_the_main_threads_children_each_tick_and_every_threads_each_full_scan(tmp_path):
+    page = memory._PAGE_SIZE
+
+    def process(pid, rss_pages, private_kb, threads):
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "statm").write_text(f"1000 {rss_pages} 0 0 0 0 0\n")
+        (tmp_path / str(pid) / "smaps_rollup").write_text(f"Private_Clean: 0 kB\nPrivate_Dirty: {private_kb} kB\n")
+        for tid, kids in threads.items():
+            (tmp_path / str(pid) / "task" / str(tid)).mkdir(parents=True)
+            (tmp_path / str(pid) / "task" / str(tid) / "children").write_text(" ".join(map(str, kids)))
+
+    process(100, rss_pages=(100 * MB) // page, private_kb=0, threads={100: [101], 105: [102]})
+    process(101, rss_pages=1, private_kb=10 * 1024, threads={101: []})  # forked by the main thread
+    process(102, rss_pages=1, private_kb=20 * 1024, threads={102: []})  # forked by thread 105
+    probe = memory.TreeProbe(pid=100, proc_root=str(tmp_path), full_scan_every=3)
+    ticks = [probe() for _ in range(4)]
+    assert [own for own, _ in ticks] == [pytest.approx(100.0)] * 4
+    assert [tree for _, tree in ticks] == [pytest.approx(v) for v in (130.0, 110.0, 110.0, 130.0)]
+
+
+@linux_only
+def test_the_probe_agrees_with_psutil_on_this_process():
+    import psutil
+
+    own, tree = memory.TreeProbe()()
+    assert own == pytest.approx(psutil.Process().memory_info().rss / MB, rel=0.05)
+    assert tree >= own

@@ -35,6 +35,37 @@ def _warmup_round(target: Callable, setup: Setup, teardown: Optional[Callable[..
         teardown(*args, **(kwargs or {}))
 
 
+class Instruments:
+    """The windows every result carries (memory, interference, power), opened and closed together.
+
+    The interference readings ride on the memory sampler's ticks, so one thread
+    samples both. ``figures`` holds the families once the block has exited.
+    """
+
+    def __init__(self, power_window: Callable[[], PowerWindow] = PowerWindow, memory: bool = True) -> None:
+        self._interference = InterferenceWindow()
+        self._memory = MemoryWindow(on_sample=self._interference.sample) if memory else None
+        self._power = power_window()
+        self._stack = contextlib.ExitStack()
+        self.figures: Dict[str, Any] = {}
+
+    def __enter__(self) -> Instruments:
+        with contextlib.ExitStack() as stack:
+            if self._memory is not None:
+                stack.enter_context(self._memory)
+            stack.enter_context(self._interference)
+            stack.enter_context(self._power)
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stack.__exit__(*exc)
+        if self._memory is not None:
+            self.figures.update(self._memory.figures)
+        self.figures.update(self._power.figures)
+        self.figures.update(self._interference.figures)
+
+
 class Harness:
     """Wraps pytest-benchmark's fixture for one benchmark."""
 
@@ -76,16 +107,11 @@ class Harness:
                 teardown(*args, **kwargs)
             return result
 
-        interference = InterferenceWindow()
-        memory_window = MemoryWindow(on_sample=interference.sample) if memory else contextlib.nullcontext()
-        with memory_window as window, interference, self.power_window() as power:
+        with Instruments(self.power_window, memory) as instruments:
             self.benchmark.pedantic(
                 counted, setup=setup, teardown=teardown, rounds=rounds, warmup_rounds=0, iterations=1
             )
-        if window is not None:
-            self.extra_info.update(window.figures)
-        self.extra_info.update(power.figures)
-        self.extra_info.update(interference.figures)
+        self.extra_info.update(instruments.figures)
         self.extra_info["rounds_measured"] = self.measured_rounds
         self.extra_info["rounds_warmup"] = warmup_rounds
 
@@ -101,12 +127,9 @@ class MeasuredBenchmark(BenchmarkFixture):
     _power_window: Callable[[], PowerWindow] = PowerWindow
 
     def _measured(self, call: Callable[[], Any]) -> Any:
-        interference = InterferenceWindow()
-        with MemoryWindow(on_sample=interference.sample) as memory, interference, self._power_window() as power:
+        with Instruments(self._power_window) as instruments:
             result = call()
-        self.extra_info.update(memory.figures)
-        self.extra_info.update(power.figures)
-        self.extra_info.update(interference.figures)
+        self.extra_info.update(instruments.figures)
         self.extra_info["measured_around"] = "the benchmark call (calibration and warm-up included)"
         return result
 

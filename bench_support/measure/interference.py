@@ -23,7 +23,7 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from bench_support.measure.cpu import TreeCpu, usable_cores
-from bench_support.measure.sysfs import read_text
+from bench_support.measure.sysfs import read_text, system_path
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 #: A window in which other processes used more than this share of the machine is "contended".
@@ -62,10 +62,18 @@ def throttle_count(sys_root: str = "/sys") -> Optional[int]:
     return sum(counts) if counts else None
 
 
-def cpu_freqs_mhz(sys_root: str = "/sys") -> List[Tuple[int, Optional[int]]]:
-    """(current, maximum) MHz of every CPU with cpufreq."""
+def cpufreq_dirs(sys_root: str = "/sys") -> List[str]:
+    return sorted(glob.glob(os.path.join(sys_root, "devices/system/cpu/cpu[0-9]*/cpufreq")))
+
+
+def thermal_files(sys_root: str = "/sys") -> List[str]:
+    return sorted(glob.glob(os.path.join(sys_root, "class/thermal/thermal_zone*/temp")))
+
+
+def cpu_freqs_mhz(sys_root: str = "/sys", dirs: Optional[List[str]] = None) -> List[Tuple[int, Optional[int]]]:
+    """(current, maximum) MHz of every CPU with cpufreq (``dirs``: those folders, found once)."""
     out = []
-    for folder in sorted(glob.glob(os.path.join(sys_root, "devices/system/cpu/cpu[0-9]*/cpufreq"))):
+    for folder in cpufreq_dirs(sys_root) if dirs is None else dirs:
         cur = read_text(os.path.join(folder, "scaling_cur_freq"))
         top = read_text(os.path.join(folder, "cpuinfo_max_freq"))
         if cur and cur.isdigit():
@@ -73,9 +81,9 @@ def cpu_freqs_mhz(sys_root: str = "/sys") -> List[Tuple[int, Optional[int]]]:
     return out
 
 
-def temperatures_c(sys_root: str = "/sys") -> List[float]:
+def temperatures_c(sys_root: str = "/sys", files: Optional[List[str]] = None) -> List[float]:
     out = []
-    for path in glob.glob(os.path.join(sys_root, "class/thermal/thermal_zone*/temp")):
+    for path in thermal_files(sys_root) if files is None else files:
         value = read_text(path)
         if value and value.lstrip("-").isdigit():
             out.append(int(value) / 1000.0)
@@ -88,8 +96,8 @@ class InterferenceWindow:
     ``sample()`` is called by the memory sampler's thread at each of its ticks.
     """
 
-    def __init__(self, proc_root: str = "/proc", sys_root: str = "/sys") -> None:
-        self.proc_root, self.sys_root = proc_root, sys_root
+    def __init__(self, proc_root: str = "/proc", sys_root: Optional[str] = None) -> None:
+        self.proc_root, self.sys_root = proc_root, sys_root or system_path("/sys")
         self.figures: Dict[str, Any] = {}
         self._tree = TreeCpu()
         self._freq_min: Optional[int] = None
@@ -97,16 +105,19 @@ class InterferenceWindow:
         self._freq_top: Optional[int] = None
         self._temp_max: Optional[float] = None
         self._start: Dict[str, Any] = {}
+        # Found once: each tick then reads a few known files instead of listing /sys again.
+        self._freq_dirs = cpufreq_dirs(self.sys_root)
+        self._temp_files = thermal_files(self.sys_root)
 
     def sample(self) -> None:
-        freqs = cpu_freqs_mhz(self.sys_root)
+        freqs = cpu_freqs_mhz(dirs=self._freq_dirs)
         if freqs:  # the fastest core at this tick: an idle core's low clock says nothing about the work
             high = max(f for f, _ in freqs)
             self._freq_min = high if self._freq_min is None else min(self._freq_min, high)
             self._freq_max_seen = high if self._freq_max_seen is None else max(self._freq_max_seen, high)
             tops = [t for _, t in freqs if t]
             self._freq_top = max(tops) if tops else self._freq_top
-        temps = temperatures_c(self.sys_root)
+        temps = temperatures_c(files=self._temp_files)
         if temps:
             self._temp_max = max(temps) if self._temp_max is None else max(self._temp_max, max(temps))
 

@@ -6,7 +6,33 @@ rather than raising or inventing a value when the file is missing or unreadable.
 
 from __future__ import annotations
 
+import os
 from typing import Optional
+
+#: Test-only: a directory whose files stand in for the machine's (a simulated Jetson).
+SYSTEM_ROOT_ENV = "BENCH_SYSTEM_ROOT"
+
+
+def system_path(path: str) -> str:
+    """``path`` (absolute), or its stand-in under ``$BENCH_SYSTEM_ROOT`` where that exists.
+
+    An overlay rather than a chroot: the simulated board supplies the files that make
+    it a Jetson (device tree, L4T release, hwmon, cpufreq, thermal), while /proc's
+    process and memory files stay this machine's own. Unset, it is the identity.
+    """
+    root = os.environ.get(SYSTEM_ROOT_ENV)
+    if root:
+        candidate = os.path.join(root, path.lstrip("/"))
+        if os.path.lexists(candidate):
+            return candidate
+    return path
+
+
+def rooted(root: str, path: str) -> str:
+    """``path`` under a fake ``root`` (tests), or the machine's own path (through the overlay) when root is /."""
+    if root == "/":
+        return system_path(path)
+    return os.path.join(root, path.lstrip("/"))
 
 
 def read_text(path: str) -> Optional[str]:

@@ -282,6 +282,8 @@ VOCABULARY: List[Metric] = [
             ("temp_max_c", "°C", None, "highest thermal-zone temperature over the rounds"),
             ("throttled", "flag", None, "a throttle event, or the fastest CPU below 90 % of its maximum"),
             ("throttled_unavailable", "text", None, "why throttling could not be judged"),
+            ("sampler_cpu_s", "s", None, "CPU time of the suite's own sampling thread over the rounds"),
+            ("sampler_cpu_share", "fraction", None, "that time over the window: bounds the delay sampling caused"),
         ],
     ),  # fmt: skip
     *_family(
