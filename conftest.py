@@ -1,3 +1,20 @@
 # The suite's pytest plugin lives in the importable library, so pytest-benchmark's own
 # CLI (which imports this file) sees the same hooks.
-pytest_plugins = ["bench_support.plugin"]
+#
+# A missing or mismatched torch would otherwise surface as a traceback while the plugin
+# loads: check first, and say in one line what this board needs.
+import os
+
+import pytest
+
+from bench_support.torch_check import problem
+
+_torch_problem = problem(os.environ.get("BENCH_PLATFORM") or "auto")
+
+if _torch_problem:
+
+    def pytest_configure(config):
+        raise pytest.UsageError(f"edge-bench: {_torch_problem}")
+
+else:
+    pytest_plugins = ["bench_support.plugin"]

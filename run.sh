@@ -10,6 +10,7 @@
 # BENCH_FAIL_ON="METRIC:THRESHOLD,..." (e.g. energy_j:5%,samples_per_s:-5%) makes it a gate.
 #
 # PLATFORM is cpu, cuda, jetson or auto (default; also BENCH_PLATFORM=...).
+# BENCH_TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu: the cpu env takes torch from there.
 # Needs only Python 3 (>= 3.9) and git; tox is installed into .tox-bootstrap/ if missing.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -53,8 +54,15 @@ fi
 
 python=${PYTHON:-python3}
 command -v "$python" >/dev/null 2>&1 || die "python3 not found: install Python >= 3.9 first"
-"$python" -c 'import sys; sys.exit(sys.version_info < (3, 9))' ||
-  die "Python >= 3.9 is needed, found $("$python" --version 2>&1)"
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 9))'; then
+  found=$("$python" --version 2>&1)
+  case "$found" in
+    "Python 3.8"* | "Python 3.6"*)
+      # JetPack 5 ships 3.8 and JetPack 4 3.6, with NVIDIA torch wheels for those only (README, On a Jetson).
+      die "Python >= 3.9 is needed, found $found (JetPack 4/5?): upgrade to JetPack 6, or see README 'On a Jetson'" ;;
+    *) die "Python >= 3.9 is needed, found $found" ;;
+  esac
+fi
 
 # tox: use one that is already installed, else bootstrap a private copy once.
 if "$python" -m tox --version >/dev/null 2>&1; then
@@ -70,18 +78,37 @@ else
   tox=(.tox-bootstrap/bin/python -m tox)
 fi
 
+# The platform environment. BENCH_TORCH_INDEX_URL (cpu only: e.g. PyTorch's CPU-only wheels) decides
+# which torch it holds, so a change of it rebuilds the environment.
+build_env() {
+  local recreate=()
+  if [ "$platform" = cpu ] && [ -d .tox/cpu ] &&
+    [ "$(cat .tox/cpu/.torch-index 2>/dev/null)" != "${BENCH_TORCH_INDEX_URL:-}" ]; then
+    echo "run.sh: BENCH_TORCH_INDEX_URL changed: rebuilding .tox/cpu"
+    recreate=(--recreate)
+  fi
+  "${tox[@]}" run -e "$platform" --notest ${recreate[@]+"${recreate[@]}"}
+  if [ "$platform" = cpu ]; then
+    printf '%s' "${BENCH_TORCH_INDEX_URL:-}" >.tox/cpu/.torch-index
+  fi
+}
+
 if [ "$command" = test ]; then
   case "$platform" in
     cpu) env=tests ;;
     *) env=tests-$platform ;;
   esac
   # The tests run on the platform environment's interpreter (tox.ini says why).
-  "${tox[@]}" run -e "$platform" --notest
+  build_env
   exec "${tox[@]}" run -e "$env" -- "$@"
 fi
 
 # Benchmarks: save per device and compare with this device's previous run (the plugin
 # works out the device id and whether a previous run exists).
+# The environment first, then the one-line torch check (tox would frame its message in its own
+# output), then the benchmarks.
+build_env
+".tox/$platform/bin/python" -m bench_support.torch_check "$platform" || exit 2
 status=0
 "${tox[@]}" run -e "$platform" -- --save-results=results "$@" || status=$?
 

@@ -13,7 +13,9 @@ import re
 import socket
 from typing import Any, Dict, List, Optional, Tuple
 
+from bench_support.measure.jetson import jetson_facts
 from bench_support.measure.sysfs import read_text as _read
+from bench_support.measure.sysfs import rooted
 
 THREAD_ENV_VARS = (
     "OMP_NUM_THREADS",
@@ -26,8 +28,7 @@ THREAD_ENV_VARS = (
 )
 
 
-def _join(root: str, path: str) -> str:
-    return os.path.join(root, path.lstrip("/"))
+_join = rooted
 
 
 # --- identity -------------------------------------------------------------------------
@@ -197,34 +198,6 @@ def filesystem_of(path: str, root: str = "/") -> Optional[Dict[str, str]]:
     return {"fs_type": best[1], "mount_point": best[0], "source": best[2]}
 
 
-def jetson_facts(root: str = "/") -> Dict[str, Any]:
-    """L4T release from the filesystem; power mode and clocks from jtop when its service answers."""
-    facts: Dict[str, Any] = {}
-    release = _read(_join(root, "/etc/nv_tegra_release"))
-    if release:
-        match = re.search(r"R(\d+).*REVISION:\s*([\d.]+)", release)
-        facts["l4t"] = f"{match.group(1)}.{match.group(2)}" if match else release.splitlines()[0]
-    if not facts and detect_platform(root) != "jetson":
-        return facts
-    try:
-        from jtop import jtop  # jetson-stats; only installed in the jetson environment
-    except ImportError:
-        facts["jtop_unavailable"] = "jetson-stats not installed"
-        return facts
-    try:
-        with jtop() as jetson:
-            hardware = jetson.board.get("hardware", {})
-            for key in ("Model", "Module", "SoC", "L4T", "Jetpack"):
-                if hardware.get(key):
-                    facts[key.lower()] = hardware[key]
-            mode = jetson.nvpmodel
-            facts["power_mode"] = str(mode.name) if mode is not None else None
-            facts["jetson_clocks"] = bool(jetson.jetson_clocks) if jetson.jetson_clocks is not None else None
-    except Exception as exc:  # noqa: BLE001 - JtopException and socket errors alike
-        facts["jtop_unavailable"] = f"jtop service not reachable: {exc}".splitlines()[0]
-    return facts
-
-
 def collect(paths: Optional[Dict[str, str]] = None, root: str = "/") -> Dict[str, Any]:
     """Every family, keyed by family; ``paths`` names directories whose filesystem matters."""
     info: Dict[str, Any] = {
@@ -236,7 +209,7 @@ def collect(paths: Optional[Dict[str, str]] = None, root: str = "/") -> Dict[str
         "threads": thread_facts(),
         "torch": torch_facts(),
     }
-    jetson = jetson_facts(root)
+    jetson = jetson_facts(root, info["platform"] == "jetson")
     if jetson:
         info["jetson"] = jetson
     if paths:

@@ -27,7 +27,7 @@ from bench_support.measure.power_live import (
     parse_tegrastats,
     tegrastats_total,
 )
-from bench_support.measure.sysfs import counter_delta, read_text
+from bench_support.measure.sysfs import counter_delta, read_text, system_path
 
 __all__ = [
     "AUTO_ORDER",
@@ -55,7 +55,8 @@ class RaplSource:
 
     kind = "counter"
 
-    def __init__(self, root: str = "/sys/class/powercap") -> None:
+    def __init__(self, root: Optional[str] = None) -> None:
+        root = root or system_path("/sys/class/powercap")
         zones = sorted(glob.glob(os.path.join(root, "intel-rapl:*")))
         top = [z for z in zones if re.fullmatch(r"intel-rapl:\d+", os.path.basename(z))]
         if not top:
@@ -95,7 +96,8 @@ class Ina3221Source:
 
     kind = "instant"
 
-    def __init__(self, root: str = "/sys/bus/i2c/drivers/ina3221") -> None:
+    def __init__(self, root: Optional[str] = None) -> None:
+        root = root or system_path("/sys/bus/i2c/drivers/ina3221")
         self.channels: List[Tuple[str, str, int]] = []  # (rail, hwmon dir, channel)
         for hwmon in sorted(glob.glob(os.path.join(root, "*", "hwmon", "hwmon*"))):
             for label_file in sorted(glob.glob(os.path.join(hwmon, "in*_label"))):
