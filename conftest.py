@@ -12,8 +12,9 @@ from bench_support.torch_check import problem
 _torch_problem = problem(os.environ.get("BENCH_PLATFORM") or "auto")
 
 if _torch_problem:
-
-    def pytest_configure(config):
+    # Raised while this file registers, before the command line is parsed: the suite's options
+    # (which need torch to register) would otherwise be reported as unknown first.
+    def pytest_addoption(parser):
         raise pytest.UsageError(f"edge-bench: {_torch_problem}")
 
 else:

@@ -98,3 +98,21 @@ def test_the_command_prints_one_line_and_exits_2_without_torch():
 
 def test_the_real_torch_here_passes():
     assert torch_check.problem("cpu") is None
+
+
+def test_pytest_on_a_jetson_without_torch_stops_with_one_line_before_parsing_the_suites_options(tmp_path):
+    """As on a freshly flashed JetPack: no torch in the Python that runs pytest."""
+    from conftest import run_pytest
+
+    shadow = tmp_path / "shadow" / "torch"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n")
+    root = _root(tmp_path, ORIN_NX_RELEASE)
+    env = {"PYTHONPATH": str(tmp_path / "shadow"), "BENCH_PLATFORM": "jetson", "BENCH_SYSTEM_ROOT": root}
+    result = run_pytest("benchmarks", "--profile", "smoke", env=env)
+    assert result.returncode == 4  # pytest's usage error
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [lines[0]] and lines[0].startswith(
+        "ERROR: edge-bench: torch does not import on this Jetson: install NVIDIA's torch wheel for JetPack 6.1"
+    ), result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
