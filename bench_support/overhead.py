@@ -119,8 +119,9 @@ def main(argv=None) -> None:
 def median_interval(values, confidence: float = 0.95):
     """A distribution-free interval for the median: order statistics from the binomial(n, 1/2).
 
-    The widest symmetric pair (k-th smallest, k-th largest) whose coverage is at least
-    ``confidence``; with fewer than 6 values no such pair exists and the range is returned.
+    The narrowest symmetric pair (k-th smallest, k-th largest) whose coverage is still at
+    least ``confidence``; with fewer than 6 values no pair reaches 95 % and the range (with
+    less coverage) is returned.
     """
     ordered = sorted(values)
     n = len(ordered)

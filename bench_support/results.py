@@ -4,6 +4,7 @@
       <device-id>/                    one folder per device (board or CPU model + hostname)
         <machine-id>/NNNN_<profile>.json   pytest-benchmark's storage: one file per run
         continual/NNNN_<profile>/     the continual-learning CSV, log and plots of run NNNN
+        runs/NNNN_<profile>/          the report's drawings of run NNNN (timelines), drawn once
       report.csv, plots/              written by ``python -m bench_support.report``
 
 ``<machine-id>`` is pytest-benchmark's own sub-folder (system, interpreter, version,
@@ -157,6 +158,11 @@ def remove_stale_parts(folder: str) -> List[str]:
 def continual_dir(device_folder: str, run_label: Optional[str] = None) -> str:
     """Where the continual-learning outputs of a run go: its number, or a time stamp when unsaved."""
     return os.path.join(device_folder, "continual", run_label or time.strftime("run-%Y%m%d-%H%M%S"))
+
+
+def run_drawings_dir(root: str, device: str, run_label: str) -> str:
+    """The report's drawings of one saved run: they belong to it, so a later (partial) run never replaces them."""
+    return os.path.join(root, device, "runs", run_label)
 
 
 def report_csv(root: str) -> str:

@@ -34,22 +34,52 @@ def torchvision_for(torch_version: str) -> Optional[str]:
     return None
 
 
+def _first_line(exc: BaseException) -> str:
+    """The first non-blank line of an exception's message, else its type (messages can be empty or start blank)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _missing(exc: BaseException, module: str) -> bool:
+    """The module itself is absent (not a failure inside it that happens to name it)."""
+    return isinstance(exc, ModuleNotFoundError) and exc.name == module
+
+
+def _where(root: str) -> str:
+    l4t = l4t_release(root)
+    if l4t is None:
+        return "this Jetson (no readable /etc/nv_tegra_release: which JetPack?)"
+    jetpack = jetpack_of(l4t)
+    return f"JetPack {jetpack} (L4T R{l4t})" if jetpack else f"L4T R{l4t}"
+
+
 def remedy(platform: str, root: str = "/") -> str:
     """What to install on this board: by JetPack release on a Jetson, by build elsewhere."""
     if platform == "jetson":
-        l4t = l4t_release(root)
-        jetpack = jetpack_of(l4t) if l4t else None
-        if jetpack is None:
-            where = "this Jetson (no /etc/nv_tegra_release: which JetPack?)"
-        else:
-            where = f"JetPack {jetpack} (L4T R{l4t})"
         return (
-            f"install NVIDIA's torch wheel for {where} into the system Python, and a torchvision built against "
-            f"it (see {NVIDIA_GUIDE}); the jetson env uses the system site packages and never reinstalls torch"
+            f"install NVIDIA's torch wheel for {_where(root)} into the system Python, and a torchvision built "
+            f"against it (see {NVIDIA_GUIDE}); the jetson env uses the system site packages and never reinstalls torch"
         )
     if platform == "cuda":
-        return "recreate the env with a CUDA build of torch (./run.sh cuda after rm -rf .tox/cuda)"
+        return "recreate the env with a CUDA build of torch for this driver (rm -rf .tox/cuda; ./run.sh cuda)"
     return "recreate the env: rm -rf .tox/cpu and run ./run.sh again"
+
+
+def torchvision_remedy(platform: str, version: str, root: str = "/") -> str:
+    wanted = torchvision_for(version)
+    series = f"torchvision {wanted}" if wanted else "the torchvision release for it"
+    if platform == "jetson":
+        # A registry torchvision pins the registry's torch and would replace NVIDIA's with a CPU-only build.
+        return (
+            f"build {series} from source against NVIDIA's torch {version} (or install a wheel built for "
+            f"{_where(root)} with pip --no-deps; see {NVIDIA_GUIDE})"
+        )
+    return f"install {series}.x, the series for torch {version}"
+
+
+def gpu_required() -> bool:
+    """False with BENCH_REQUIRE_GPU=0: a cuda/jetson env may then run on the CPU (the simulated Jetson of the tests)."""
+    return os.environ.get("BENCH_REQUIRE_GPU", "1") != "0"
 
 
 def problem(platform: str, root: str = "/", importer: Any = importlib.import_module) -> Optional[str]:
@@ -60,26 +90,34 @@ def problem(platform: str, root: str = "/", importer: Any = importlib.import_mod
     try:
         torch = importer("torch")
     except ImportError as exc:
-        detail = "" if getattr(exc, "name", None) == "torch" else f" ({str(exc).splitlines()[0]})"
+        detail = "" if _missing(exc, "torch") else f" ({_first_line(exc)})"
         return f"torch does not import {board}{detail}: {remedy(platform, root)}"
     except Exception as exc:  # noqa: BLE001 - a broken wheel raises OSError (missing libcudart), RuntimeError
-        return f"torch fails to import {board} ({str(exc).splitlines()[0]}): {remedy(platform, root)}"
-    version = getattr(torch, "__version__", "?")
-    cuda_build = getattr(getattr(torch, "version", None), "cuda", None)
-    if platform in ("jetson", "cuda") and not cuda_build:
-        return f"torch {version} is a CPU-only build {board} (the GPU would go unused): {remedy(platform, root)}"
+        return f"torch fails to import {board} ({_first_line(exc)}): {remedy(platform, root)}"
+    version = str(getattr(torch, "__version__", "?"))
+    if platform in ("jetson", "cuda") and gpu_required():
+        cuda_build = getattr(getattr(torch, "version", None), "cuda", None)
+        if not cuda_build:
+            return f"torch {version} is a CPU-only build {board} (the GPU would go unused): {remedy(platform, root)}"
+        try:
+            usable = bool(torch.cuda.is_available())
+        except Exception:  # noqa: BLE001 - a driver that cannot be queried is no usable GPU either
+            usable = False
+        if not usable:
+            return (
+                f"torch {version} (CUDA {cuda_build}) sees no usable GPU {board}: the driver is missing or older "
+                f"than this build needs (nvidia-smi says which), or the wheel is not built for this board; "
+                f"{remedy(platform, root)}; BENCH_REQUIRE_GPU=0 runs on the CPU anyway"
+            )
+    fix = torchvision_remedy(platform, version, root)
     try:
         importer("torchvision")
     except ImportError as exc:
-        if getattr(exc, "name", None) == "torchvision":
-            wanted = torchvision_for(version)
-            series = f" {wanted}.x" if wanted else ""
-            return f"torchvision is not installed {board}: install torchvision{series}, the series for torch {version}"
-        return f"torchvision does not import {board} ({str(exc).splitlines()[0]})"
+        if _missing(exc, "torchvision"):
+            return f"torchvision is not installed {board}: {fix}"
+        return f"torchvision does not import {board} ({_first_line(exc)}): {fix}"
     except Exception as exc:  # noqa: BLE001 - "operator torchvision::nms does not exist": built for another torch
-        wanted = torchvision_for(version)
-        series = f"torchvision {wanted}.x" if wanted else "the torchvision built for it"
-        return f"torchvision does not match torch {version} ({str(exc).splitlines()[0]}): install {series}"
+        return f"torchvision does not match torch {version} ({_first_line(exc)}): {fix}"
     return None
 
 

@@ -24,7 +24,9 @@ GRID = {
 }  # fmt: skip
 
 
-def test_training_epoch(harness, profile, image_datasets, model, batch, optimizer, torch_device, image_size, data_root):
+def test_training_epoch(
+    suite, harness, profile, image_datasets, model, batch, optimizer, torch_device, image_size, data_root
+):
     train, val, info = image_datasets(image_size, data_root)
     cuda = torch_device == "cuda"
     run = TrainingRun(
@@ -40,3 +42,5 @@ def test_training_epoch(harness, profile, image_datasets, model, batch, optimize
     figures = run.figures(harness.measured_rounds)
     figures["energy_per_sample_mj"] = energy_per_sample_mj(harness.extra_info["energy_j"], figures["samples_measured"])
     harness.extra_info.update(figures, num_workers=0, **info, **storage_of(info["dataset_dir"]))
+    if suite.trace_steps:
+        harness.extra_info["steps"] = run.step_trace(harness.measured_rounds)

@@ -96,9 +96,9 @@ def test_without_a_resettable_peak_the_window_says_it_sampled(tmp_path):
     # falls back to sampling and must say so instead of claiming a kernel peak.
     with memory.MemoryWindow(interval_s=0.01, proc_root=str(tmp_path)) as window:
         block = _touch(120)
-        seen = window._sampler.samples
+        seen = window.sampler.samples
         deadline = time.monotonic() + 30
-        while window._sampler.samples < seen + 2 and time.monotonic() < deadline:
+        while window.sampler.samples < seen + 2 and time.monotonic() < deadline:
             time.sleep(0.01)  # hold the block until the sampler has seen it
         del block
     assert window.figures["rss_peak_method"].startswith("sampled")

@@ -26,7 +26,8 @@ def _smoke_run(tmp_path, shared_data_dir, *extra):
     results = tmp_path / "results"
     board_env = jetson_board.environment(str(root))
     env = {key: value for key, value in board_env.items() if os.environ.get(key) != value}
-    env.update(BENCH_PLATFORM="jetson", FAKE_JTOP_SERVICE_INTERVAL="0.5")
+    # The simulation has no GPU: the jetson platform runs on the CPU here, whatever torch build this machine has.
+    env.update(BENCH_PLATFORM="jetson", BENCH_REQUIRE_GPU="0", FAKE_JTOP_SERVICE_INTERVAL="0.5")
     with jetson_board.RailMover(str(root)):
         result = run_pytest(
             "benchmarks/test_training.py", "--profile", "smoke", "--data-dir", shared_data_dir,
@@ -46,6 +47,7 @@ def test_a_run_on_the_simulated_jetson_records_its_release_mode_and_jtop_power(t
     device = run["machine_info"]["device"]
     assert device["platform"] == "jetson"
     assert device["board"] == facts["model"]
+    assert device["system_root_overlay"] == str(root)  # a simulated board never passes for a real one
     jetson = device["jetson"]
     assert jetson["l4t"] == "36.4.0" and jetson["jetpack"] == "6.1"
     assert jetson["power_mode"] == "15W"  # the session's set-up, in force while the results were taken

@@ -52,8 +52,9 @@ def test_every_benchmark_module_runs_and_saves_the_keys_it_saved_before(shared_d
         unknown = sorted(k for k in keys if metrics.get(k) is None)
         assert not unknown, f"{function}: not in bench_support/metrics: {unknown}"
         fixed = {k for k in keys if k in metrics.METRICS}  # less the per-target <fs>_ms columns
-        # Added since, on every result: the interference family (other processes' CPU, pressure, throttling).
-        fixed = {k for k in fixed if metrics.METRICS[k].family != "interference"}
+        # Added since, on every result: the interference family (other processes' CPU, pressure, throttling)
+        # and the timeline (the rounds as series).
+        fixed = {k for k in fixed if metrics.METRICS[k].family not in ("interference", "timeline")}
         assert set(before["always"][function]) <= fixed, (function, set(before["always"][function]) - fixed)
         assert fixed <= set(before["always"][function]) | set(before["sometimes"][function]), function
 

@@ -29,13 +29,17 @@ def _importer(torch=None, torchvision=None, torch_error=None, vision_error=None)
     return load
 
 
-def _torch(version, cuda):
-    return types.SimpleNamespace(__version__=version, version=types.SimpleNamespace(cuda=cuda))
+def _torch(version, cuda, gpu=True):
+    return types.SimpleNamespace(
+        __version__=version,
+        version=types.SimpleNamespace(cuda=cuda),
+        cuda=types.SimpleNamespace(is_available=lambda: gpu),
+    )
 
 
 @pytest.mark.parametrize(
     "l4t, jetpack",
-    [("36.4.0", "6.1"), ("36.3.0", "6.0"), ("35.4.1", "5.1.2"), ("32.7.4", "4.6.x"), ("36.9.9", "6.x"), ("99.1", None)],
+    [("36.4.0", "6.1"), ("36.3.0", "6.0"), ("35.4.1", "5.1.2"), ("32.7.4", "4.6.4"), ("36.9.9", "6.x"), ("99.1", None)],
 )
 def test_jetpack_release_from_l4t(l4t, jetpack):
     assert jetpack_of(l4t) == jetpack
@@ -74,7 +78,7 @@ def test_a_torchvision_built_for_another_torch_names_the_series_to_install(tmp_p
     line = torch_check.problem("cpu", str(tmp_path), importer)
     assert line == (
         "torchvision does not match torch 2.13.0+cpu (operator torchvision::nms does not exist): "
-        "install torchvision 0.28.x"
+        "install torchvision 0.28.x, the series for torch 2.13.0+cpu"
     )
 
 
@@ -82,6 +86,38 @@ def test_a_missing_torchvision_names_the_series_to_install(tmp_path):
     missing = ModuleNotFoundError("No module named 'torchvision'", name="torchvision")
     importer = _importer(torch=_torch("2.14.1", "12.8"), vision_error=missing)
     assert "install torchvision 0.29.x" in torch_check.problem("cuda", str(tmp_path), importer)
+
+
+def test_a_cuda_build_that_sees_no_gpu_is_refused_unless_the_user_says_cpu_is_fine(tmp_path, monkeypatch):
+    importer = _importer(torch=_torch("2.14.1", "13.0", gpu=False), torchvision=1)
+    line = torch_check.problem("cuda", str(tmp_path), importer)
+    assert line.startswith("torch 2.14.1 (CUDA 13.0) sees no usable GPU on this GPU machine: the driver is missing")
+    monkeypatch.setenv("BENCH_REQUIRE_GPU", "0")
+    assert torch_check.problem("cuda", str(tmp_path), importer) is None
+    assert torch_check.problem("jetson", str(tmp_path), _importer(torch=_torch("2.5.0", None), torchvision=1)) is None
+
+
+def test_on_a_jetson_torchvision_is_built_against_nvidias_torch_not_taken_from_the_registry(tmp_path):
+    missing = ModuleNotFoundError("No module named 'torchvision'", name="torchvision")
+    importer = _importer(torch=_torch("2.5.0a0+872d972e41.nv24.08", "12.6"), vision_error=missing)
+    line = torch_check.problem("jetson", _root(tmp_path, ORIN_NX_RELEASE), importer)
+    assert line.startswith("torchvision is not installed on this Jetson: build torchvision 0.20 from source")
+    assert "--no-deps" in line and "JetPack 6.1 (L4T R36.4.0)" in line
+
+
+def test_an_exception_with_no_message_is_named_by_its_type(tmp_path):
+    line = torch_check.problem("cpu", str(tmp_path), _importer(torch_error=RuntimeError()))
+    assert line.startswith("torch fails to import here (RuntimeError): ")
+    blank_first = ImportError("\n\nIMPORTANT: PLEASE READ THIS FOR ADVICE\n")
+    line = torch_check.problem("cpu", str(tmp_path), _importer(torch_error=blank_first))
+    assert line.startswith("torch does not import here (IMPORTANT: PLEASE READ THIS FOR ADVICE): ")
+
+
+def test_a_release_missing_from_the_table_is_named_by_its_l4t_release(tmp_path):
+    root = _root(tmp_path, "# R28 (release), REVISION: 2.1, GCID: 11272647, BOARD: t186ref, EABI: aarch64\n")
+    missing = ModuleNotFoundError("No module named 'torch'", name="torch")
+    line = torch_check.problem("jetson", root, _importer(torch_error=missing))
+    assert "install NVIDIA's torch wheel for L4T R28.2.1 into" in line
 
 
 def test_the_command_prints_one_line_and_exits_2_without_torch():

@@ -14,13 +14,15 @@ call and cannot be told apart from outside it; ``measured_around`` says so).
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any, Callable, Dict, Optional, Union
 
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from bench_support.measure.interference import InterferenceWindow
-from bench_support.measure.memory import MemoryWindow
+from bench_support.measure.memory import MemoryWindow, TreeProbe
 from bench_support.measure.power import PowerWindow
+from bench_support.measure.timeline import Timeline
 from bench_support.profiles import Rounds
 
 Setup = Optional[Callable[[], Any]]
@@ -36,20 +38,31 @@ def _warmup_round(target: Callable, setup: Setup, teardown: Optional[Callable[..
 
 
 class Instruments:
-    """The windows every result carries (memory, interference, power), opened and closed together.
+    """The windows every result carries (memory, interference, power) and its timeline, opened together.
 
-    The interference readings ride on the memory sampler's ticks, so one thread
-    samples both. ``figures`` holds the families once the block has exited.
+    One thread samples: the memory sampler's tick also reads the interference counters
+    and records a timeline point. ``figures`` holds the families once the block has exited.
     """
 
     def __init__(self, power_window: Callable[[], PowerWindow] = PowerWindow, memory: bool = True) -> None:
         self._interference = InterferenceWindow()
-        self._memory = MemoryWindow(on_sample=self._interference.sample) if memory else None
+        self._probe = TreeProbe()
+        self.timeline = Timeline()
+        self._memory = MemoryWindow(on_sample=self._tick, probe=self._probe) if memory else None
         self._power = power_window()
         self._stack = contextlib.ExitStack()
         self.figures: Dict[str, Any] = {}
 
+    def _tick(self) -> None:
+        self._interference.sample()
+        self.timeline.sample(self._memory.sampler.last_tree_mb, self._probe.last_pids, self._interference.last_freq_mhz)
+
+    def round(self, start: float, end: float) -> None:
+        """A measured round's boundaries (monotonic clock), drawn on the timeline."""
+        self.timeline.round(start, end)
+
     def __enter__(self) -> Instruments:
+        self.timeline.start()
         with contextlib.ExitStack() as stack:
             if self._memory is not None:
                 stack.enter_context(self._memory)
@@ -64,6 +77,8 @@ class Instruments:
             self.figures.update(self._memory.figures)
         self.figures.update(self._power.figures)
         self.figures.update(self._interference.figures)
+        if self.timeline.ticks:
+            self.figures["timeline"] = self.timeline.figures(self._power.watts())
 
 
 class Harness:
@@ -98,16 +113,20 @@ class Harness:
         for _ in range(warmup_rounds):
             _warmup_round(target, setup, teardown)
 
+        instruments = Instruments(self.power_window, memory)
+
         def counted(*args: Any, **kwargs: Any) -> Any:
             self.measured_rounds += 1
+            started = time.monotonic()
             result = target(*args, **kwargs)
+            instruments.round(started, time.monotonic())
             if teardown is not None and not self.benchmark.enabled:
                 # --benchmark-disable runs one round and never calls teardown: do it here,
                 # so a smoke run exercises the same per-round bookkeeping.
                 teardown(*args, **kwargs)
             return result
 
-        with Instruments(self.power_window, memory) as instruments:
+        with instruments:
             self.benchmark.pedantic(
                 counted, setup=setup, teardown=teardown, rounds=rounds, warmup_rounds=0, iterations=1
             )

@@ -104,6 +104,7 @@ class InterferenceWindow:
         self._freq_max_seen: Optional[int] = None
         self._freq_top: Optional[int] = None
         self._temp_max: Optional[float] = None
+        self.last_freq_mhz: Optional[int] = None  # the fastest CPU's clock at the latest tick
         self._start: Dict[str, Any] = {}
         # Found once: each tick then reads a few known files instead of listing /sys again.
         self._freq_dirs = cpufreq_dirs(self.sys_root)
@@ -113,6 +114,7 @@ class InterferenceWindow:
         freqs = cpu_freqs_mhz(dirs=self._freq_dirs)
         if freqs:  # the fastest core at this tick: an idle core's low clock says nothing about the work
             high = max(f for f, _ in freqs)
+            self.last_freq_mhz = high
             self._freq_min = high if self._freq_min is None else min(self._freq_min, high)
             self._freq_max_seen = high if self._freq_max_seen is None else max(self._freq_max_seen, high)
             tops = [t for _, t in freqs if t]

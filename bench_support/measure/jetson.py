@@ -16,6 +16,7 @@ from bench_support.measure.sysfs import rooted as _join
 
 #: JetPack release of each L4T release (NVIDIA's JetPack archive); a major alone gives the series.
 JETPACK_OF_L4T = {
+    "38.4": "7.1",
     "38.2": "7.0",
     "36.4.4": "6.2.1",
     "36.4.3": "6.2",
@@ -28,7 +29,8 @@ JETPACK_OF_L4T = {
     "35.3.1": "5.1.1",
     "35.2.1": "5.1",
     "35.1.0": "5.0.2",
-    "32.7": "4.6.x",
+    **{f"32.7.{n}": f"4.6.{n}" for n in range(1, 7)},
+    "32.6.1": "4.6",
 }
 _JETPACK_SERIES = {"38": "7", "36": "6", "35": "5", "34": "5", "32": "4"}
 
@@ -57,7 +59,8 @@ def nvpmodel_mode(root: str = "/") -> Optional[Tuple[int, Optional[str]]]:
         return None
     mode = int(match.group(1))
     conf = _read(_join(root, "/etc/nvpmodel.conf")) or ""
-    names = {int(i): n for i, n in re.findall(r"<\s*POWER_MODEL\s+ID=(\d+)\s+NAME=(\S+?)\s*>", conf)}
+    pattern = r"^\s*<\s*POWER_MODEL\s+ID=(\d+)\s+NAME=(\S+?)\s*>"  # commented-out lines do not count
+    names = {int(i): n for i, n in re.findall(pattern, conf, re.MULTILINE)}
     return mode, names.get(mode)
 
 
@@ -105,8 +108,10 @@ def jetson_facts(root: str = "/", is_jetson: bool = False) -> Dict[str, Any]:
                 if hardware.get(key):
                     facts[key.lower()] = hardware[key]
             mode = jetson.nvpmodel
-            facts["power_mode"] = str(mode.name) if mode is not None else None
-            facts["jetson_clocks"] = bool(jetson.jetson_clocks) if jetson.jetson_clocks is not None else None
+            if mode is not None:  # a board without nvpmodel keeps what the files said
+                facts["power_mode"] = str(mode.name)
+            if jetson.jetson_clocks is not None:
+                facts["jetson_clocks"] = bool(jetson.jetson_clocks)
     except Exception as exc:  # noqa: BLE001 - JtopException and socket errors alike
         facts["jtop_unavailable"] = f"jtop service not reachable: {exc}".splitlines()[0]
     return facts

@@ -14,8 +14,8 @@ import socket
 from typing import Any, Dict, List, Optional, Tuple
 
 from bench_support.measure.jetson import jetson_facts
+from bench_support.measure.sysfs import SYSTEM_ROOT_ENV, rooted
 from bench_support.measure.sysfs import read_text as _read
-from bench_support.measure.sysfs import rooted
 
 THREAD_ENV_VARS = (
     "OMP_NUM_THREADS",
@@ -209,6 +209,9 @@ def collect(paths: Optional[Dict[str, str]] = None, root: str = "/") -> Dict[str
         "threads": thread_facts(),
         "torch": torch_facts(),
     }
+    overlay = os.environ.get(SYSTEM_ROOT_ENV)
+    if overlay:  # test-only: a run on a simulated board says so rather than pass for a real one
+        info["system_root_overlay"] = overlay
     jetson = jetson_facts(root, info["platform"] == "jetson")
     if jetson:
         info["jetson"] = jetson

@@ -164,18 +164,22 @@ class TreeProbe:
     def __init__(self, pid: Optional[int] = None, proc_root: str = "/proc", full_scan_every: int = 10) -> None:
         self.pid = pid if pid is not None else os.getpid()
         self.proc_root = proc_root
-        self.full_scan_every = full_scan_every
+        self.full_scan_every = max(1, full_scan_every)
         self.ticks = 0
+        self._has_lists = True  # the kernel's children lists; once absent, psutil every tick
+        self.last_pids: List[int] = []  # the tree of the latest tick, for the timeline's counters
 
     def __call__(self) -> Tuple[float, float]:
         own = statm_rss_mb(self.pid, self.proc_root)
-        if own is None:  # no statm (not Linux): the portable, slower path
+        pids = None
+        if own is not None and self._has_lists:
+            full = self.ticks % self.full_scan_every == 0
+            self.ticks += 1
+            pids = descendant_pids(self.pid, self.proc_root, all_threads=full)
+            self._has_lists = pids is not None
+        if pids is None:  # no statm or no children lists (not Linux, CONFIG_PROC_CHILDREN off): psutil
             return own_and_tree_mb(psutil.Process(self.pid), self.proc_root)
-        full = self.ticks % self.full_scan_every == 0
-        self.ticks += 1
-        pids = descendant_pids(self.pid, self.proc_root, all_threads=full)
-        if pids is None:
-            return own_and_tree_mb(psutil.Process(self.pid), self.proc_root)
+        self.last_pids = pids
         extras = (private_mb(pid, self.proc_root) for pid in pids)
         return own, own + sum(extra for extra in extras if extra is not None)
 
@@ -197,6 +201,7 @@ class TreeSampler:
         self.own_peak_mb = 0.0
         self.tree_peak_mb = 0.0
         self.samples = 0
+        self.last_tree_mb = 0.0
         self.cpu_s: Optional[float] = None  # this thread's own CPU time: what sampling cost
 
     def _sample(self) -> None:
@@ -205,6 +210,7 @@ class TreeSampler:
         except (psutil.Error, OSError):
             return
         self.samples += 1
+        self.last_tree_mb = tree
         self.own_peak_mb = max(self.own_peak_mb, own)
         self.tree_peak_mb = max(self.tree_peak_mb, tree)
 
@@ -215,7 +221,7 @@ class TreeSampler:
             if self._on_sample is not None:
                 try:
                     self._on_sample()
-                except OSError:
+                except Exception:  # noqa: BLE001 - one bad reading must not end the sampling of the window
                     pass
         self.cpu_s = time.thread_time() - started
 
@@ -243,11 +249,12 @@ class MemoryWindow:
         interval_s: float = TREE_SAMPLE_INTERVAL_S,
         proc_root: str = "/proc",
         on_sample: Optional[Callable[[], None]] = None,
+        probe: Optional[Callable[[], Tuple[float, float]]] = None,
     ) -> None:
         self.interval_s = interval_s
         self.proc_root = proc_root
         self.figures: Dict[str, object] = {}
-        self._sampler = TreeSampler(interval_s, on_sample=on_sample)
+        self.sampler = TreeSampler(interval_s, probe=probe, on_sample=on_sample)
         self._peak_reset = False
         self._baseline_mb = 0.0
         self._started = 0.0
@@ -255,12 +262,12 @@ class MemoryWindow:
     def __enter__(self) -> MemoryWindow:
         self._peak_reset = reset_peak_rss(self.proc_root)
         self._baseline_mb = rss_now_mb()
-        self._sampler.start()
+        self.sampler.start()
         self._started = time.monotonic()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._sampler.stop()
+        self.sampler.stop()
         wall = time.monotonic() - self._started
         now = rss_now_mb()
         hwm = rss_hwm_mb(self.proc_root) if self._peak_reset else None
@@ -269,20 +276,20 @@ class MemoryWindow:
         else:
             # No resettable kernel peak (macOS, old kernel, locked-down /proc): the
             # sampled maximum is the honest fallback, and the method says so.
-            peak = max(self._sampler.own_peak_mb, now)
+            peak = max(self.sampler.own_peak_mb, now)
             method = f"sampled every {self.interval_s:.2f} s (kernel peak not resettable)"
         self.figures = {
             "rss_peak_mb": round(peak, 2),
             "rss_now_mb": round(now, 2),
             "rss_delta_mb": round(peak - self._baseline_mb, 2),
             # The tree includes this process, whose exact peak is known: never below it.
-            "rss_tree_peak_mb": round(max(self._sampler.tree_peak_mb, peak), 2),
+            "rss_tree_peak_mb": round(max(self.sampler.tree_peak_mb, peak), 2),
             "rss_baseline_mb": round(self._baseline_mb, 2),
             "rss_peak_method": method,
-            "rss_tree_samples": self._sampler.samples,
+            "rss_tree_samples": self.sampler.samples,
         }
-        if self._sampler.cpu_s is not None and wall > 0:
-            # The sampler's cost, measured: while it runs it can hold the GIL or a core the
-            # work wanted, so its CPU time over the window bounds the delay it caused.
-            self.figures["sampler_cpu_s"] = round(self._sampler.cpu_s, 4)
-            self.figures["sampler_cpu_share"] = round(self._sampler.cpu_s / wall, 5)
+        if self.sampler.cpu_s is not None and wall > 0:
+            # The sampler's cost, measured: while it runs it holds the GIL or a core the work
+            # wanted. An estimate, not a bound: waits for the GIL and cache effects are not in it.
+            self.figures["sampler_cpu_s"] = round(self.sampler.cpu_s, 4)
+            self.figures["sampler_cpu_share"] = round(self.sampler.cpu_s / wall, 5)

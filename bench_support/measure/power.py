@@ -204,6 +204,14 @@ class PowerWindow:
             self._start = self._sampler.start()
         return self
 
+    def watts(self) -> List[Tuple[float, float]]:
+        """(monotonic time, W) of the window's readings, for the timeline: counters differentiated."""
+        samples = self._sampler.samples if self._sampler is not None else []
+        if getattr(self.source, "kind", None) != "counter":
+            return [(t, float(v)) for t, v in samples]
+        pairs = zip(samples, samples[1:])
+        return [(t1, max(0.0, j1 - j0) / (t1 - t0)) for (t0, j0), (t1, j1) in pairs if t1 > t0]
+
     def __exit__(self, *exc: object) -> None:
         if self.source is None or self._sampler is None:
             self.figures = unavailable(self.reason)

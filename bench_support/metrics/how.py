@@ -6,6 +6,9 @@ from typing import Dict
 
 #: How a figure is measured, for the README table (figures not named here are read or counted directly).
 HOW: Dict[str, str] = {
+    "timeline": "the memory sampler's 0.1 s ticks: `statm`, children's `smaps_rollup`, `/proc/<pid>/stat` and `io` "
+    "of the tree, cpufreq; power from the power window; at most 400 points (bucket max / counters at bucket end)",
+    "steps": "host `perf_counter`: batch in hand − previous step done, and step done − batch in hand",
     "rss_peak_mb": "VmHWM (`/proc/self/status`) after `echo 5 > /proc/self/clear_refs` just before the rounds",
     "rss_now_mb": "psutil `memory_info().rss`",
     "rss_delta_mb": "`rss_peak_mb − rss_baseline_mb`",

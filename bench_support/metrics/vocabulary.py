@@ -264,12 +264,7 @@ VOCABULARY: List[Metric] = [
     *_family(
         "interference",
         [
-            (
-                "foreign_cpu_share",
-                "fraction",
-                None,
-                "CPU used by other processes during the rounds, of the capacity",
-            ),
+            ("foreign_cpu_share", "fraction", None, "CPU used by other processes during the rounds, of the capacity"),
             ("foreign_cpu_s", "s", None, "that CPU time: all CPUs' busy time minus this process tree's"),
             ("own_cpu_s", "s", None, "CPU time of this process and its children during the rounds"),
             ("steal_share", "fraction", None, "time the hypervisor ran other guests on our CPUs, of the capacity"),
@@ -283,7 +278,14 @@ VOCABULARY: List[Metric] = [
             ("throttled", "flag", None, "a throttle event, or the fastest CPU below 90 % of its maximum"),
             ("throttled_unavailable", "text", None, "why throttling could not be judged"),
             ("sampler_cpu_s", "s", None, "CPU time of the suite's own sampling thread over the rounds"),
-            ("sampler_cpu_share", "fraction", None, "that time over the window: bounds the delay sampling caused"),
+            ("sampler_cpu_share", "fraction", None, "that time over the window: an estimate of what sampling costs"),
+        ],
+    ),  # fmt: skip
+    *_family(
+        "timeline",
+        [
+            ("timeline", "record", None, "the rounds as series: t_s, rss_tree_mb, cpu_pct, read_mb_s, clock, power"),
+            ("steps", "record", None, "--trace-steps: each step's fetch_s and compute_s, one list per epoch"),
         ],
     ),  # fmt: skip
     *_family(

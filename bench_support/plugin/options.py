@@ -115,6 +115,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "cores) or reserve (cores minus workers)",
     )
     add(
+        "--trace-steps",
+        action="store_true",
+        help="save every training step's fetch and compute seconds with the result (extra_info 'steps')",
+    )
+    add(
         "--ckpt-dir",
         metavar="NAME=PATH",
         action="append",

@@ -41,6 +41,7 @@ class SuiteState:
     data_roots: Mapping[str, str]  # name -> directory holding the datasets; "data-dir" is --data-dir
     cache_drop: str
     thread_policy: str
+    trace_steps: bool
     crash_trials: int
     power_backend: str
     power_interval_s: float
@@ -114,6 +115,7 @@ def build_state(config: pytest.Config) -> SuiteState:
         data_roots=MappingProxyType(data_roots),
         cache_drop=option("cache_drop"),
         thread_policy=option("thread_policy"),
+        trace_steps=bool(option("trace_steps")),
         crash_trials=option("crash_trials"),
         power_backend=option("power_backend"),
         power_interval_s=option("power_interval"),

@@ -14,6 +14,7 @@ from bench_support.report.gate import Rule, check_rule, gate
 from bench_support.report.plots import write_plots
 from bench_support.report.runs import Run, by_device, load_run_file, load_runs
 from bench_support.report.tables import compare_devices, compare_runs, fmt_number
+from bench_support.report.timelines import write_timelines
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -73,6 +74,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not args.no_plots:
             for path in write_plots(latest, results.plots_dir(args.results_dir)):
                 print(f"report: plot {path}")
+            for device, run in latest.items():
+                folder = results.run_drawings_dir(args.results_dir, device, run.label)
+                drawn = write_timelines(run, folder)
+                if drawn:
+                    print(f"report: {len(drawn)} timeline(s) of {device} {run.label} in {folder}")
     if not rules:
         return 0
     chosen = {d: r for d, r in devices.items() if not args.device or d == args.device}

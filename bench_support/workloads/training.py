@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -62,6 +62,9 @@ class EpochResult:
     steps: int
     loss: float
     compute_timer: str  # "host" or "cuda-events"
+    # Per step, on the host clock: the wait for the batch and the step itself (--trace-steps).
+    step_fetch_s: Tuple[float, ...] = ()
+    step_compute_s: Tuple[float, ...] = ()
 
     @property
     def stall_frac(self) -> float:
@@ -133,6 +136,8 @@ def train_epoch(
         steps=split.steps,
         loss=(loss_sum.item() / samples) if samples else float("nan"),
         compute_timer=timer,
+        step_fetch_s=tuple(r - d for r, d in zip(ready, [start, *done[:-1]])),
+        step_compute_s=tuple(d - r for r, d in zip(ready, done)),
     )
 
 
@@ -217,6 +222,14 @@ class TrainingRun:
         result = train_epoch(self.model, self.train_loader, self.optimizer, self.device, self.criterion)
         self.epochs.append(result)
         return result
+
+    def step_trace(self, measured: int) -> Dict[str, object]:
+        """Per-step fetch and compute seconds of the last ``measured`` epochs (one list per epoch)."""
+        epochs = self.epochs[-measured:] if measured else []
+        return {
+            "fetch_s": [[round(v, 6) for v in e.step_fetch_s] for e in epochs],
+            "compute_s": [[round(v, 6) for v in e.step_compute_s] for e in epochs],
+        }
 
     def figures(self, measured: int) -> Dict[str, object]:
         """Summary of the last ``measured`` epochs plus held-out accuracy (evaluated now, untimed)."""
