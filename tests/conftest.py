@@ -1,11 +1,17 @@
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# A shell starts background jobs with SIGINT ignored, and an ignored signal stays ignored across exec: the
+# benchmark processes these tests interrupt with SIGINT (Ctrl-C) would then never see it. A handled signal
+# is reset to its default at exec, so every child starts as it would from a terminal.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def run_pytest(*args, cwd=REPO, prefix=(), timeout=600, env=None):
