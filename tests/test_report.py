@@ -165,7 +165,7 @@ def test_the_report_survives_empty_corrupt_and_old_files(tmp_path, capsys):
     assert "0002_torn.json: skipped, not readable JSON" in out
     assert "0003_other.json: skipped, not a pytest-benchmark run" in out
     assert "0001_old.json: saved by an older suite" in out
-    assert "0004_new against 0001_old" in out and "rss_peak_mb – → 500" in out
+    assert "(against 0001_old)" in out and "rss_peak_mb – → 500" in out
     with open(tmp_path / "report.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 2
     assert len(glob.glob(str(tmp_path / "plots" / "*.png"))) == 5
@@ -261,3 +261,43 @@ def test_saved_runs_pass_honestly_and_fail_when_made_worse(tmp_path, shared_data
     with open(worse_path, "w") as fh:
         json.dump(worse, fh)
     assert main([str(results), *rules]) == 0
+
+
+def test_a_later_partial_run_does_not_empty_the_plots_of_what_it_did_not_run():
+    from bench_support.report.plots import latest_with
+    from bench_support.report.runs import Run
+
+    def run(number, groups):
+        benches = [{"name": f"test_{g}[x]", "group": g, "extra_info": {}} for g in groups]
+        return Run("dev", f"/r/dev/m/{number:04d}_quick.json", number, {"benchmarks": benches})
+
+    full, partial = run(1, ["training", "checkpoint", "dataloader"]), run(2, ["dataloader"])
+    history = {"dev": [full, partial]}
+    assert latest_with(history, "dataloader") == {"dev": partial}
+    assert latest_with(history, "checkpoint") == {"dev": full}
+    assert latest_with(history, "pagecache") == {}
+
+
+def test_each_benchmark_is_compared_with_the_last_run_that_ran_it_alike():
+    from bench_support.report.tables import compare_history
+
+    def run(number, profile, benches, partial=False, policy="default"):
+        block = {"profile": profile, "settings": {"thread_policy": policy}, "selection": {"partial": partial}}
+        data = {"benchmarks": benches, "edge_bench": block}
+        return Run("dev", f"/r/dev/m/{number:04d}_{profile}.json", number, data)
+
+    a1, b1 = _bench("test_a[x]", "training", [1.0, 1.0, 1.0]), _bench("test_b[x]", "training", [2.0, 2.0, 2.0])
+    smoke = _bench("test_a[x]", "training", [0.1])
+    a3 = _bench("test_a[x]", "training", [1.5, 1.5, 1.5])
+    history = [run(1, "quick", [a1, b1]), run(2, "smoke", [smoke]), run(3, "quick", [a3], partial=True)]
+    lines = compare_history(history)
+    assert lines[0] == (
+        "== dev: 0003_quick (quick profile, partial run), each benchmark against the last run that ran it alike"
+    )
+    assert lines[1] == "   not compared with the previous run 0002_smoke: profile: 'smoke' -> 'quick'"
+    assert "   test_a[x] (against 0001_quick)" in lines
+    assert any("median 1 → 1.5 s (+50.0%)" in line for line in lines)  # 0001's 1.0 s, not the smoke run's 0.1 s
+    other_policy = history + [run(4, "quick", [a3], policy="reserve")]
+    lines = compare_history(other_policy)
+    assert "thread_policy: 'default' -> 'reserve'" in lines[1]
+    assert "   test_a[x] (no earlier run alike)" in lines

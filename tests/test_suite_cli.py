@@ -42,8 +42,10 @@ def test_every_benchmark_module_runs_and_saves_the_keys_it_saved_before(shared_d
     with open(os.path.join(REPO, "tests", "data", "quick_keys_before.json")) as fh:
         before = json.load(fh)
     assert sorted(run) == before["top_level"]
-    # Added since: edge_bench.interrupted (a Ctrl-C'd run saves what finished and says so).
-    assert sorted(set(run["edge_bench"]) - {"interrupted"}) == before["edge_bench"]
+    # Added since: edge_bench.interrupted (a Ctrl-C'd run saves what finished and says so), settings and
+    # selection (what makes two runs comparable; whether -k or a path chose part of the suite).
+    assert sorted(set(run["edge_bench"]) - {"interrupted", "settings", "selection"}) == before["edge_bench"]
+    assert run["edge_bench"]["selection"]["partial"] is False and run["edge_bench"]["settings"]["thread_policy"]
     saved = {}
     for bench in run["benchmarks"]:
         saved.setdefault(bench["name"].split("[")[0], set()).update(bench["extra_info"])

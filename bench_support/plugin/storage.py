@@ -4,6 +4,7 @@ machine, how runs are compared, and the suite's block in the saved JSON.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Dict, List
 
 import pytest
@@ -146,4 +147,23 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json:
         "data_dir": state.data_dir,
         "cifar_root": state.cifar_root,
         "interrupted": config.stash.get(INTERRUPTED, False),
+        # What makes two runs comparable beyond the profile, and whether this run ran only part of the suite.
+        "settings": {
+            "thread_policy": state.thread_policy,
+            "cache_drop": state.cache_drop,
+            "power_backend": state.power_backend,
+            "data_roots": sorted(state.data_roots),
+            "ckpt_dirs": sorted(state.ckpt_dirs),
+        },
+        "selection": selection(config),
     }
+
+
+def selection(config: pytest.Config) -> Dict[str, Any]:
+    """The run's selection: partial when -k, -m or paths narrower than the benchmarks folder chose the tests."""
+    keyword = getattr(config.option, "keyword", "") or ""
+    marker = getattr(config.option, "markexpr", "") or ""
+    paths = [os.path.relpath(str(a), str(config.rootpath)) for a in config.args]
+    whole = all(p.rstrip("/") in (".", "benchmarks") for p in paths)
+    return {"keyword": keyword or None, "markers": marker or None, "paths": paths,
+            "partial": bool(keyword or marker or not whole)}  # fmt: skip

@@ -24,13 +24,14 @@ from bench_support.report.csvout import write_csv
 from bench_support.report.gate import Rule, gate, mann_whitney_p
 from bench_support.report.plots import write_plots
 from bench_support.report.runs import Run, load_runs
-from bench_support.report.tables import compare_devices, compare_runs
+from bench_support.report.tables import compare_devices, compare_history, compare_runs
 from bench_support.report.validity import validity
 
 __all__ = [
     "Run",
     "Rule",
     "compare_devices",
+    "compare_history",
     "compare_runs",
     "gate",
     "load_runs",

@@ -13,7 +13,7 @@ from bench_support.report.csvout import write_csv
 from bench_support.report.gate import Rule, check_rule, gate
 from bench_support.report.plots import write_plots
 from bench_support.report.runs import Run, by_device, load_run_file, load_runs
-from bench_support.report.tables import compare_devices, compare_runs, fmt_number
+from bench_support.report.tables import compare_devices, compare_history, fmt_number
 from bench_support.report.timelines import write_timelines
 
 
@@ -62,8 +62,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for problem in problems:
         print(f"report: {problem}")
     for device_runs in devices.values():
-        if len(device_runs) >= 2:
-            print("\n".join(compare_runs(device_runs[-2], device_runs[-1])))
+        print("\n".join(compare_history(device_runs)))
     latest = {device: device_runs[-1] for device, device_runs in devices.items()}
     if len(latest) >= 2:
         print("\n".join(compare_devices(latest)))
@@ -72,7 +71,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         count = write_csv(runs, csv_path)
         print(f"report: {count} rows in {csv_path}")
         if not args.no_plots:
-            for path in write_plots(latest, results.plots_dir(args.results_dir)):
+            for path in write_plots(latest, results.plots_dir(args.results_dir), history=devices):
                 print(f"report: plot {path}")
             for device, run in latest.items():
                 folder = results.run_drawings_dir(args.results_dir, device, run.label)

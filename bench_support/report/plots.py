@@ -213,18 +213,34 @@ def draw_rss(latest: Dict[str, Run], ax) -> None:
         ax.text(0.5, 0.5, "no training results", ha="center", va="center", transform=ax.transAxes)
 
 
-#: (file, figure size, columns of axes, drawing function), in the order they are written.
+#: (file, figure size, columns of axes, drawing function, the benchmark group it draws), in the order written.
 PLOTS = (
-    ("loader_throughput_vs_workers.png", (7, 4.5), 1, draw_loader_throughput),
-    ("pagecache_cold_vs_warm.png", (7, 4.5), 1, draw_read_times),
-    ("checkpoint_phases.png", (7, 4.5), 1, draw_checkpoint_phases),
-    ("energy_per_epoch.png", (10, 4.5), 2, draw_energy),
-    ("rss_peak_per_config.png", (8, 5), 1, draw_rss),
+    ("loader_throughput_vs_workers.png", (7, 4.5), 1, draw_loader_throughput, "dataloader"),
+    ("pagecache_cold_vs_warm.png", (7, 4.5), 1, draw_read_times, "pagecache"),
+    ("checkpoint_phases.png", (7, 4.5), 1, draw_checkpoint_phases, "checkpoint"),
+    ("energy_per_epoch.png", (10, 4.5), 2, draw_energy, "training"),
+    ("rss_peak_per_config.png", (8, 5), 1, draw_rss, "training"),
 )
 
 
-def write_plots(latest: Dict[str, Run], directory: str) -> List[str]:
-    """PNG plots of the devices' latest runs; returns the files written."""
+def latest_with(history: Dict[str, List[Run]], group: str) -> Dict[str, Run]:
+    """Per device, the newest run that has results of ``group``: a later partial run (``-k dataloader``)
+    does not empty the other plots, which keep drawing the run that measured them."""
+    chosen = {}
+    for device, runs in history.items():
+        for run in reversed(runs):
+            if any(bench.get("group") == group for bench in run.benchmarks()):
+                chosen[device] = run
+                break
+    return chosen
+
+
+def write_plots(latest: Dict[str, Run], directory: str, history: Optional[Dict[str, List[Run]]] = None) -> List[str]:
+    """PNG plots of the devices' runs; returns the files written.
+
+    With ``history`` (every run per device, oldest first) each plot draws, per device, the newest run
+    that measured its group, and says which run that is; without it, the runs in ``latest``.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -232,11 +248,14 @@ def write_plots(latest: Dict[str, Run], directory: str) -> List[str]:
 
     os.makedirs(directory, exist_ok=True)
     written = []
-    for name, size, columns, draw in PLOTS:
+    for name, size, columns, draw, group in PLOTS:
+        runs = latest_with(history, group) if history is not None else latest
         fig, axes = plt.subplots(1, columns, figsize=size)
-        draw(latest, *(axes if columns > 1 else [axes]))
+        draw(runs, *(axes if columns > 1 else [axes]))
+        sources = ", ".join(f"{dev} {run.label} ({run.profile or '?'} profile)" for dev, run in sorted(runs.items()))
+        fig.text(0.01, 0.005, "from " + (sources or "no run"), fontsize=6, color="dimgray", va="bottom")
         path = os.path.join(directory, name)
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0.03, 1, 1))
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)

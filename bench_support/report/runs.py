@@ -30,6 +30,17 @@ class Run:
         return (self.data.get("edge_bench") or {}).get("profile")
 
     @property
+    def settings(self) -> Dict[str, Any]:
+        """The profile and the options that change what a benchmark measures ({} for runs saved before)."""
+        block = self.data.get("edge_bench") or {}
+        known = {"profile": block.get("profile")} if block.get("profile") else {}
+        return {**known, **(block.get("settings") or {})}
+
+    @property
+    def partial(self) -> bool:
+        return bool(((self.data.get("edge_bench") or {}).get("selection") or {}).get("partial"))
+
+    @property
     def facts(self) -> Dict[str, Any]:
         return (self.data.get("machine_info") or {}).get("device") or {}
 

@@ -56,18 +56,57 @@ def compare_runs(old: Run, new: Run) -> List[str]:
     for group, benches in sorted(_groups(new).items()):
         lines.append(f"-- {group}")
         for bench in benches:
-            before = previous.get(bench["name"])
-            old_t = metric(before, "median") if before else None
-            new_t = metric(bench, "median")
-            parts = [f"median {fmt_number(old_t)} → {fmt_number(new_t)} s{fmt_change(old_t, new_t)}"]
-            for key in key_figures(group):
-                old_v = metric(before, key) if before else None
-                new_v = metric(bench, key)
-                if old_v is not None or new_v is not None:
-                    parts.append(f"{key} {fmt_number(old_v)} → {fmt_number(new_v)}{fmt_change(old_v, new_v)}")
             lines.append(f"   {bench['name']}{flag(validity(bench, new.profile))}")
-            lines.append("      " + "; ".join(parts))
+            lines.append("      " + "; ".join(_changes(group, previous.get(bench["name"]), bench)))
     return lines
+
+
+def settings_differences(old: Run, new: Run) -> List[str]:
+    """'name: old -> new' for each setting (profile, thread policy, data roots...) that differs.
+
+    A setting one of the runs does not record (saved by an older suite) is unknown, not different.
+    """
+    a, b = old.settings, new.settings
+    return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in sorted(set(a) & set(b)) if a[k] != b[k]]
+
+
+def compare_history(runs: List[Run]) -> List[str]:
+    """The device's latest run, each benchmark against the last earlier run that ran it with the same settings.
+
+    A run of another profile or other settings is never the baseline; when the previous run is one, the
+    table says so and names the differences.
+    """
+    new, earlier = runs[-1], runs[:-1]
+    what = f"{new.profile or '?'} profile" + (", partial run" if new.partial else "")
+    if not earlier:
+        return [f"== {new.device}: {new.label} ({what}), the first run of this device"]
+    same = [r for r in earlier if not settings_differences(r, new)]
+    lines = [f"== {new.device}: {new.label} ({what}), each benchmark against the last run that ran it alike"]
+    previous = earlier[-1]
+    changes = settings_differences(previous, new)
+    if changes:
+        lines.append(f"   not compared with the previous run {previous.label}: " + "; ".join(changes))
+    for group, benches in sorted(_groups(new).items()):
+        lines.append(f"-- {group}")
+        for bench in benches:
+            base = next((r for r in reversed(same) if any(b["name"] == bench["name"] for b in r.benchmarks())), None)
+            before = next((b for b in base.benchmarks() if b["name"] == bench["name"]), None) if base else None
+            against = f"against {base.label}" if base else "no earlier run alike"
+            lines.append(f"   {bench['name']}{flag(validity(bench, new.profile))} ({against})")
+            lines.append("      " + "; ".join(_changes(group, before, bench)))
+    return lines
+
+
+def _changes(group: str, before: Optional[Dict[str, Any]], bench: Dict[str, Any]) -> List[str]:
+    old_t = metric(before, "median") if before else None
+    new_t = metric(bench, "median")
+    parts = [f"median {fmt_number(old_t)} → {fmt_number(new_t)} s{fmt_change(old_t, new_t)}"]
+    for key in key_figures(group):
+        old_v = metric(before, key) if before else None
+        new_v = metric(bench, key)
+        if old_v is not None or new_v is not None:
+            parts.append(f"{key} {fmt_number(old_v)} → {fmt_number(new_v)}{fmt_change(old_v, new_v)}")
+    return parts
 
 
 def compare_devices(latest: Dict[str, Run]) -> List[str]:
