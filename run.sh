@@ -121,5 +121,8 @@ for rule in ${rules[@]+"${rules[@]}"}; do
 done
 report_status=0
 ".tox/$platform/bin/python" -m bench_support.report results ${gate[@]+"${gate[@]}"} || report_status=$?
+if [ -f results/report.html ]; then
+  echo "run.sh: report: results/report.html (findings, flags, plots, timelines; opens from disk, fetches nothing)"
+fi
 [ "$status" -ne 0 ] && exit "$status"
 exit "$report_status"

@@ -5,7 +5,7 @@
         <machine-id>/NNNN_<profile>.json   pytest-benchmark's storage: one file per run
         continual/NNNN_<profile>/     the continual-learning CSV, log and plots of run NNNN
         runs/NNNN_<profile>/          the report's drawings of run NNNN (timelines), drawn once
-      report.csv, plots/              written by ``python -m bench_support.report``
+      report.csv, report.html, plots/ written by ``python -m bench_support.report``
 
 ``<machine-id>`` is pytest-benchmark's own sub-folder (system, interpreter, version,
 bits), kept so that ``pytest-benchmark compare --storage file://results/<device-id>``
@@ -167,6 +167,10 @@ def run_drawings_dir(root: str, device: str, run_label: str) -> str:
 
 def report_csv(root: str) -> str:
     return os.path.join(root, "report.csv")
+
+
+def report_html(root: str) -> str:
+    return os.path.join(root, "report.html")
 
 
 def plots_dir(root: str) -> str:

@@ -11,6 +11,7 @@ from bench_support import report as package
 from bench_support import results
 from bench_support.report.csvout import write_csv
 from bench_support.report.gate import Rule, check_rule, gate
+from bench_support.report.html import write_html
 from bench_support.report.plots import write_plots
 from bench_support.report.runs import Run, by_device, load_run_file, load_runs
 from bench_support.report.tables import compare_devices, compare_history, fmt_number
@@ -64,20 +65,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for device_runs in devices.values():
         print("\n".join(compare_history(device_runs)))
     latest = {device: device_runs[-1] for device, device_runs in devices.items()}
-    if len(latest) >= 2:
-        print("\n".join(compare_devices(latest)))
+    side = compare_devices(latest) if len(latest) >= 2 else []
+    if side:
+        print("\n".join(side))
     if runs:
         csv_path = results.report_csv(args.results_dir)
         count = write_csv(runs, csv_path)
         print(f"report: {count} rows in {csv_path}")
+        plots: List[str] = []
+        timelines: Dict[str, List[str]] = {}
         if not args.no_plots:
-            for path in write_plots(latest, results.plots_dir(args.results_dir), history=devices):
+            plots = write_plots(latest, results.plots_dir(args.results_dir), history=devices)
+            for path in plots:
                 print(f"report: plot {path}")
             for device, run in latest.items():
                 folder = results.run_drawings_dir(args.results_dir, device, run.label)
-                drawn = write_timelines(run, folder)
-                if drawn:
-                    print(f"report: {len(drawn)} timeline(s) of {device} {run.label} in {folder}")
+                timelines[device] = write_timelines(run, folder)
+                if timelines[device]:
+                    print(f"report: {len(timelines[device])} timeline(s) of {device} {run.label} in {folder}")
+        page = write_html(devices, results.report_html(args.results_dir), plots, timelines, side)
+        print(f"report: findings, flags, plots and timelines in one page: {page}")
     if not rules:
         return 0
     chosen = {d: r for d, r in devices.items() if not args.device or d == args.device}

@@ -1,0 +1,163 @@
+"""The study's questions answered with one device's numbers, each with the benchmarks it rests on.
+
+A finding is left out when its benchmarks did not run, and says "no difference beyond noise"
+when the spread of the rounds cannot tell the configurations apart. Every number is read from
+the saved results (medians of the measured rounds and figures in ``extra_info``), never estimated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from bench_support.report.runs import Run, metric
+from bench_support.report.summary import describe
+
+#: Below this share of the epoch spent waiting for data, training is called compute-bound.
+STALL_BOUND = 0.5
+
+
+@dataclass
+class Finding:
+    title: str
+    text: str
+    evidence: List[str]  # benchmark names
+    run: str  # the run label the numbers come from
+    values: Dict[str, Any] = field(default_factory=dict)
+
+
+def _benches(run: Run, group: str, **facts: Any) -> List[Dict[str, Any]]:
+    out = []
+    for bench in run.benchmarks():
+        info = bench.get("extra_info") or {}
+        if bench.get("group") == group and all(info.get(k) == v for k, v in facts.items()):
+            out.append(bench)
+    return out
+
+
+def fastest_loader(run: Run) -> Optional[Finding]:
+    best = (run.data.get("edge_bench") or {}).get("fastest_loader")
+    if not best:
+        return None
+    loaders = [b for b in _benches(run, "dataloader", measure="loader") if metric(b, "samples_per_s")]
+    slowest = min(loaders, key=lambda b: metric(b, "samples_per_s")) if loaders else None
+    text = f"{describe(best['config'])}: {best['samples_per_s']:.0f} samples/s (loader only, warm cache)"
+    values = {"samples_per_s": best["samples_per_s"], "config": best["config"]}
+    if best["tied_within_noise"]:
+        text += (
+            f"; no difference beyond noise ({best['noise_frac']:.0%}) from {len(best['tied_within_noise'])} other(s)"
+        )
+    elif slowest is not None and metric(slowest, "samples_per_s"):
+        gain = best["samples_per_s"] / metric(slowest, "samples_per_s") - 1
+        values["gain_over_slowest"] = gain
+        text += f", {gain:+.0%} over the slowest ({slowest['name']})"
+    return Finding("Fastest DataLoader configuration", text, [best["benchmark"]], run.label, values)
+
+
+def cold_cache(run: Run) -> Optional[Finding]:
+    """Cold against warm reads of the training files: storage (raw reads) and decoding (the loader)."""
+    medians: Dict[tuple, Dict[str, Any]] = {}
+    for bench in _benches(run, "pagecache"):
+        info = bench.get("extra_info") or {}
+        if info.get("reader") in ("raw", "decoded") and info.get("cache_state") in ("cold", "warm"):
+            key = (info.get("data_root"), info.get("fs_type"), info["reader"], info["cache_state"])
+            medians[key] = {"s": metric(bench, "median"), "name": bench["name"]}
+    roots = sorted({(k[0], k[1]) for k in medians})
+    parts, evidence, values = [], [], {}
+    for root, fs in roots:
+        raw_cold, raw_warm = medians.get((root, fs, "raw", "cold")), medians.get((root, fs, "raw", "warm"))
+        if not raw_cold or not raw_warm or raw_cold["s"] is None or raw_warm["s"] is None:
+            continue
+        storage = raw_cold["s"] - raw_warm["s"]
+        values[root] = {"raw_cold_s": raw_cold["s"], "raw_warm_s": raw_warm["s"], "storage_s": storage}
+        line = (
+            f"{root} ({fs}): cold reads take {raw_cold['s']:.3f} s against {raw_warm['s']:.3f} s warm "
+            f"(+{storage:.3f} s storage)"
+        )
+        evidence += [raw_cold["name"], raw_warm["name"]]
+        dec_cold, dec_warm = medians.get((root, fs, "decoded", "cold")), medians.get((root, fs, "decoded", "warm"))
+        if dec_cold and dec_warm and dec_cold["s"] is not None and dec_warm["s"] is not None:
+            decoding = dec_warm["s"] - raw_warm["s"]
+            values[root].update(decoded_cold_s=dec_cold["s"], decoded_warm_s=dec_warm["s"], decoding_s=decoding)
+            line += (
+                f"; through the loader {dec_cold['s']:.3f} s cold, {dec_warm['s']:.3f} s warm, "
+                f"of which decoding {decoding:.3f} s"
+            )
+            evidence += [dec_cold["name"], dec_warm["name"]]
+        parts.append(line)
+    if not parts:
+        return None
+    return Finding("Cold page cache: what storage costs", "; ".join(parts), evidence, run.label, values)
+
+
+def checkpoint_cost(run: Run) -> Optional[Finding]:
+    """A durable overwrite of the largest payload on each target, against tmpfs where it ran."""
+    chosen: Dict[str, Dict[str, Any]] = {}
+    for bench in _benches(run, "checkpoint", write_mode="durable", existing="overwrite"):
+        info = bench.get("extra_info") or {}
+        target = f"{info.get('target')} ({info.get('fs_type')})"
+        if metric(bench, "median") is not None and info.get("ckpt_mb", 0) >= chosen.get(target, {}).get("mb", -1):
+            chosen[target] = {"mb": info.get("ckpt_mb", 0), "ms": metric(bench, "median") * 1000, "name": bench["name"]}
+    if not chosen:
+        return None
+    tmpfs = next((v for k, v in chosen.items() if k.endswith("(tmpfs)")), None)
+    parts = []
+    for target, v in sorted(chosen.items(), key=lambda kv: kv[1]["ms"]):
+        part = f"{target}: {v['ms']:.1f} ms for {v['mb']:.1f} MB"
+        if tmpfs is not None and v is not tmpfs and tmpfs["ms"] > 0:
+            part += f" ({v['ms'] / tmpfs['ms']:.1f}x tmpfs)"
+        parts.append(part)
+    values = {k: {"ms": v["ms"], "mb": v["mb"]} for k, v in chosen.items()}
+    evidence = [v["name"] for v in chosen.values()]
+    return Finding("A durable checkpoint on each target", "; ".join(parts), evidence, run.label, values)
+
+
+def stall_share(run: Run) -> Optional[Finding]:
+    rows = [(b["name"], metric(b, "stall_frac")) for b in _benches(run, "training")]
+    rows = [(name, frac) for name, frac in rows if frac is not None]
+    if not rows:
+        return None
+    worst = max(rows, key=lambda r: r[1])
+    bound = "stall-bound" if worst[1] >= STALL_BOUND else "compute-bound"
+    text = (
+        f"{bound}: at most {worst[1]:.0%} of an epoch waits for data ({worst[0]}); "
+        f"{sum(f < STALL_BOUND for _, f in rows)} of {len(rows)} configurations spend under {STALL_BOUND:.0%}"
+    )
+    values = {name: frac for name, frac in rows}
+    return Finding("Is training compute- or stall-bound?", text, [n for n, _ in rows], run.label, values)
+
+
+def energy(run: Run) -> Optional[Finding]:
+    benches = _benches(run, "training")
+    if not benches:
+        return None
+    measured = [(b["name"], metric(b, "energy_per_sample_mj")) for b in benches]
+    measured = [(n, v) for n, v in measured if v is not None]
+    if not measured:
+        reasons = {(b.get("extra_info") or {}).get("power_unavailable") for b in benches} - {None}
+        why = "; ".join(sorted(reasons)) or "no power source"
+        return Finding("Energy per sample", f"not measured on this device: {why}", [], run.label, {})
+    text = "; ".join(f"{n}: {v:.2f} mJ per sample" for n, v in sorted(measured, key=lambda r: r[1]))
+    return Finding("Energy per sample", text, [n for n, _ in measured], run.label, dict(measured))
+
+
+FINDINGS = (
+    ("training", stall_share),
+    ("dataloader", fastest_loader),
+    ("pagecache", cold_cache),
+    ("checkpoint", checkpoint_cost),
+    ("training", energy),
+)
+
+
+def findings(history: Dict[str, List[Run]], device: str) -> List[Finding]:
+    """Every finding the device's saved runs support, each from its newest run that measured it."""
+    from bench_support.report.plots import latest_with
+
+    out = []
+    for group, find in FINDINGS:
+        run = latest_with({device: history[device]}, group).get(device)
+        result = find(run) if run is not None else None
+        if result is not None:
+            out.append(result)
+    return out

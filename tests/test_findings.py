@@ -1,0 +1,73 @@
+"""The report's findings recomputed from the saved figures, and report.html self-contained."""
+
+import json
+import re
+
+from test_report import _bench, _run
+
+from bench_support.report import main
+from bench_support.report.findings import findings
+
+
+def _device_runs():
+    loader = {"measure": "loader", "prefetch_factor": 2, "pin_memory": False, "persistent_workers": False}
+    benches = [
+        _bench("test_loader[w0]", "dataloader", [1.0] * 3, {**loader, "num_workers": 0, "samples_per_s": 2000.0}),
+        _bench("test_loader[w2]", "dataloader", [1.0] * 3, {**loader, "num_workers": 2, "samples_per_s": 1200.0}),
+        _bench("test_training_epoch[a]", "training", [2.0] * 3, {"stall_frac": 0.10, "power_unavailable": "none here"}),
+        _bench("test_training_epoch[b]", "training", [2.0] * 3, {"stall_frac": 0.62, "power_unavailable": "none here"}),
+    ]
+    for reader, state, seconds in (("raw", "cold", 0.30), ("raw", "warm", 0.05), ("decoded", "cold", 0.90),
+                                   ("decoded", "warm", 0.70)):  # fmt: skip
+        info = {"reader": reader, "cache_state": state, "data_root": "data-dir", "fs_type": "ext4"}
+        benches.append(_bench(f"test_read[{state}-{reader}]", "pagecache", [seconds] * 5, info))
+    for target, fs, seconds in (("project", "ext4", 0.040), ("shm", "tmpfs", 0.008)):
+        info = {"target": target, "fs_type": fs, "write_mode": "durable", "existing": "overwrite", "ckpt_mb": 9.5}
+        benches.append(_bench(f"test_checkpoint_write[{target}]", "checkpoint", [seconds] * 8, info))
+    run = _run("box", 1, benches)
+    run.data["edge_bench"]["fastest_loader"] = {
+        "config": {"num_workers": 0, "prefetch_factor": 2, "pin_memory": False, "persistent_workers": False},
+        "samples_per_s": 2000.0,
+        "noise_frac": 0.05,
+        "tied_within_noise": [],
+        "benchmark": "test_loader[w0]",
+    }
+    return {"box": [run]}
+
+
+def test_every_finding_is_the_saved_figures_recomputed():
+    found = {f.title: f for f in findings(_device_runs(), "box")}
+    loader = found["Fastest DataLoader configuration"]
+    assert loader.values["samples_per_s"] == 2000.0 and loader.values["config"]["num_workers"] == 0
+    assert abs(loader.values["gain_over_slowest"] - (2000 / 1200 - 1)) < 1e-12
+    assert "+67% over the slowest (test_loader[w2])" in loader.text
+    cold = found["Cold page cache: what storage costs"].values["data-dir"]
+    assert cold["storage_s"] == 0.30 - 0.05 and cold["decoding_s"] == 0.70 - 0.05
+    ckpt = found["A durable checkpoint on each target"]
+    assert ckpt.values["project (ext4)"]["ms"] == 40.0 and ckpt.values["shm (tmpfs)"]["ms"] == 8.0
+    assert "project (ext4): 40.0 ms for 9.5 MB (5.0x tmpfs)" in ckpt.text
+    stall = found["Is training compute- or stall-bound?"]
+    assert stall.text.startswith("stall-bound: at most 62% of an epoch waits for data (test_training_epoch[b])")
+    assert found["Energy per sample"].text == "not measured on this device: none here"
+
+
+def test_a_finding_whose_benchmarks_did_not_run_is_left_out():
+    history = _device_runs()
+    run = history["box"][0]
+    run.data["benchmarks"] = [b for b in run.data["benchmarks"] if b["group"] == "training"]
+    del run.data["edge_bench"]["fastest_loader"]
+    assert [f.title for f in findings(history, "box")] == ["Is training compute- or stall-bound?", "Energy per sample"]
+
+
+def test_the_page_is_self_contained(tmp_path):
+    run = _device_runs()["box"][0]
+    folder = tmp_path / "box" / "Linux-CPython-3.11-64bit"
+    folder.mkdir(parents=True)
+    (folder / "0001_quick.json").write_text(json.dumps(run.data))
+    assert main([str(tmp_path)]) == 0
+    page = (tmp_path / "report.html").read_text()
+    assert "http://" not in page and "https://" not in page
+    assert all(src.startswith("data:image/png;base64,") for src in re.findall(r'src="([^"]*)"', page))
+    assert all(href.startswith("#") for href in re.findall(r'href="([^"]*)"', page))
+    assert page.count("<img ") >= 5  # the plots, inline
+    assert "Fastest DataLoader configuration" in page and "5.0x tmpfs" in page
