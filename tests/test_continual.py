@@ -184,9 +184,13 @@ def test_scenario_end_to_end_outputs_match_json(tmp_path, shared_data_dir):
     assert len(outputs["plots"]) == 5 and all(os.path.getsize(p) > 1000 for p in outputs["plots"])
     with open(outputs["csv"]) as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 4
+    assert len(rows) == 6  # two configurations: epoch 0 (pretrained, as the log shows it) and two epochs each
     disk = [k for k in rows[0] if k.endswith("_ms") and k != "tmpfs_ms"]
     for row in rows:
+        if row["epoch"] == "0":
+            before = benches[row["config"]]["extra_info"]["before"]
+            assert float(row["acc"]) == pytest.approx(before["acc"]) and row["time_s"] == ""
+            continue
         epoch = benches[row["config"]]["extra_info"]["epochs"][int(row["epoch"]) - 1]
         for key in ("acc", "time_s", "mem_peak_abs_mb", "mem_delta_mb", "mem_now_mb"):
             assert float(row[key]) == pytest.approx(epoch[key])
@@ -560,7 +564,7 @@ def test_scenario_runs_finishes_and_reports_an_outcome(tmp_path, monkeypatch):
     assert set(block["configs"][0]) == set(scenario.SUMMARY_KEYS)
     assert block["notes"] == ["no photos"] and block["photos"]["source"] == "stand-in"
     with open(block["outputs"]["csv"]) as fh:
-        assert len(list(csv.DictReader(fh))) == 4
+        assert [row["epoch"] for row in csv.DictReader(fh)] == ["0", "1", "2"] * 2
     lines = outcome.terminal_lines()
     assert lines[:3] == [cl_outputs.summary_line(whole), cl_outputs.summary_line(head), "no photos"]
     assert lines[3].startswith("continual-learning results: ") and lines[4].startswith("continual-learning plots in ")

@@ -1,7 +1,8 @@
 """What the continual-learning scenario leaves for a person: epoch and summary lines, CSV, plots, log.
 
 A run's outputs go to one folder (``results/<device>/continual/<run>/``):
-``results.csv`` (one row per configuration and epoch; the vocabulary's per-epoch columns first),
+``results.csv`` (one row per configuration and epoch, epoch 0 the pretrained model; the vocabulary's
+per-epoch columns first),
 ``log.txt`` (the epoch lines as printed) and five PNG plots under ``plots/``. Every
 number in them is read from the same per-epoch rows that the saved pytest-benchmark
 JSON holds in each benchmark's ``extra_info["epochs"]``.
@@ -108,6 +109,13 @@ def csv_columns(targets: Sequence[str]) -> List[str]:
 def csv_rows(results: Sequence[Dict[str, Any]], targets: Sequence[str]) -> List[Dict[str, Any]]:
     rows = []
     for result in results:
+        # Epoch 0: the pretrained model before fine-tuning, as the log shows it (nothing trained, nothing timed).
+        before = result.get("before") or {}
+        rows.append({
+            "config": result["config"], "finetune": result["finetune"], "optimizer": result["optimizer"],
+            "epoch": 0, "acc": before.get("acc"), "synth_acc": before.get("synth_acc"),
+            "within_budget": result.get("within_budget"), "photos": result["photos"]["source"],
+        })  # fmt: skip
         for row in result["epochs"]:
             out = {key: row.get(key) for key in csv_columns(targets) if key in row}
             out.update(

@@ -9,8 +9,8 @@ from typing import Any, Dict, List, Sequence
 from bench_support.report.runs import Run
 from bench_support.report.validity import validity
 
-#: pytest-benchmark's statistics written as ``time_<key>`` columns.
-TIME_COLUMNS = ("min", "median", "mean", "max", "stddev", "iqr", "rounds")
+#: pytest-benchmark's time statistics, written as ``time_<key>_s`` columns (seconds), and its round count.
+TIME_COLUMNS = ("min", "median", "mean", "max", "stddev", "iqr")
 
 
 def write_csv(runs: Sequence[Run], path: str) -> int:
@@ -28,8 +28,10 @@ def write_csv(runs: Sequence[Run], path: str) -> int:
             }
             for key, value in (bench.get("params") or {}).items():
                 row[f"param:{key}"] = value
+            stats = bench.get("stats") or {}
             for key in TIME_COLUMNS:
-                row[f"time_{key}"] = (bench.get("stats") or {}).get(key)
+                row[f"time_{key}_s"] = stats.get(key)
+            row["rounds"] = stats.get("rounds")
             v = validity(bench, run.profile)
             row.update(noisy=v["noisy"], invalid=v["invalid"])
             for key, value in (bench.get("extra_info") or {}).items():
