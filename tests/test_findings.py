@@ -1,8 +1,10 @@
 """The report's findings recomputed from the saved figures, and report.html self-contained."""
 
 import json
+import os
 import re
 
+import pytest
 from test_report import _bench, _run
 
 from bench_support.report import main
@@ -71,3 +73,18 @@ def test_the_page_is_self_contained(tmp_path):
     assert all(href.startswith("#") for href in re.findall(r'href="([^"]*)"', page))
     assert page.count("<img ") >= 5  # the plots, inline
     assert "Fastest DataLoader configuration" in page and "5.0x tmpfs" in page
+
+
+def test_the_page_renders_in_headless_chromium_with_no_console_error(tmp_path):
+    import report_screenshot
+
+    if report_screenshot.browser() is None:
+        pytest.skip("no chromium on PATH (apt-get install chromium): the page is checked as text above")
+    run = _device_runs()["box"][0]
+    folder = tmp_path / "box" / "Linux-CPython-3.11-64bit"
+    folder.mkdir(parents=True)
+    (folder / "0001_quick.json").write_text(json.dumps(run.data))
+    assert main([str(tmp_path)]) == 0
+    png, errors = report_screenshot.render(str(tmp_path / "report.html"))
+    assert errors == []
+    assert os.path.getsize(png) > 20_000  # a rendered page, not a blank one

@@ -17,7 +17,7 @@ from typing import Dict, List, Sequence
 from bench_support.files import write_atomic
 from bench_support.report.findings import findings
 from bench_support.report.runs import Run
-from bench_support.report.validity import validity
+from bench_support.report.validity import NOISY, validity
 
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; padding: 0 1em; }
@@ -84,7 +84,10 @@ def _device(device: str, runs: List[Run], timelines: Sequence[str]) -> List[str]
         marks = [m for m, on in (("invalid", v["invalid"]), ("noisy", v["noisy"]), ("contended", v.get("contended")),
                                  ("throttled", v.get("throttled"))) if on]  # fmt: skip
         if marks:
-            why = "; ".join(v["invalid_reasons"] + v["conditions"])
+            noisy = (
+                [] if v["invalid_reasons"] or not v["noisy"] else [f"IQR/median {v['iqr_over_median']:.2f} > {NOISY}"]
+            )
+            why = "; ".join(v["invalid_reasons"] + noisy + v["conditions"])
             flagged.append(f'<tr><td><code>{_e(bench["name"])}</code></td><td class="flag">{_e(", ".join(marks))}</td>'
                            f"<td>{_e(why)}</td></tr>")  # fmt: skip
     out.append(f"<h3>Flagged results of {_e(latest.label)}</h3>")
