@@ -9,7 +9,7 @@ import pytest
 
 from bench_support.torch_check import problem
 
-_torch_problem = problem(os.environ.get("BENCH_PLATFORM") or "auto")
+_torch_problem = problem(os.environ.get("BENCH_PLATFORM") or "auto", import_torchvision=False)
 
 if _torch_problem:
     # Raised while this file registers, before the command line is parsed: the suite's options

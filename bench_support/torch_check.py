@@ -10,6 +10,7 @@ Nothing here is imported by the library: it must work where torch does not.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import re
 import sys
@@ -82,8 +83,14 @@ def gpu_required() -> bool:
     return os.environ.get("BENCH_REQUIRE_GPU", "1") != "0"
 
 
-def problem(platform: str, root: str = "/", importer: Any = importlib.import_module) -> Optional[str]:
-    """None if torch and torchvision import and suit ``platform``; else the one line that says why not."""
+def problem(
+    platform: str, root: str = "/", importer: Any = importlib.import_module, import_torchvision: bool = True
+) -> Optional[str]:
+    """None if torch and torchvision import and suit ``platform``; else the one line that says why not.
+
+    ``import_torchvision=False`` only looks for torchvision (importing it costs ~3 s, which every pytest
+    start would pay: the conftest guard); run.sh and tox run the whole check before the benchmarks.
+    """
     if platform == "auto":
         platform = detect_platform(root)
     board = {"jetson": "on this Jetson", "cuda": "on this GPU machine"}.get(platform, "here")
@@ -110,6 +117,9 @@ def problem(platform: str, root: str = "/", importer: Any = importlib.import_mod
                 f"{remedy(platform, root)}; BENCH_REQUIRE_GPU=0 runs on the CPU anyway"
             )
     fix = torchvision_remedy(platform, version, root)
+    if not import_torchvision:
+        found = importlib.util.find_spec("torchvision") is not None
+        return None if found else f"torchvision is not installed {board}: {fix}"
     try:
         importer("torchvision")
     except ImportError as exc:

@@ -152,3 +152,13 @@ def test_pytest_on_a_jetson_without_torch_stops_with_one_line_before_parsing_the
         "ERROR: edge-bench: torch does not import on this Jetson: install NVIDIA's torch wheel for JetPack 6.1"
     ), result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_the_conftest_guard_looks_for_torchvision_without_importing_it():
+    """Importing torchvision costs seconds at every pytest start; the guard only checks it is there."""
+    code = (
+        "import sys; from bench_support.torch_check import problem; "
+        "print(problem('cpu', import_torchvision=False), 'torchvision' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["None", "False"], result.stderr[-2000:]
