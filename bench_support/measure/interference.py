@@ -23,9 +23,9 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from bench_support.measure.cpu import TreeCpu, usable_cores
+from bench_support.measure.sysfs import CLOCK_TICKS as _TICK
 from bench_support.measure.sysfs import read_text, system_path
 
-_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 #: A window in which other processes used more than this share of the machine is "contended".
 CONTENDED_SHARE = 0.25
 #: Below this share of the maximum frequency a CPU counts as slowed down (governor or thermal).

@@ -21,11 +21,11 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import psutil
 
+from bench_support.measure.sysfs import PAGE_SIZE as _PAGE_SIZE
 from bench_support.metrics import MB
 
 #: How often the process-tree sampler looks at the children, in seconds.
 TREE_SAMPLE_INTERVAL_S = 0.1
-_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def _status_kb(field_name: str, pid: str = "self", proc_root: str = "/proc") -> Optional[int]:

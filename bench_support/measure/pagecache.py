@@ -26,8 +26,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from bench_support.errors import Unavailable
 from bench_support.measure.diskio import diskstats_name, io_figures, io_snapshot, storage_of
+from bench_support.measure.sysfs import PAGE_SIZE
 
-PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 METHODS = ("auto", "drop_caches", "fadvise")
 MEMORY_FS = ("tmpfs", "ramfs")
 

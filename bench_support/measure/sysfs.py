@@ -9,6 +9,10 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+#: The kernel's units: clock ticks of /proc/<pid>/stat and /proc/stat, and the page size.
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
 #: Test-only: a directory whose files stand in for the machine's (a simulated Jetson).
 SYSTEM_ROOT_ENV = "BENCH_SYSTEM_ROOT"
 

@@ -13,9 +13,10 @@ import os
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from bench_support.measure.sysfs import CLOCK_TICKS as _TICK
+
 #: Points kept per benchmark: enough to see every epoch of a quick run, small in the JSON.
 MAX_POINTS = 400
-_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def proc_counters(pid: int, proc_root: str = "/proc") -> Tuple[Optional[float], Optional[int]]:

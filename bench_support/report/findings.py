@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+from bench_support.report.plots import benches, latest_with
 from bench_support.report.runs import Run, metric
 from bench_support.report.summary import describe
 
@@ -27,12 +28,7 @@ class Finding:
 
 
 def _benches(run: Run, group: str, **facts: Any) -> List[Dict[str, Any]]:
-    out = []
-    for bench in run.benchmarks():
-        info = bench.get("extra_info") or {}
-        if bench.get("group") == group and all(info.get(k) == v for k, v in facts.items()):
-            out.append(bench)
-    return out
+    return [bench for _, bench in benches({run.device: run}, group, **facts)]
 
 
 def fastest_loader(run: Run) -> Optional[Finding]:
@@ -152,8 +148,6 @@ FINDINGS = (
 
 def findings(history: Dict[str, List[Run]], device: str) -> List[Finding]:
     """Every finding the device's saved runs support, each from its newest run that measured it."""
-    from bench_support.report.plots import latest_with
-
     out = []
     for group, find in FINDINGS:
         run = latest_with({device: history[device]}, group).get(device)
