@@ -391,3 +391,28 @@ def test_the_command_judges_30_rounds_without_the_exact_count(tmp_path, monkeypa
     failed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("gate FAIL")]
     assert len(failed) == 1 and "test_ckpt[7] median" in failed[0]
     assert calls == []
+
+
+# --- the machine's speed between runs ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("probe_new, judged", [(6.0, False), (4.0, False), (5.4, True), (None, True)])
+def test_a_time_change_is_not_judged_when_the_speed_probe_moved(probe_new, judged):
+    """The same fixed workload took 20 % longer (or shorter): the machine, not the benchmark, changed."""
+    old = _one(1, {"samples_per_s": 100.0, "peak_mb": 1.0, "speed_probe_ms": 5.0}, _noisy(2.0, seed=1))
+    new_extra = {"samples_per_s": 70.0, "speed_probe_ms": probe_new}
+    new = _one(2, new_extra, [x * 1.5 for x in _noisy(2.0, seed=2)])
+    verdicts = gate(old, new, [Rule.parse("median:10%"), Rule.parse("samples_per_s:-5%")])
+    assert [v.judged for v in verdicts] == [judged, judged]
+    assert [v.failed for v in verdicts] == [judged, judged]
+    if not judged:
+        pace = "slower" if probe_new > 5.0 else "faster"
+        says = f"not judged: the machine ran 20% {pace} (speed probe 5 → {probe_new:g} ms)"
+        assert all(says in v.note for v in verdicts)
+
+
+def test_a_figure_not_derived_from_time_is_judged_whatever_the_machine_speed():
+    old = _one(1, {"rss_peak_mb": 100.0, "speed_probe_ms": 5.0})
+    new = _one(2, {"rss_peak_mb": 150.0, "speed_probe_ms": 9.0})
+    [verdict] = gate(old, new, [Rule.parse("rss_peak_mb:10%")])
+    assert verdict.judged and verdict.failed

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from bench_support.measure import memory
+from bench_support.measure import memory, tree
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux /proc")
 MB = 1 << 20
@@ -82,7 +82,7 @@ def test_private_memory_is_read_from_smaps_rollup(tmp_path):
         "Private_Clean:      1024 kB\n"
         "Private_Dirty:     20480 kB\n"
     )
-    assert memory.private_mb(4242, proc_root=str(tmp_path)) == pytest.approx(21.0)
+    assert tree.private_mb(4242, proc_root=str(tmp_path)) == pytest.approx(21.0)
 
 
 def test_status_fields_are_parsed_in_kib(tmp_path):
@@ -130,7 +130,7 @@ def test_the_descendant_walk_finds_the_same_processes_as_psutil():
             time.sleep(0.05)
         expected = sorted(p.pid for p in psutil.Process().children(recursive=True))
         assert len(expected) == 4
-        assert sorted(memory.descendant_pids(psutil.Process().pid)) == expected
+        assert sorted(tree.descendant_pids(psutil.Process().pid)) == expected
     finally:
         for child in psutil.Process().children(recursive=True):
             child.kill()
@@ -150,9 +150,9 @@ def test_the_descendant_walk_reads_every_threads_children_and_says_when_the_kern
     task(11, 11, [14])
     task(13, 13, [])
     task(14, 14, [])
-    assert sorted(memory.descendant_pids(10, proc_root=str(tmp_path))) == [11, 13, 14]
+    assert sorted(tree.descendant_pids(10, proc_root=str(tmp_path))) == [11, 13, 14]
     task(20, 20, None)
-    assert memory.descendant_pids(20, proc_root=str(tmp_path)) is None
+    assert tree.descendant_pids(20, proc_root=str(tmp_path)) is None
 
 
 def test_the_samplers_own_cpu_time_is_measured():
@@ -174,7 +174,7 @@ def test_the_samplers_own_cpu_time_is_measured():
 
 
 def test_the_probe_reads_the_main_threads_children_each_tick_and_every_threads_each_full_scan(tmp_path):
-    page = memory._PAGE_SIZE
+    page = tree._PAGE_SIZE
 
     def process(pid, rss_pages, private_kb, threads):
         (tmp_path / str(pid)).mkdir()
@@ -187,16 +187,57 @@ def test_the_probe_reads_the_main_threads_children_each_tick_and_every_threads_e
     process(100, rss_pages=(100 * MB) // page, private_kb=0, threads={100: [101], 105: [102]})
     process(101, rss_pages=1, private_kb=10 * 1024, threads={101: []})  # forked by the main thread
     process(102, rss_pages=1, private_kb=20 * 1024, threads={102: []})  # forked by thread 105
-    probe = memory.TreeProbe(pid=100, proc_root=str(tmp_path), full_scan_every=3)
+    probe = tree.TreeProbe(pid=100, proc_root=str(tmp_path), full_scan_every=3)
     ticks = [probe() for _ in range(4)]
     assert [own for own, _ in ticks] == [pytest.approx(100.0)] * 4
     assert [tree for _, tree in ticks] == [pytest.approx(v) for v in (130.0, 110.0, 110.0, 130.0)]
+
+
+def test_a_childs_private_memory_is_read_at_first_sight_on_a_new_high_and_within_its_cost_budget(tmp_path):
+    """smaps_rollup of a forked torch worker costs 3-10 ms: read again when its RSS sets a new high, or when
+    400 times its measured cost has passed (a copy-on-write break grows private pages, not RSS)."""
+    page = tree._PAGE_SIZE
+    growth = tree.USS_REREAD_GROWTH_MB
+
+    def write(pid, rss_mb, private_mb=None, kids=()):
+        folder = tmp_path / str(pid)
+        (folder / "task" / str(pid)).mkdir(parents=True, exist_ok=True)
+        (folder / "task" / str(pid) / "children").write_text(" ".join(map(str, kids)))
+        (folder / "statm").write_text(f"1000 {int(rss_mb * MB) // page} 0 0 0 0 0\n")
+        if private_mb is not None:
+            (folder / "smaps_rollup").write_text(f"Private_Clean: 0 kB\nPrivate_Dirty: {int(private_mb * 1024)} kB\n")
+
+    now = [0.0]
+    cpu = iter(x * 0.005 for x in range(1000))  # each reading costs 5 ms of CPU: budget 400 x 5 ms = 2 s
+    probe = tree.TreeProbe(pid=100, proc_root=str(tmp_path), clock=lambda: now[0], cpu_clock=lambda: next(cpu))
+
+    def tick(seconds=0.1):
+        now[0] += seconds
+        return probe()[1]
+
+    write(100, 100, kids=[101])
+    write(101, 50, private_mb=10)
+    assert tick() == pytest.approx(110) and probe.uss_reads == 1  # first sight
+    write(101, 50 + growth - 0.5, private_mb=11)  # below a new high: the last reading stands
+    assert [tick() for _ in range(3)] == [pytest.approx(110)] * 3 and probe.uss_reads == 1
+    write(101, 50 + growth + 0.5, private_mb=13)  # a new high: read at once
+    assert tick() == pytest.approx(113) and probe.uss_reads == 2
+    write(101, 50, private_mb=14)  # falls back, then a copy-on-write break: private grows, RSS does not
+    assert tick(1.0) == pytest.approx(113) and tick(0.9) == pytest.approx(113) and probe.uss_reads == 2
+    assert tick(0.2) == pytest.approx(114) and probe.uss_reads == 3  # 2.1 s after the last reading
+    write(101, 50 + growth + 0.6, private_mb=15)  # back up, but not above the highest RSS read + growth
+    assert tick() == pytest.approx(114) and probe.uss_reads == 3
+    write(100, 100, kids=[])  # the worker exited; a new one under the same pid is read at first sight
+    tick()
+    write(100, 100, kids=[101])
+    write(101, 40, private_mb=5)
+    assert tick() == pytest.approx(105) and probe.uss_reads == 4
 
 
 @linux_only
 def test_the_probe_agrees_with_psutil_on_this_process():
     import psutil
 
-    own, tree = memory.TreeProbe()()
+    own, total = tree.TreeProbe()()
     assert own == pytest.approx(psutil.Process().memory_info().rss / MB, rel=0.05)
-    assert tree >= own
+    assert total >= own

@@ -20,9 +20,11 @@ from typing import Any, Callable, Dict, Optional, Union
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from bench_support.measure.interference import InterferenceWindow
-from bench_support.measure.memory import MemoryWindow, TreeProbe
+from bench_support.measure.memory import MemoryWindow
 from bench_support.measure.power import PowerWindow
+from bench_support.measure.speed import probe_times, summarise
 from bench_support.measure.timeline import Timeline
+from bench_support.measure.tree import TreeProbe
 from bench_support.profiles import Rounds
 
 Setup = Optional[Callable[[], Any]]
@@ -110,6 +112,7 @@ class Harness:
         """
         if isinstance(rounds, Rounds):
             rounds, warmup_rounds = rounds.measured, rounds.warmup
+        probed = probe_times()  # the machine's speed, before and after the benchmark, never in a window
         for _ in range(warmup_rounds):
             _warmup_round(target, setup, teardown)
 
@@ -131,6 +134,7 @@ class Harness:
                 counted, setup=setup, teardown=teardown, rounds=rounds, warmup_rounds=0, iterations=1
             )
         self.extra_info.update(instruments.figures)
+        self.extra_info.update(summarise(probed + probe_times()))
         self.extra_info["rounds_measured"] = self.measured_rounds
         self.extra_info["rounds_warmup"] = warmup_rounds
 
@@ -146,9 +150,11 @@ class MeasuredBenchmark(BenchmarkFixture):
     _power_window: Callable[[], PowerWindow] = PowerWindow
 
     def _measured(self, call: Callable[[], Any]) -> Any:
+        probed = probe_times()
         with Instruments(self._power_window) as instruments:
             result = call()
         self.extra_info.update(instruments.figures)
+        self.extra_info.update(summarise(probed + probe_times()))
         self.extra_info["measured_around"] = "the benchmark call (calibration and warm-up included)"
         return result
 

@@ -5,20 +5,9 @@ from __future__ import annotations
 from typing import List
 
 from bench_support.metrics import HIGHER, LOWER, Metric
+from bench_support.metrics.conditions import CONDITIONS, family
 
-#: Units of figures derived from elapsed time (a share of it, for the stall fraction).
-_TIMED_UNITS = ("s", "ms", "samples/s", "MB/s", "J", "mJ", "W", "%", "IOPS")
-
-
-def _family(family: str, rows) -> List[Metric]:
-    out = []
-    for row in rows:
-        name, unit, better, meaning, *rest = row
-        key_in = rest[0] if rest else ()
-        timed = unit in _TIMED_UNITS or name == "stall_frac"
-        out.append(Metric(name, unit, family, better, meaning, tuple(key_in), timed))
-    return out
-
+_family = family
 
 VOCABULARY: List[Metric] = [
     *_family(
@@ -261,40 +250,5 @@ VOCABULARY: List[Metric] = [
             ("settings", "record", None, "the scenario's settings"),
         ],
     ),  # fmt: skip
-    *_family(
-        "interference",
-        [
-            ("foreign_cpu_share", "fraction", None, "CPU used by other processes during the rounds, of the capacity"),
-            ("foreign_cpu_s", "s", None, "that CPU time: all CPUs' busy time minus this process tree's"),
-            ("own_cpu_s", "s", None, "CPU time of this process and its children during the rounds"),
-            ("steal_share", "fraction", None, "time the hypervisor ran other guests on our CPUs, of the capacity"),
-            ("cpu_pressure_share", "fraction", None, "share of the window some task waited for a CPU (PSI)"),
-            ("memory_pressure_share", "fraction", None, "share of the window some task stalled on memory (PSI)"),
-            ("thermal_throttle_events", "count", None, "thermal throttle events of the CPUs during the rounds"),
-            ("cpu_freq_min_mhz", "MHz", None, "lowest clock of the fastest CPU over the rounds"),
-            ("cpu_freq_max_mhz", "MHz", None, "highest clock seen"),
-            ("cpu_freq_limit_mhz", "MHz", None, "the CPUs' maximum clock (cpuinfo_max_freq)"),
-            ("temp_max_c", "°C", None, "highest thermal-zone temperature over the rounds"),
-            ("throttled", "flag", None, "a throttle event, or the fastest CPU below 90 % of its maximum"),
-            ("throttled_unavailable", "text", None, "why throttling could not be judged"),
-            ("sampler_cpu_s", "s", None, "CPU time of the suite's own sampling thread over the rounds"),
-            ("sampler_cpu_share", "fraction", None, "that time over the window: an estimate of what sampling costs"),
-        ],
-    ),  # fmt: skip
-    *_family(
-        "timeline",
-        [
-            ("timeline", "record", None, "the rounds as series: t_s, rss_tree_mb, cpu_pct, read_mb_s, clock, power"),
-            ("steps", "record", None, "--trace-steps: each step's fetch_s and compute_s, one list per epoch"),
-        ],
-    ),  # fmt: skip
-    *_family(
-        "run",
-        [
-            ("rounds_measured", "count", None, "rounds pytest-benchmark timed"),
-            ("rounds_warmup", "count", None, "untimed rounds before them"),
-            ("validity", "record", None, "noisy / invalid flags and their reasons"),
-            ("measured_around", "text", None, "plain benchmark fixture: what the memory and power windows span"),
-        ],
-    ),  # fmt: skip
+    *CONDITIONS,
 ]

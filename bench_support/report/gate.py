@@ -17,8 +17,10 @@ beyond noise:
 - every metric: the run history band, twice the metric's standard deviation over this
   device's earlier runs when there are at least two (measured here: 27 % between two
   honest runs whose rounds agreed within 5 %);
-- not judged (instead of failing): fewer than 3 rounds on either side, or a result whose
-  ``extra_info.validity`` says ``contended`` or ``throttled`` on either side (missing: false).
+- not judged (instead of failing): fewer than 3 rounds on either side, a result whose
+  ``extra_info.validity`` says ``contended`` or ``throttled`` on either side (missing: false),
+  and, for time-derived figures, a pair whose speed probe (``speed_probe_ms``, the same fixed
+  workload timed around each benchmark) moved more than ``runs.MACHINE_BAND`` between the runs.
 A positive threshold means "higher is worse" (``energy_j:5%``), a negative one
 "lower is worse" (``samples_per_s:-5%``).
 
@@ -44,7 +46,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from bench_support import metrics
 from bench_support.report.ranks import EXACT_MAX_N, mann_whitney_p  # noqa: F401 - part of the gate's API
-from bench_support.report.runs import TIME_METRICS, Run, metric, rounds_of, spread
+from bench_support.report.runs import TIME_METRICS, Run, machine_moved, metric, rounds_of, spread
 
 MIN_GATE_ROUNDS = 3
 #: Per unit, the magnitude at or below which a figure counts as zero (see the module doc).
@@ -184,6 +186,10 @@ def _judge(
     disturbed = disturbance(old_bench, bench)
     if disturbed:
         note = f"not judged: {disturbed}; a disturbed run is no evidence of a regression"
+        return Verdict(bench["name"], name, old, new, False, test, note, judged=False)
+    moved = machine_moved(old_bench, bench) if timed_stat or metrics.is_timed(name) else ""
+    if moved:
+        note = f"not judged: {moved}; a time-derived change is then no evidence of a regression"
         return Verdict(bench["name"], name, old, new, False, test, note, judged=False)
     if timed_stat:
         rounds = min(len(rounds_of(old_bench)), len(rounds_of(bench)))

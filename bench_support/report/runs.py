@@ -158,3 +158,18 @@ def metric(bench: Dict[str, Any], name: str) -> Optional[float]:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         return None
     return float(value)
+
+
+#: How far the speed probe (``speed_probe_ms``) may move between two runs before a change of a
+#: time-derived figure is put down to the machine rather than the benchmark (README, Noise).
+MACHINE_BAND = 0.10
+
+
+def machine_moved(before: Optional[Dict[str, Any]], bench: Dict[str, Any]) -> str:
+    """'the machine ran 14 % slower (speed probe 6.1 → 7.0 ms)' when the probe moved beyond the band, else ""."""
+    old = metric(before, "speed_probe_ms") if before else None
+    new = metric(bench, "speed_probe_ms")
+    if not old or not new or abs(new / old - 1) <= MACHINE_BAND:
+        return ""
+    pace = "slower" if new > old else "faster"
+    return f"the machine ran {abs(new / old - 1):.0%} {pace} (speed probe {old:.3g} → {new:.3g} ms)"

@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from bench_support import metrics
 from bench_support.measure.machine import stable_differences
-from bench_support.report.runs import Run, metric
+from bench_support.report.runs import Run, machine_moved, metric
 from bench_support.report.validity import flag, validity
 
 #: The family whose first figure a group without key figures shows: the process's memory peak.
@@ -106,6 +106,9 @@ def _changes(group: str, before: Optional[Dict[str, Any]], bench: Dict[str, Any]
         new_v = metric(bench, key)
         if old_v is not None or new_v is not None:
             parts.append(f"{key} {fmt_number(old_v)} → {fmt_number(new_v)}{fmt_change(old_v, new_v)}")
+    moved = machine_moved(before, bench)
+    if moved:
+        parts.append(f"{moved}: the time changes above may be the machine's")
     return parts
 
 
