@@ -83,6 +83,18 @@ def test_validity_says_why_a_result_is_contended_or_throttled():
     assert old["contended"] is None and old["throttled"] is None and old["throttled_unavailable"]
 
 
+def test_validity_says_when_a_noisy_result_ran_on_a_machine_that_was_itself_noisy():
+    def noisy(**info):
+        bench = _bench(**info)
+        bench["stats"].update(rounds=8, median=1.0, iqr=0.3)
+        return bench
+
+    assert validity(noisy(speed_probe_iqr=0.04), "quick")["conditions"] == []
+    shaky = validity(noisy(speed_probe_iqr=0.29), "quick")
+    assert shaky["conditions"] == ["the machine's own speed varied: the speed probe's IQR/median was 0.29"]
+    assert validity(_bench(speed_probe_iqr=0.29), "quick")["conditions"] == []  # a steady result needs no excuse
+
+
 BUSY = "import os, time\nend = time.monotonic() + 30\nwhile time.monotonic() < end: pass\n"
 
 

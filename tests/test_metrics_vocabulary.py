@@ -11,7 +11,7 @@ import dataclasses
 import pytest
 
 from bench_support import metrics
-from bench_support.report import plots, tables
+from bench_support.report import plot_data, plots, tables
 from bench_support.report.runs import Run
 
 #: The benchmark groups of the suite (benchmarks/*.py ``pytest.mark.benchmark(group=...)``).
@@ -140,9 +140,12 @@ def test_key_figures_of_every_group_are_in_the_vocabulary():
 
 
 def test_what_the_plots_draw_is_in_the_vocabulary():
-    for figure in (plots.LOADER_RATE, plots.TRAINING_ENERGY, plots.ENERGY_PER_SAMPLE, plots.TRAINING_RSS):
+    data = plot_data
+    for figure in (data.LOADER_RATE, data.TRAINING_ENERGY, data.ENERGY_PER_SAMPLE, data.TRAINING_RSS):
         assert figure.resolve().name in metrics.METRICS
-    assert [p.name for p in plots.checkpoint_phases()] == list(plots.CHECKPOINT_PHASES)
+    assert [p.name for p in data.checkpoint_phases()] == list(data.CHECKPOINT_PHASES)
+    for name in (data.RSS_BASELINE, data.RSS_DELTA, data.RSS_TREE):
+        assert metrics.METRICS[name].family == "memory" and metrics.METRICS[name].unit == "MB"
 
 
 def test_a_plotted_checkpoint_phase_missing_from_the_vocabulary_is_an_error_not_an_empty_plot(monkeypatch):

@@ -18,7 +18,7 @@ def cache(tmp_path, monkeypatch):
     """A pretraining whose worker writes a small real checkpoint; returns (ensure, calls, lines, paths)."""
     calls, lines = [], []
 
-    def fake_worker(mode, config, cwd):
+    def fake_worker(mode, config, cwd, on_progress=None):
         calls.append(mode)
         torch.save({"model": {"w": torch.full((64,), float(len(calls)))}, "classes": ["a"]}, config["output"])
         return {"pretrain_s": 1.5, "pretrain_synth_acc": 0.9}

@@ -168,7 +168,8 @@ def test_the_report_survives_empty_corrupt_and_old_files(tmp_path, capsys):
     assert "(against 0001_old)" in out and "rss_peak_mb – → 500" in out
     with open(tmp_path / "report.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 2
-    assert len(glob.glob(str(tmp_path / "plots" / "*.png"))) == 5
+    # Only what the runs measured is drawn: one training result with its rounds, no memory parts, no power.
+    assert [os.path.basename(p) for p in glob.glob(str(tmp_path / "plots" / "*.png"))] == ["training_epoch_times.png"]
 
 
 def test_runs_saved_by_an_older_suite_are_loaded_and_compared(tmp_path):
@@ -301,3 +302,20 @@ def test_each_benchmark_is_compared_with_the_last_run_that_ran_it_alike():
     lines = compare_history(other_policy)
     assert "thread_policy: 'default' -> 'reserve'" in lines[1]
     assert "   test_a[x] (no earlier run alike)" in lines
+
+
+def test_a_peak_is_drawn_in_its_parts_and_a_plot_with_nothing_to_draw_is_removed(tmp_path):
+    from bench_support.report.plots import rss_parts, write_plots
+
+    info = {"rss_baseline_mb": 700.0, "rss_delta_mb": 50.0, "rss_peak_mb": 750.0, "rss_tree_peak_mb": 900.0}
+    latest = {"box": _run("box", 1, [_bench("test_t[m]", "training", [1.0, 1.1, 0.9], dict(info, energy_j=9.0))])}
+    parts = {"rss_at_start_mb": 0.0, "rss_baseline_mb": 700.0, "rss_delta_mb": 50.0, "rss_tree_peak_mb": 150.0}
+    assert rss_parts(latest) == {"m": parts}  # saved without the run's start figure: no start part
+    latest["box"].data["edge_bench"]["rss_at_start_mb"] = 600.0
+    assert rss_parts(latest)["m"] == dict(parts, rss_at_start_mb=600.0, rss_baseline_mb=100.0)
+    latest["box"].benchmarks()[0]["extra_info"]["rounds_measured"] = 3
+    drawn = {os.path.basename(p) for p in write_plots(latest, str(tmp_path))}
+    assert {"energy_per_epoch.png", "rss_peak_per_config.png", "training_epoch_times.png"} <= drawn
+    unpowered = {"box": _run("box", 2, [_bench("test_t[m]", "training", [1.0, 1.1, 0.9], info)])}
+    drawn = {os.path.basename(p) for p in write_plots(unpowered, str(tmp_path))}
+    assert "energy_per_epoch.png" not in drawn and not (tmp_path / "energy_per_epoch.png").exists()

@@ -48,3 +48,10 @@ def test_the_comparison_table_names_a_slower_machine():
     second = _one(2, {"samples_per_s": 70.0, "speed_probe_ms": 7.0}, _noisy(2.8))
     text = "\n".join(compare_history([first, second]))
     assert "the machine ran 40% slower (speed probe 5 → 7 ms): the time changes above may be the machine's" in text
+
+
+def test_the_comparison_names_the_run_wide_speed_change():
+    first = _one(1, {"speed_probe_ms": 4.0}, _noisy(2.0))
+    second = _one(2, {"speed_probe_ms": 5.0}, _noisy(2.0))
+    text = "\n".join(compare_history([first, second]))
+    assert "machine speed against 0001_quick: the speed probe took 25% longer (median of 1 benchmarks" in text

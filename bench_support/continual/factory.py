@@ -61,8 +61,14 @@ class Pretraining:
             f"-{self.weights}-r{PRETRAIN_RECIPE}"
         )
 
-    def ensure(self, data_dir: str, cwd: str, progress: Callable[[str], None]) -> Dict[str, Any]:
-        """The cached checkpoint and its figures; pretrains (in a worker) when missing.
+    def ensure(
+        self,
+        data_dir: str,
+        cwd: str,
+        progress: Callable[[str], None],
+        bar: Optional[Callable[[str], Callable[[int, int], None]]] = None,
+    ) -> Dict[str, Any]:
+        """The cached checkpoint and its figures; pretrains (in a worker, its steps shown by ``bar``) when missing.
 
         Returns the sidecar's figures plus ``pretrained`` (the checkpoint's path),
         ``synth_dir`` (the synthetic set) and ``pretrain_cached``.
@@ -97,7 +103,7 @@ class Pretraining:
             "epochs": self.epochs,
             "output": checkpoint,
         }
-        info = run_once("pretrain", config, cwd)
+        info = run_once("pretrain", config, cwd, bar(f"pretraining {self.model}") if bar else None)
         info.update(pretrained_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), recipe=PRETRAIN_RECIPE, weights=self.weights)
         info.update(_fingerprint(checkpoint))
         write_json_atomic(sidecar, info)

@@ -160,7 +160,7 @@ def write_plots(results: Sequence[Dict[str, Any]], targets: Sequence[str], direc
     for name, key in PLOTS:
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for index, result in enumerate(results):
-            colour = f"C{index}"
+            colour, marker = f"C{index}", "osD^v<>p"[index % 7]  # a marker per configuration: overlaps stay visible
             rows = result["epochs"]
             epochs = [r["epoch"] for r in rows]
             if key == "accuracy":
@@ -168,7 +168,7 @@ def write_plots(results: Sequence[Dict[str, Any]], targets: Sequence[str], direc
                 ax.plot(
                     [0] + epochs,
                     [before.get("acc")] + [r["acc"] for r in rows],
-                    "o-",
+                    marker + "-",
                     color=colour,
                     label=f"{result['config']} held-out photos",
                 )
@@ -187,7 +187,7 @@ def write_plots(results: Sequence[Dict[str, Any]], targets: Sequence[str], direc
                     ax.plot(epochs, [float("nan") if v is None else v for v in values], style, color=colour,
                             label=f"{result['config']} {label}")  # fmt: skip
             else:
-                ax.plot(epochs, [r[key] for r in rows], "o-", color=colour, label=result["config"])
+                ax.plot(epochs, [r[key] for r in rows], marker + "-", color=colour, label=result["config"])
         if key == "mem_peak_abs_mb" and budget_mb:
             ax.axhline(budget_mb, color="red", linestyle=":", label=f"budget {budget_mb:g} MB")
         titles = {
@@ -203,8 +203,12 @@ def write_plots(results: Sequence[Dict[str, Any]], targets: Sequence[str], direc
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+        if key == "accuracy":
+            ax.set_ylim(0, 1.05)
+        else:
+            ax.set_ylim(bottom=0)  # MB and ms from zero: a flat line is flat, not a zoomed-in wobble
+        if ax.get_legend_handles_labels()[0]:  # below the axes: a legend never covers the data
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, frameon=False)
         fig.tight_layout()
         path = os.path.join(directory, name)
         fig.savefig(path, dpi=110)

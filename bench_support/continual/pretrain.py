@@ -9,7 +9,7 @@ pretrain, the cache) is :mod:`bench_support.continual.factory`.
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -108,8 +108,8 @@ def recalibrate_batchnorm(model: nn.Module, loader) -> None:
         layer.momentum = momentum
 
 
-def pretrain(config: Dict[str, Any]) -> Dict[str, Any]:
-    """Train on synthetic images and write the checkpoint ``config["output"]``.
+def pretrain(config: Dict[str, Any], progress: Optional[Callable[[int, int], None]] = None) -> Dict[str, Any]:
+    """Train on synthetic images and write the checkpoint ``config["output"]`` (``progress(step, steps)``).
 
     ``factory_images`` images at ``factory_size`` px (a quarter of the pixels of 128:
     4x cheaper per step), photometric augmentation, Adam with a one-cycle schedule
@@ -133,7 +133,8 @@ def pretrain(config: Dict[str, Any]) -> Dict[str, Any]:
         optimizer, max_lr=PRETRAIN_LR, total_steps=config["epochs"] * steps_per_epoch
     )
     losses = []
-    for _ in range(config["epochs"]):
+    steps = config["epochs"] * steps_per_epoch
+    for epoch in range(config["epochs"]):
         model.train()
         order = torch.randperm(len(images), generator=gen)
         total = 0.0
@@ -145,6 +146,8 @@ def pretrain(config: Dict[str, Any]) -> Dict[str, Any]:
             optimizer.step()
             schedule.step()
             total += loss.item()
+            if progress is not None:
+                progress(epoch * steps_per_epoch + step + 1, steps)
         losses.append(total / steps_per_epoch)
     del images
     train_set, val_set = image_folders(config["synth_dir"], config["image_size"])

@@ -109,14 +109,20 @@ def choose_photos(data_real: str, data_dir: str, seed: int = 0) -> PhotoChoice:
 
 
 def prepare(
-    settings: Mapping[str, Any], profile: Profile, data_dir: str, root: str, live: Callable[[str], None]
+    settings: Mapping[str, Any],
+    profile: Profile,
+    data_dir: str,
+    root: str,
+    live: Callable[[str], None],
+    bar: Optional[Callable[[str], Callable[[int, int], None]]] = None,
 ) -> Scenario:
     """Photos chosen, pretraining ensured, checkpoint targets made: the scenario, ready to run.
 
     Notes (stand-ins used, files skipped, pretraining started) go to ``live`` at once,
     prefixed ``edge-bench: `` like the suite's other messages, and are kept for the
-    end-of-run summary. Raises :class:`Unavailable` when the photos cannot be used, and
-    :class:`UserError` (a :class:`~bench_support.workloads.data.DataError`, a
+    end-of-run summary; ``bar(label)`` shows the pretraining's progress. Raises
+    :class:`Unavailable` when the photos cannot be used, and :class:`UserError` (a
+    :class:`~bench_support.workloads.data.DataError`, a
     :class:`~bench_support.continual.worker.WorkerError`) when the data or the
     pretraining fails.
     """
@@ -133,7 +139,7 @@ def prepare(
     reason = choice.photo_set.unusable_reason()
     if reason:
         raise Unavailable(reason)
-    pretrained = pretraining_for(profile, settings).ensure(data_dir, root, note)
+    pretrained = pretraining_for(profile, settings).ensure(data_dir, root, note, bar)
     targets = checkpoint_targets(root)  # private folders, named after this process (see targets)
     for line in unavailable_lines(targets):
         note(line)

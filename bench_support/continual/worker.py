@@ -38,12 +38,14 @@ import tempfile
 import threading
 import time
 import traceback
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from bench_support import leftovers
 from bench_support.errors import UserError
 
 REPLY_TIMEOUT_S = 1800.0
+#: How often a long step (pretraining) reports its progress.
+PROGRESS_EVERY_S = 0.5
 #: How long ``quit`` may take before the worker's group is killed (it has answered everything by then).
 QUIT_WAIT_S = 5.0
 OWNER_ENV = "EDGE_BENCH_OWNER"
@@ -58,12 +60,25 @@ class WorkerError(UserError):
 # --- inside the worker ------------------------------------------------------------------
 
 
+def _every(seconds: float, send: Callable[[int, int], None]) -> Callable[[int, int], None]:
+    """``send`` at most every ``seconds``, and always the last step: progress must not flood the pipe."""
+    last = [float("-inf")]
+
+    def maybe(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done >= total or now - last[0] >= seconds:
+            last[0] = now
+            send(done, total)
+
+    return maybe
+
+
 def _serve(mode: str, config: Dict[str, Any], reply) -> bool:
     """Answer the commands; False when stdin ended without ``quit``."""
     if mode == "pretrain":
         from bench_support.continual.pretrain import pretrain
 
-        reply(pretrain(config))
+        reply(pretrain(config, _every(PROGRESS_EVERY_S, lambda done, total: reply({"progress": [done, total]}))))
         return True
     from bench_support.continual.finetune import FineTune
 
@@ -191,19 +206,27 @@ class Worker:
     def __exit__(self, exc_type, exc, tb) -> None:
         self.close(kill=exc_type is not None and not issubclass(exc_type, Exception))
 
-    def read(self, timeout_s: float = REPLY_TIMEOUT_S) -> Dict[str, Any]:
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
-        if not ready:
-            self.close(kill=True)
-            raise WorkerError(f"continual-learning worker gave no answer in {timeout_s:.0f} s")
-        line = self.proc.stdout.readline()
-        if not line:
-            self.proc.wait()
-            raise WorkerError(f"continual-learning worker ended (exit {self.proc.returncode}): {self.stderr_tail()}")
-        message = json.loads(line)
-        if "error" in message:
-            raise WorkerError(message["error"])
-        return message
+    def read(
+        self, timeout_s: float = REPLY_TIMEOUT_S, on_progress: Optional[Callable[[int, int], None]] = None
+    ) -> Dict[str, Any]:
+        """The next answer; ``{"progress": [done, total]}`` lines before it go to ``on_progress``."""
+        while True:
+            ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
+            if not ready:
+                self.close(kill=True)
+                raise WorkerError(f"continual-learning worker gave no answer in {timeout_s:.0f} s")
+            line = self.proc.stdout.readline()
+            if not line:
+                self.proc.wait()
+                tail = self.stderr_tail()
+                raise WorkerError(f"continual-learning worker ended (exit {self.proc.returncode}): {tail}")
+            message = json.loads(line)
+            if "error" in message:
+                raise WorkerError(message["error"])
+            if "progress" not in message:
+                return message
+            if on_progress is not None:
+                on_progress(*message["progress"])
 
     def request(self, command: str) -> Dict[str, Any]:
         try:
@@ -247,10 +270,12 @@ class Worker:
             shutil.rmtree(self._dir, ignore_errors=True)
 
 
-def run_once(mode: str, config: Dict[str, Any], cwd: str) -> Dict[str, Any]:
-    """Start a worker for a single answer (pretraining) and wait for it."""
+def run_once(
+    mode: str, config: Dict[str, Any], cwd: str, on_progress: Optional[Callable[[int, int], None]] = None
+) -> Dict[str, Any]:
+    """Start a worker for a single answer (pretraining) and wait for it, its progress to ``on_progress``."""
     with Worker(mode, config, cwd) as worker:
-        return worker.read()
+        return worker.read(on_progress=on_progress)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from bench_support.measure.power import PowerSession
 from bench_support.measure.power_sources import open_source
 from bench_support.plugin.state import CONTINUAL, POWER, STATE, SuiteState
 from bench_support.plugin.storage import continual_run_dir
-from bench_support.plugin.terminal import live_writer, progress_writer
+from bench_support.plugin.terminal import bar_writer, live_writer, progress_writer
 from bench_support.profiles import Profile
 from bench_support.workloads import checkpoint, loading, training
 from bench_support.workloads.datasets import DatasetProvider
@@ -102,9 +102,8 @@ def continual_scenario(pytestconfig: pytest.Config, suite: SuiteState):
     """The continual-learning scenario, prepared once per module; its outputs are written at the end."""
     from bench_support.continual import scenario as continual
 
-    prepared = continual.prepare(
-        suite.continual, suite.profile, suite.data_dir, suite.project_dir, live_writer(pytestconfig)
-    )
+    live, bars = live_writer(pytestconfig), bar_writer(pytestconfig, "steps")
+    prepared = continual.prepare(suite.continual, suite.profile, suite.data_dir, suite.project_dir, live, bars)
     try:
         yield prepared
     finally:

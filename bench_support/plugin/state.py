@@ -15,6 +15,7 @@ import pytest
 
 from bench_support.errors import UserError
 from bench_support.measure import machine
+from bench_support.measure.memory import rss_now_mb
 from bench_support.profiles import PROFILES, Profile
 from bench_support.workloads.datasets import data_root_dir
 
@@ -47,6 +48,8 @@ class SuiteState:
     power_interval_s: float
     power_idle_s: float
     continual: Mapping[str, Any]
+    # RSS when the suite starts, its libraries (torch, torchvision) imported: the floor under every result.
+    rss_at_start_mb: Optional[float] = None
 
     @property
     def user_data_roots(self) -> Tuple[str, ...]:
@@ -121,4 +124,5 @@ def build_state(config: pytest.Config) -> SuiteState:
         power_interval_s=option("power_interval"),
         power_idle_s=option("power_idle_s"),
         continual=scenario.settings_from(cl_options, profile, root),
+        rss_at_start_mb=round(rss_now_mb(), 1),
     )

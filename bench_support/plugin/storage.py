@@ -147,6 +147,7 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json:
         "data_dir": state.data_dir,
         "cifar_root": state.cifar_root,
         "interrupted": config.stash.get(INTERRUPTED, False),
+        "rss_at_start_mb": state.rss_at_start_mb,
         # What makes two runs comparable beyond the profile, and whether this run ran only part of the suite.
         "settings": {
             "thread_policy": state.thread_policy,

@@ -6,6 +6,7 @@ from typing import Callable
 
 import pytest
 
+from bench_support.plugin.progress import Bar
 from bench_support.plugin.state import CONTINUAL, INTERRUPTED, SAVE_PROBLEMS, STATE
 from bench_support.report.summary import fastest_loader, fastest_loader_line
 from bench_support.report.validity import flag, validity
@@ -25,10 +26,27 @@ def live_writer(config: pytest.Config) -> Callable[[str], None]:
     return write
 
 
-def progress_writer(config: pytest.Config) -> Callable[[str], Callable[[int, int], None]]:
-    """label -> a (done, total) callback printing dataset generation progress."""
+def bar_writer(config: pytest.Config, unit: str = "") -> Callable[[str], Bar]:
+    """label -> a (done, total) progress :class:`Bar`: in place on a terminal, a line per quarter elsewhere."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
     write = live_writer(config)
-    return lambda label: lambda done, total: write(f"edge-bench: generating {label}: {done}/{total} images")
+
+    def redraw(text: str, final: bool) -> None:
+        with capture.global_and_fixture_disabled():
+            reporter.ensure_newline()  # off pytest's progress line ("benchmarks/test_x.py ..")
+            reporter.rewrite("edge-bench: " + text, erase=True)
+            if final:
+                reporter.write("\n")
+
+    on_terminal = reporter is not None and capture is not None and getattr(reporter, "isatty", False)
+    return lambda label: Bar(label, lambda text: write("edge-bench: " + text), redraw if on_terminal else None, unit)
+
+
+def progress_writer(config: pytest.Config) -> Callable[[str], Bar]:
+    """label -> a (done, total) callback showing dataset generation."""
+    bars = bar_writer(config, "images")
+    return lambda label: bars(f"generating {label}")
 
 
 def pytest_report_header(config: pytest.Config):

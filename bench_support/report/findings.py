@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-from bench_support.report.plots import benches, latest_with
+from bench_support.report.plot_data import benches, latest_with
 from bench_support.report.runs import Run, metric
 from bench_support.report.summary import describe
 

@@ -6,6 +6,7 @@ vocabulary (``bench_support.metrics.key_figures``) when the table is made.
 
 from __future__ import annotations
 
+import statistics
 from itertools import combinations
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -86,6 +87,8 @@ def compare_history(runs: List[Run]) -> List[str]:
     changes = settings_differences(previous, new)
     if changes:
         lines.append(f"   not compared with the previous run {previous.label}: " + "; ".join(changes))
+    if same:
+        lines.extend(_speed_line(same[-1], new))
     for group, benches in sorted(_groups(new).items()):
         lines.append(f"-- {group}")
         for bench in benches:
@@ -95,6 +98,26 @@ def compare_history(runs: List[Run]) -> List[str]:
             lines.append(f"   {bench['name']}{flag(validity(bench, new.profile))} ({against})")
             lines.append("      " + "; ".join(_changes(group, before, bench)))
     return lines
+
+
+def _speed_line(old: Run, new: Run) -> List[str]:
+    """The run-wide change of the speed probe: the median over the benchmarks both runs probed."""
+    before = {b["name"]: metric(b, "speed_probe_ms") for b in old.benchmarks()}
+    ratios = sorted(
+        now / before[b["name"]]
+        for b in new.benchmarks()
+        for now in [metric(b, "speed_probe_ms")]
+        if now and before.get(b["name"])
+    )
+    if not ratios:
+        return []
+    middle = statistics.median(ratios)
+    pace = "slower" if middle > 1 else "faster"
+    return [
+        f"   machine speed against {old.label}: the speed probe took {abs(middle - 1):.0%} "
+        f"{'longer' if middle > 1 else 'less'} (median of {len(ratios)} benchmarks; {pace} machine, "
+        f"per benchmark {ratios[0] - 1:+.0%} … {ratios[-1] - 1:+.0%})"
+    ]
 
 
 def _changes(group: str, before: Optional[Dict[str, Any]], bench: Dict[str, Any]) -> List[str]:

@@ -44,6 +44,10 @@ def validity(bench: Dict[str, Any], profile_name: Optional[str]) -> Dict[str, An
     steal = info.get("steal_share")
     if isinstance(steal, (int, float)) and steal > 0.05:
         why.append(f"the hypervisor took {steal:.0%} of the CPU (steal)")
+    probe = info.get("speed_probe_iqr")
+    if isinstance(probe, (int, float)) and probe > NOISY and ((rel is not None and rel > NOISY) or reasons):
+        # A noisy result, and the same fixed work repeated around it varied too: the machine was noisy.
+        why.append(f"the machine's own speed varied: the speed probe's IQR/median was {probe:.2f}")
     out = {
         "iqr_over_median": rel,
         "noisy": rel is not None and rel > NOISY,
