@@ -47,8 +47,10 @@ def run_files(device_folder: str) -> List[str]:
     return sorted(glob.glob(os.path.join(glob.escape(device_folder), "*", "*.json")))
 
 
-def has_runs(device_folder: str) -> bool:
-    return bool(glob.glob(os.path.join(glob.escape(storage_dir(device_folder)), "*.json")))
+def compared_run_files(device_folder: str) -> List[str]:
+    """The runs pytest-benchmark can compare with: those in this interpreter's storage folder."""
+    return glob.glob(os.path.join(glob.escape(storage_dir(device_folder)), "*.json"))
+
 
 
 def next_run_label(device_folder: str, name: str) -> str:

@@ -15,7 +15,15 @@ from pytest_benchmark.session import PerformanceRegression
 from bench_support import leftovers, netguard
 from bench_support.errors import Unavailable, UserError
 from bench_support.measure import jetson_setup
-from bench_support.plugin.state import FAILED_AFTER_TESTS, INTERRUPTED, SAVE_PROBLEMS, SESSION, STATE, build_state
+from bench_support.plugin.state import (
+    COMPARED_WITH,
+    FAILED_AFTER_TESTS,
+    INTERRUPTED,
+    SAVE_PROBLEMS,
+    SESSION,
+    STATE,
+    build_state,
+)
 from bench_support.plugin.storage import (
     configure_storage,
     drop_unfinished,
@@ -47,7 +55,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not config.getoption("allow_network"):
         netguard.install()
     if state.results_dir:
-        configure_storage(config, state.results_dir, state.profile.name)
+        config.stash[COMPARED_WITH] = configure_storage(config, state.results_dir, state.profile.name)
     silence_default_machine_info_comparison(config)
 
 

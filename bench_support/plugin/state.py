@@ -25,6 +25,7 @@ POWER = pytest.StashKey[Any]()  # the PowerSession, once the first benchmark ope
 CONTINUAL = pytest.StashKey[Any]()  # the continual scenario's Outcome, once it finished
 INTERRUPTED = pytest.StashKey[bool]()  # Ctrl-C: the run is saved with what finished, and says so
 SAVE_PROBLEMS = pytest.StashKey[List[str]]()  # saves that failed: the run fails
+COMPARED_WITH = pytest.StashKey[str]()  # which saved run pytest-benchmark compares with, and why that one
 FAILED_AFTER_TESTS = pytest.StashKey[bool]()  # something raised after the tests (a compare-fail gate)
 
 

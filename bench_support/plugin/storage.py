@@ -21,15 +21,29 @@ from bench_support.report.validity import validity
 SUITE_VERSION = "0.1.0"
 
 
-def configure_storage(config: pytest.Config, device_folder: str, run_name: str) -> None:
-    """Save into the device's own folder; compare with its previous run if it has one."""
+def configure_storage(config: pytest.Config, device_folder: str, run_name: str) -> str:
+    """Save into the device's own folder; compare with its last run of the same profile.
+
+    pytest-benchmark alone compares with the newest run, whatever its profile: a smoke run
+    against a quick one reads as -90 %. Returns the line saying which run is compared and
+    why (or why none is).
+    """
     option = config.option
     option.benchmark_storage = "file://" + device_folder
     if not option.benchmark_save and not option.benchmark_autosave:
         option.benchmark_save = run_name
     option.benchmark_save_data = True  # per-round data: comparisons need more than a mean
-    if results.has_runs(device_folder) and not option.benchmark_compare:
-        option.benchmark_compare = True
+    if option.benchmark_compare:
+        return f"compared with run {option.benchmark_compare} as asked (--benchmark-compare)"
+    labels = sorted(os.path.splitext(os.path.basename(p))[0] for p in results.compared_run_files(device_folder))
+    if not labels:
+        return ""
+    alike = [label for label in labels if label.split("_", 1)[-1] == run_name]
+    if not alike:
+        return f"not compared: no earlier {run_name} run here (the last run, {labels[-1]}, used another profile)"
+    option.benchmark_compare = alike[-1].split("_", 1)[0]
+    later = f"; {labels[-1]}, newer, used another profile" if labels[-1] != alike[-1] else ""
+    return f"compared with {alike[-1]}, the last {run_name} run of this device{later}"
 
 
 def silence_default_machine_info_comparison(config: pytest.Config) -> None:
@@ -128,6 +142,10 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: Di
 def pytest_benchmark_compare_machine_info(config, benchmarksession, machine_info, compared_benchmark) -> None:
     saved = compared_benchmark.get("machine_info", {}).get("device", {})
     changes = machine.stable_differences(machine_info.get("device", {}), saved)
+    then = (compared_benchmark.get("edge_bench") or {}).get("profile")
+    state = config.stash.get(STATE, None)
+    if then and state is not None and then != state.profile.name:
+        changes.append(f"profile {then} -> {state.profile.name}: the times are not comparable")
     if changes:
         benchmarksession.logger.warning("the compared run was made under different conditions: " + "; ".join(changes))
 

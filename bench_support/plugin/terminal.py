@@ -7,7 +7,7 @@ from typing import Callable
 import pytest
 
 from bench_support.plugin.progress import Bar
-from bench_support.plugin.state import CONTINUAL, INTERRUPTED, SAVE_PROBLEMS, STATE
+from bench_support.plugin.state import COMPARED_WITH, CONTINUAL, INTERRUPTED, SAVE_PROBLEMS, STATE
 from bench_support.report.summary import fastest_loader, fastest_loader_line
 from bench_support.report.validity import flag, validity
 
@@ -59,6 +59,9 @@ def pytest_report_header(config: pytest.Config):
     ]
     if state.results_dir:
         lines.append(f"edge-bench: results saved under {state.results_dir}")
+    compared = config.stash.get(COMPARED_WITH, "")
+    if compared:
+        lines.append(f"edge-bench: {compared}")
     return lines
 
 
