@@ -58,8 +58,8 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 9))'; then
   found=$("$python" --version 2>&1)
   case "$found" in
     "Python 3.8"* | "Python 3.6"*)
-      # JetPack 5 ships 3.8 and JetPack 4 3.6, with NVIDIA torch wheels for those only (README, On a Jetson).
-      die "Python >= 3.9 is needed, found $found (JetPack 4/5?): upgrade to JetPack 6, or see README 'On a Jetson'" ;;
+      # JetPack 5 ships 3.8 and JetPack 4 3.6, with NVIDIA torch wheels for those only (docs/platforms.md, On a Jetson).
+      die "Python >= 3.9 is needed, found $found (JetPack 4/5?): upgrade to JetPack 6, or see docs/platforms.md 'On a Jetson'" ;;
     *) die "Python >= 3.9 is needed, found $found" ;;
   esac
 fi
@@ -86,6 +86,10 @@ build_env() {
     [ "$(cat .tox/cpu/.torch-index 2>/dev/null)" != "${BENCH_TORCH_INDEX_URL:-}" ]; then
     echo "run.sh: BENCH_TORCH_INDEX_URL changed: rebuilding .tox/cpu"
     recreate=(--recreate)
+  fi
+  if [ ! -x ".tox/$platform/bin/python" ] || [ ${#recreate[@]} -gt 0 ]; then
+    # pip is silent for minutes while it installs torch: say what is happening and how long it takes.
+    echo "run.sh: building .tox/$platform (torch and torchvision: ~5.5 GB on x86_64, 1-3 minutes from a local wheel cache, longer from the network)"
   fi
   "${tox[@]}" run -e "$platform" --notest ${recreate[@]+"${recreate[@]}"}
   if [ "$platform" = cpu ]; then

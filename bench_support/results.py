@@ -52,7 +52,6 @@ def compared_run_files(device_folder: str) -> List[str]:
     return glob.glob(os.path.join(glob.escape(storage_dir(device_folder)), "*.json"))
 
 
-
 def next_run_label(device_folder: str, name: str) -> str:
     """``NNNN_<name>``: the label the next run saved here gets, unless another run saves first."""
     folder = storage_dir(device_folder)

@@ -67,9 +67,9 @@ def test_benchmarks_read_the_state_not_the_command_line():
 
 
 def test_the_readme_metric_table_is_the_vocabulary():
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "metrics.md").read_text()
     assert metrics.BEGIN in readme and metrics.END in readme
-    assert metrics.readme_with_table(readme) == readme, "run: python -m bench_support.metrics --update README.md"
+    assert metrics.readme_with_table(readme) == readme, "run: python -m bench_support.metrics --update docs/metrics.md"
 
 
 def test_the_readme_table_follows_a_rename_in_the_vocabulary(monkeypatch):
@@ -78,7 +78,7 @@ def test_the_readme_table_follows_a_rename_in_the_vocabulary(monkeypatch):
     del renamed["total_ms"]
     renamed["write_total_ms"] = metrics.Metric("write_total_ms", old.unit, old.family, old.better, old.meaning)
     monkeypatch.setattr(metrics, "METRICS", renamed)
-    table = metrics.readme_with_table((REPO / "README.md").read_text())
+    table = metrics.readme_with_table((REPO / "docs" / "metrics.md").read_text())
     assert "| `write_total_ms` |" in table and "| `total_ms` |" not in table
 
 

@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -167,10 +168,15 @@ def test_results_are_saved_per_device_and_the_second_run_compares(tmp_path, shar
     assert "0001_smoke" in second.stdout and "(NOW)" in second.stdout
     assert "edge-bench: compared with 0001_smoke, the last smoke run of this device" in second.stdout
 
-    other = run_pytest(*args[:-1], "Bench Board B")
-    assert other.returncode == 0
+    other = run_pytest(*args[:-1], "Bench Board B", "--benchmark-histogram", str(tmp_path / "hist" / "h"))
+    assert other.returncode == 0, other.stdout[-3000:] + other.stderr[-3000:]
     assert [os.path.basename(p) for p in _saved_runs(results, "bench-board-b")] == ["0001_smoke.json"]
     assert "(NOW)" not in other.stdout  # nothing of its own to compare with yet
+    # pygal is in the requirements: the histogram is drawn, and its script is a local file, not a URL.
+    (svg,) = glob.glob(str(tmp_path / "hist" / "*.svg"))
+    with open(svg) as fh:
+        text = fh.read()
+    assert "<script" in text and not re.search(r'(src|href)="https?://', text)
 
 
 def test_network_access_in_a_benchmark_run_is_an_error(tmp_path):

@@ -1,6 +1,6 @@
 """The extra_info vocabulary: every figure a result carries, its unit, family and direction.
 
-The one source for the README's metric table (``python -m bench_support.metrics``
+The one source for the docs/metrics.md metric table (``python -m bench_support.metrics``
 prints it), the report's key figures, its plots and the regression gate. Names are a
 public interface: users script against them and comparisons match on them. MB means
 2**20 bytes. A figure that could not be measured is ``null`` with a sibling
@@ -62,7 +62,7 @@ def is_timed(name: str) -> bool:
 
 
 def markdown_table() -> str:
-    """The README's metric table, one row per figure, in families."""
+    """The docs/metrics.md metric table, one row per figure, in families."""
     lines = ["| name | unit | family | better | meaning | how measured |", "|---|---|---|---|---|---|"]
     for m in list(METRICS.values()) + [metric for _, metric in PATTERNS]:
         how = HOW.get(m.name, "")

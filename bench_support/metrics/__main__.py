@@ -1,4 +1,4 @@
-"""``python -m bench_support.metrics [--update README.md]``: print the metric table, or
+"""``python -m bench_support.metrics [--update docs/metrics.md]``: print the metric table, or
 rewrite the copy between the ``<!-- metrics:begin -->`` / ``<!-- metrics:end -->`` markers."""
 
 import argparse
@@ -7,7 +7,7 @@ import sys
 from bench_support.metrics import markdown_table, readme_with_table
 
 parser = argparse.ArgumentParser(prog="python -m bench_support.metrics", description=__doc__.splitlines()[0])
-parser.add_argument("--update", metavar="README", help="rewrite the table in this file")
+parser.add_argument("--update", metavar="docs/metrics.md", help="rewrite the table in this file")
 args = parser.parse_args()
 if args.update:
     with open(args.update) as fh:

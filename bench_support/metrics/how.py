@@ -1,10 +1,10 @@
-"""How each figure is measured: the README table's last column (see :mod:`bench_support.metrics`)."""
+"""How each figure is measured: the docs/metrics.md table's last column (see :mod:`bench_support.metrics`)."""
 
 from __future__ import annotations
 
 from typing import Dict
 
-#: How a figure is measured, for the README table (figures not named here are read or counted directly).
+#: How a figure is measured, for the docs/metrics.md table (figures not named here are read or counted directly).
 HOW: Dict[str, str] = {
     "timeline": "the memory sampler's 0.1 s ticks: `statm`, children's `smaps_rollup`, `/proc/<pid>/stat` and `io` "
     "of the tree, cpufreq; power from the power window; at most 400 points (bucket max / counters at bucket end)",

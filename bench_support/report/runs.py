@@ -161,7 +161,7 @@ def metric(bench: Dict[str, Any], name: str) -> Optional[float]:
 
 
 #: How far the speed probe (``speed_probe_ms``) may move between two runs before a change of a
-#: time-derived figure is put down to the machine rather than the benchmark (README, Noise).
+#: time-derived figure is put down to the machine rather than the benchmark (docs/methods.md, Noise).
 MACHINE_BAND = 0.10
 
 
