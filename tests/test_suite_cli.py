@@ -44,9 +44,12 @@ def test_every_benchmark_module_runs_and_saves_the_keys_it_saved_before(shared_d
         before = json.load(fh)
     assert sorted(run) == before["top_level"]
     # Added since: edge_bench.interrupted (a Ctrl-C'd run saves what finished and says so), settings and
-    # selection (what makes two runs comparable; whether -k or a path chose part of the suite).
-    assert sorted(set(run["edge_bench"]) - {"interrupted", "settings", "selection"}) == before["edge_bench"]
+    # selection (what makes two runs comparable; whether -k or a path chose part of the suite), and
+    # rss_at_start_mb (the RSS with the libraries imported, the floor the memory plot draws).
+    added = {"interrupted", "settings", "selection", "rss_at_start_mb"}
+    assert sorted(set(run["edge_bench"]) - added) == before["edge_bench"]
     assert run["edge_bench"]["selection"]["partial"] is False and run["edge_bench"]["settings"]["thread_policy"]
+    assert run["edge_bench"]["rss_at_start_mb"] > 50
     saved = {}
     for bench in run["benchmarks"]:
         saved.setdefault(bench["name"].split("[")[0], set()).update(bench["extra_info"])
@@ -55,9 +58,13 @@ def test_every_benchmark_module_runs_and_saves_the_keys_it_saved_before(shared_d
         unknown = sorted(k for k in keys if metrics.get(k) is None)
         assert not unknown, f"{function}: not in bench_support/metrics: {unknown}"
         fixed = {k for k in keys if k in metrics.METRICS}  # less the per-target <fs>_ms columns
-        # Added since, on every result: the interference family (other processes' CPU, pressure, throttling)
-        # and the timeline (the rounds as series).
-        fixed = {k for k in fixed if metrics.METRICS[k].family not in ("interference", "timeline")}
+        # Added since, on every result: the interference family (other processes' CPU, pressure, throttling),
+        # the timeline (the rounds as series) and the speed probe (the machine's speed around the benchmark).
+        fixed = {k for k in fixed if metrics.METRICS[k].family not in ("interference", "timeline", "speed")}
+        assert {"speed_probe_ms", "speed_probe_iqr"} <= keys, function
+        if function == "test_continual_finetune":  # added since: class-incremental figures, the import baseline
+            fixed -= {"final_acc_per_class", "final_acc_known", "final_acc_new", "new_classes", "pretrained_acc",
+                      "lift", "forgetting", "mem_import_mb"}  # fmt: skip
         assert set(before["always"][function]) <= fixed, (function, set(before["always"][function]) - fixed)
         assert fixed <= set(before["always"][function]) | set(before["sometimes"][function]), function
 

@@ -21,10 +21,17 @@ Memory (MB = 2**20 bytes), as the seed defines it:
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Sequence, Tuple
 
 import torch
 
+from bench_support.continual.incremental import (
+    extend_head,
+    imprinted_rows,
+    label_space,
+    per_class_accuracy,
+    split_known_new,
+)
 from bench_support.continual.model import (
     build_cl_model,
     finetune_optimizer,
@@ -32,14 +39,13 @@ from bench_support.continual.model import (
     head_only_train_mode,
     param_groups,
     prepare_finetune,
-    replace_final_layer,
 )
 from bench_support.continual.photos import load_photo
 from bench_support.measure.memory import rss_hwm_mb, rss_now_mb, ru_maxrss_mb
 from bench_support.metrics import MB
 from bench_support.workloads.checkpoint import CheckpointError, save_checkpoint
 from bench_support.workloads.data import CLASSES, NORM_MEAN, NORM_STD, image_folders, make_loader
-from bench_support.workloads.training import evaluate, train_epoch
+from bench_support.workloads.training import train_epoch
 
 
 def photo_transform(image_size: int, train: bool):
@@ -80,18 +86,6 @@ class PhotoDataset(torch.utils.data.Dataset):
         return self.transform(load_photo(path, self.image_size)), target
 
 
-def label_space(photo_classes: Sequence[str]) -> Tuple[List[str], bool]:
-    """(the model's output classes, whether they are the synthetic set's).
-
-    Photos of the synthetic classes (or some of them) keep the pretrained 4-way head,
-    so the synthetic validation accuracy still means something (forgetting); other
-    classes get a new final layer and no synthetic accuracy.
-    """
-    if set(photo_classes) <= set(CLASSES):
-        return list(CLASSES), True
-    return sorted(photo_classes), False
-
-
 class ScheduledStepper:
     """An optimizer whose step also steps its learning-rate schedule (what train_epoch calls)."""
 
@@ -110,26 +104,40 @@ class FineTune:
     """Everything loaded and measured before the first step; then epoch by epoch."""
 
     def __init__(self, config: Dict[str, Any]) -> None:
+        # Everything the worker imports is loaded by now: the floor under its memory figures.
+        self.import_mb = ru_maxrss_mb()
         torch.manual_seed(config["seed"])
         self.config = config
         self.device = torch.device("cpu")
-        classes, self.synthetic_labels = label_space(config["photo_classes"])
+        classes, new = label_space(config["photo_classes"])
         self.classes = classes
         index = {label: i for i, label in enumerate(classes)}
+        size, batch, workers = config["image_size"], config["batch"], config["workers"]
+        train_items = [(p, index[c]) for p, c in config["train"]]
+        held = PhotoDataset([(p, index[c]) for p, c in config["held_out"]], size, train=False)
+        self.held_loader = make_loader(held, batch, shuffle=False)  # no larger than training's: not the peak
+        self.held_counts = {
+            c: sum(1 for _, h in config["held_out"] if h == c) for c in sorted(set(config["photo_classes"]))
+        }
+        self.synth_loader = None  # no synthetic set given (a worker driven on its own): no forgetting figure
+        if config.get("synth_dir"):
+            _, synth_val = image_folders(config["synth_dir"], size)
+            self.synth_loader = make_loader(synth_val, batch, shuffle=False)
 
         self.model = build_cl_model(config["model"], num_classes=len(CLASSES))
         state = torch.load(config["pretrained"], map_location="cpu", weights_only=True)
         self.model.load_state_dict(state["model"])
-        if not self.synthetic_labels:
-            replace_final_layer(self.model, len(classes))
+        # The factory's model as it came, on the same photos: what the device knew before learning anything.
+        pretrained = self._accuracies()
+        if new:  # class-incremental: one imprinted row per new class, from its training photos
+            plain = make_loader(PhotoDataset(train_items, size, train=False), batch, shuffle=False)
+            extend_head(self.model, *imprinted_rows(self.model, plain, [index[c] for c in new]))
         self.mode = config["finetune"]
         params = prepare_finetune(self.model, self.mode)
         self.trainable = sum(p.numel() for p in params)
         self.optimizer = finetune_optimizer(config["optimizer"], param_groups(self.model, params))
 
-        size, batch, workers = config["image_size"], config["batch"], config["workers"]
-        train = PhotoDataset([(p, index[c]) for p, c in config["train"]], size, train=True)
-        held = PhotoDataset([(p, index[c]) for p, c in config["held_out"]], size, train=False)
+        train = PhotoDataset(train_items, size, train=True)
         self.train_loader = make_loader(train, batch, num_workers=workers, seed=config["seed"])
         # Cosine decay to 0 over the whole fine-tune, stepped per batch: the last epoch
         # settles instead of ending on a noisy step of batches of a few photos.
@@ -137,12 +145,6 @@ class FineTune:
             self.optimizer, T_max=max(1, config["epochs"] * len(self.train_loader))
         )
         self.stepper = ScheduledStepper(self.optimizer, schedule)
-        # Evaluation in batches no larger than training's: it must not set the memory peak.
-        self.held_loader = make_loader(held, batch, shuffle=False)
-        self.synth_loader = None
-        if self.synthetic_labels:
-            _, synth_val = image_folders(config["synth_dir"], size)
-            self.synth_loader = make_loader(synth_val, batch, shuffle=False)
         self.targets: Dict[str, str] = config["ckpt_dirs"]  # column label -> directory
         self.epoch = 0
 
@@ -150,8 +152,14 @@ class FineTune:
         # The baseline: the peak so far, just before the first fine-tune step.
         self.baseline_mb = ru_maxrss_mb()
         self.ready = {
-            "acc_before": before[0],
-            "synth_acc_before": before[1],
+            "pretrained_acc": pretrained["acc"],
+            "pretrained_acc_per_class": pretrained["acc_per_class"],
+            "pretrained_synth_acc": pretrained["synth_acc"],
+            "acc_before": before["acc"],
+            "acc_per_class_before": before["acc_per_class"],
+            "synth_acc_before": before["synth_acc"],
+            "new_classes": new,
+            "mem_import_mb": round(self.import_mb, 2),
             "mem_baseline_mb": round(self.baseline_mb, 2),
             "mem_now_before_mb": round(rss_now_mb(), 2),
             "trainable_params": self.trainable,
@@ -160,10 +168,12 @@ class FineTune:
             "torch_threads": torch.get_num_threads(),
         }
 
-    def _accuracies(self) -> Tuple[float, Optional[float]]:
-        held = evaluate(self.model, self.held_loader, self.device)
-        synth = evaluate(self.model, self.synth_loader, self.device) if self.synth_loader else None
-        return held, synth
+    def _accuracies(self) -> Dict[str, Any]:
+        """Held-out photos (overall, per class, known and new) and the synthetic set (known classes only)."""
+        held, per_class = per_class_accuracy(self.model, self.held_loader, self.classes)
+        synth = per_class_accuracy(self.model, self.synth_loader, self.classes)[0] if self.synth_loader else None
+        return {"acc": held, "acc_per_class": per_class, **split_known_new(per_class, self.held_counts),
+                "synth_acc": synth}  # fmt: skip
 
     def train_epoch(self) -> Dict[str, Any]:
         mode = head_only_train_mode if self.mode == "head" else frozen_bn_train_mode
@@ -176,11 +186,10 @@ class FineTune:
         """The epoch's row: accuracies, memory, one durable checkpoint write per target."""
         # Memory first, untimed but before evaluation and checkpointing can move it.
         peak, now, hwm = ru_maxrss_mb(), rss_now_mb(), rss_hwm_mb()
-        acc, synth = self._accuracies()
+        accuracies = self._accuracies()
         row: Dict[str, Any] = {
             "epoch": self.epoch,
-            "acc": acc,
-            "synth_acc": synth,
+            **accuracies,
             "time_s": round(self._last.epoch_s, 4),
             "loss": self._last.loss,
             "fetch_stall_s": round(self._last.fetch_stall_s, 4),

@@ -81,16 +81,23 @@ def epoch_line(row: Dict[str, Any], targets: Sequence[str]) -> str:
         parts.append(f"{label}={_num(ckpt.get('ms'), '.1f', 'ms')}" if "error" not in ckpt else f"{label}=failed")
     if row.get("synth_acc") is not None:
         parts.append(f"synth_acc={row['synth_acc']:.3f}")
+    for part in ("known", "new"):
+        if row.get(f"acc_{part}") is not None:
+            parts.append(f"{part}={row[f'acc_{part}']:.3f}")
     return " ".join(parts)
 
 
 def summary_line(result: Dict[str, Any]) -> str:
     """A configuration's end-of-run line: accuracy, time, memory, the budget's verdict."""
+    r = result
+    parts = [(part, r.get(f"final_acc_{part}")) for part in ("known", "new")]
+    split = ", ".join(f"{part} {value:.3f}" for part, value in parts if value is not None)
     line = (
-        f"continual {result['config']}: held-out acc {result['final_acc']:.3f} "
-        f"({result['photos']['source']} photos), {len(result['epochs'])} epochs in {result['finetune_s']:.1f} s, "
-        f"peak {result['mem_peak_abs_mb']:.0f} MB, delta {result['mem_delta_mb']:.0f} MB, "
-        f"now {result['mem_now_mb']:.0f} MB"
+        f"continual {r['config']}: held-out acc {r['final_acc']:.3f} ({split}; {r['photos']['source']} photos), "
+        f"pretrained {r['pretrained_acc']:.3f} (lift {r['lift']:+.3f}), "
+        + (f"forgetting {100 * r['forgetting']:+.1f} points, " if r.get("forgetting") is not None else "")
+        + f"{len(r['epochs'])} epochs in {r['finetune_s']:.1f} s, peak {r['mem_peak_abs_mb']:.0f} MB "
+        f"(imports {r['mem_import_mb']:.0f}, training delta {r['mem_delta_mb']:.0f}), now {r['mem_now_mb']:.0f} MB"
     )
     if result["within_budget"] is not None:
         verdict = "within" if result["within_budget"] else "over"
@@ -98,12 +105,19 @@ def summary_line(result: Dict[str, Any]) -> str:
     return line
 
 
-def csv_columns(targets: Sequence[str]) -> List[str]:
+def csv_columns(targets: Sequence[str], classes: Sequence[str] = ()) -> List[str]:
     return (
         ["config", "finetune", "optimizer", "epoch", "acc", "time_s", "mem_peak_abs_mb", "mem_delta_mb", "mem_now_mb"]
         + [f"{label}_ms" for label in targets]
-        + ["synth_acc", "loss", "fetch_stall_s", "mem_hwm_mb", "ckpt_mb", "within_budget", "photos"]
+        + ["synth_acc", "acc_known", "acc_new"]
+        + [f"acc_{c}" for c in classes]
+        + ["loss", "fetch_stall_s", "mem_hwm_mb", "ckpt_mb", "within_budget", "photos"]
     )
+
+
+def held_out_classes(results: Sequence[Dict[str, Any]]) -> List[str]:
+    """Every class with held-out photos, in the order the per-class figures name them."""
+    return sorted({c for r in results for c in (r.get("final_acc_per_class") or {})})
 
 
 def csv_rows(results: Sequence[Dict[str, Any]], targets: Sequence[str]) -> List[Dict[str, Any]]:
@@ -115,9 +129,11 @@ def csv_rows(results: Sequence[Dict[str, Any]], targets: Sequence[str]) -> List[
             "config": result["config"], "finetune": result["finetune"], "optimizer": result["optimizer"],
             "epoch": 0, "acc": before.get("acc"), "synth_acc": before.get("synth_acc"),
             "within_budget": result.get("within_budget"), "photos": result["photos"]["source"],
+            **{f"acc_{c}": v for c, v in (before.get("acc_per_class") or {}).items()},
         })  # fmt: skip
         for row in result["epochs"]:
             out = {key: row.get(key) for key in csv_columns(targets) if key in row}
+            out.update({f"acc_{c}": v for c, v in (row.get("acc_per_class") or {}).items()})
             out.update(
                 config=result["config"],
                 finetune=result["finetune"],
@@ -139,7 +155,7 @@ def csv_rows(results: Sequence[Dict[str, Any]], targets: Sequence[str]) -> List[
 def write_csv(results: Sequence[Dict[str, Any]], targets: Sequence[str], path: str) -> int:
     rows = csv_rows(results, targets)
     with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=csv_columns(targets))
+        writer = csv.DictWriter(fh, fieldnames=csv_columns(targets, held_out_classes(results)))
         writer.writeheader()
         for row in rows:
             writer.writerow({k: "" if v is None else v for k, v in row.items()})
@@ -158,7 +174,11 @@ def write_plots(results: Sequence[Dict[str, Any]], targets: Sequence[str], direc
     paths = []
     source = results[0]["photos"]["source"] if results else "?"
     for name, key in PLOTS:
-        fig, ax = plt.subplots(figsize=(7, 4.5))
+        if key == "accuracy":  # beside the curves, what was learnt: each class before and after
+            fig, (ax, per_class) = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [1, 1.2]})
+            _per_class_bars(per_class, results)
+        else:
+            fig, ax = plt.subplots(figsize=(7, 4.5))
         for index, result in enumerate(results):
             colour, marker = f"C{index}", "osD^v<>p"[index % 7]  # a marker per configuration: overlaps stay visible
             rows = result["epochs"]
@@ -215,6 +235,26 @@ def write_plots(results: Sequence[Dict[str, Any]], targets: Sequence[str], direc
         plt.close(fig)
         paths.append(path)
     return paths
+
+
+def _per_class_bars(ax, results: Sequence[Dict[str, Any]]) -> None:
+    """Held-out accuracy per class: the factory's model as it came (grey), then each configuration's last epoch."""
+    classes = held_out_classes(results)
+    if not classes:
+        return
+    series = [("pretrained", "lightgray", (results[0].get("before") or {}).get("pretrained_acc_per_class") or {})]
+    series += [(r["config"], f"C{i}", r.get("final_acc_per_class") or {}) for i, r in enumerate(results)]
+    width = 0.8 / len(series)
+    for k, (label, colour, values) in enumerate(series):
+        xs = [i + (k - (len(series) - 1) / 2) * width for i in range(len(classes))]
+        ax.bar(xs, [values.get(c, 0.0) for c in classes], width=width, color=colour, label=label)
+    new = set(results[0].get("new_classes") or [])
+    ax.set_xticks(range(len(classes)))
+    ax.set_xticklabels([f"{c}\n(new)" if c in new else c for c in classes], fontsize=7)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("held-out accuracy")
+    ax.set_title("Per class: the factory's model, and after the last epoch", fontsize=10)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=3, frameon=False)
 
 
 def write_all(results, targets, directory, lines, budget_mb=None) -> Dict[str, Any]:

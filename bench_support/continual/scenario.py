@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 from bench_support.continual import outputs, photos
 from bench_support.continual.factory import pretraining_for
 from bench_support.continual.outputs import Outcome
-from bench_support.continual.standin import ensure_standin
+from bench_support.continual.standin import NEW_CLASSES, STANDIN_CLASSES, ensure_standin
 from bench_support.continual.targets import checkpoint_targets, remove_targets, unavailable_lines
 from bench_support.continual.worker import Worker
 from bench_support.errors import Unavailable, UserError
@@ -31,8 +31,9 @@ from bench_support.profiles import Profile
 
 STANDIN_PER_CLASS = 12
 #: The per-configuration figures repeated in the run's summary (edge_bench.continual).
-SUMMARY_KEYS = ("config", "final_acc", "final_synth_acc", "finetune_s", "mem_peak_abs_mb", "mem_delta_mb",
-                "mem_now_mb", "mem_baseline_mb", "rss_budget_mb", "within_budget", "trainable_params")  # fmt: skip
+SUMMARY_KEYS = ("config", "final_acc", "final_acc_known", "final_acc_new", "pretrained_acc", "lift", "forgetting",
+                "final_synth_acc", "finetune_s", "mem_peak_abs_mb", "mem_import_mb", "mem_delta_mb", "mem_now_mb",
+                "mem_baseline_mb", "rss_budget_mb", "within_budget", "trainable_params")  # fmt: skip
 
 
 def settings_from(options: Mapping[str, Any], profile: Profile, root: str) -> Mapping[str, Any]:
@@ -102,7 +103,8 @@ def choose_photos(data_real: str, data_dir: str, seed: int = 0) -> PhotoChoice:
         return PhotoChoice("user", photos.scan(data_real))
     directory = ensure_standin(data_dir, STANDIN_PER_CLASS, seed)
     note = (
-        f"no photos in {data_real}: using {STANDIN_PER_CLASS * 4} generated stand-in photos "
+        f"no photos in {data_real}: using {STANDIN_PER_CLASS * len(STANDIN_CLASSES)} generated stand-in photos, "
+        f"{len(NEW_CLASSES)} of their {len(STANDIN_CLASSES)} classes new to the model "
         f"(put yours there, named like orange_square_01.jpg, or pass --data-real DIR)"
     )
     return PhotoChoice("stand-in", photos.scan(directory), note)
@@ -195,10 +197,22 @@ class Scenario:
                 f"workers {s['workers']}, {s['epochs']} epochs on {len(self.train)} "
                 f"{self.choice.source} photos, {len(self.held_out)} held out"
             )
-            before = {"acc": ready["acc_before"], "synth_acc": ready["synth_acc_before"]}
+            before = {
+                "acc": ready["acc_before"],
+                "acc_per_class": ready["acc_per_class_before"],
+                "synth_acc": ready["synth_acc_before"],
+                "pretrained_acc": ready["pretrained_acc"],
+                "pretrained_acc_per_class": ready["pretrained_acc_per_class"],
+                "pretrained_synth_acc": ready["pretrained_synth_acc"],
+            }
+            if ready["new_classes"]:
+                self.say(
+                    f"pretrained model as it came: acc={ready['pretrained_acc']:.3f} "
+                    f"(it cannot answer {', '.join(ready['new_classes'])}: new rows imprinted from their photos)"
+                )
+            synth = before["synth_acc"]
             self.say(
-                f"epoch 0: acc={before['acc']:.3f} (pretrained, before fine-tuning)"
-                + (f" synth_acc={before['synth_acc']:.3f}" if before["synth_acc"] is not None else "")
+                f"epoch 0: acc={before['acc']:.3f} (before fine-tuning)" + (f" synth_acc={synth:.3f}" if synth else "")
             )
 
             def after() -> None:
@@ -221,12 +235,23 @@ class Scenario:
             "before": before,
             "epochs": rows,
             "final_acc": rows[-1]["acc"],
+            "final_acc_per_class": rows[-1]["acc_per_class"],
+            "final_acc_known": rows[-1]["acc_known"],
+            "final_acc_new": rows[-1]["acc_new"],
+            "new_classes": ready["new_classes"],
+            "pretrained_acc": ready["pretrained_acc"],
+            # What learning on the device added, and what it cost the known classes (points of accuracy).
+            "lift": round(rows[-1]["acc"] - ready["pretrained_acc"], 4),
             "final_synth_acc": rows[-1]["synth_acc"],
+            "forgetting": None
+            if rows[-1]["synth_acc"] is None
+            else round(ready["pretrained_synth_acc"] - rows[-1]["synth_acc"], 4),
             "finetune_s": round(sum(r["time_s"] for r in rows), 4),
             "mem_peak_abs_mb": peak,
             "mem_delta_mb": max(r["mem_delta_mb"] for r in rows),
             "mem_now_mb": rows[-1]["mem_now_mb"],
             "mem_baseline_mb": ready["mem_baseline_mb"],
+            "mem_import_mb": ready["mem_import_mb"],
             "mem_peak_method": "ru_maxrss of the fine-tune worker (started through /bin/sh: its own peak only)",
             "rss_budget_mb": budget,
             "within_budget": None if budget is None else peak <= budget,
@@ -239,8 +264,6 @@ class Scenario:
             "ckpt_targets": self.targets,
             "settings": dict(self.settings),
         }
-        if result["final_synth_acc"] is None:
-            result["synth_acc_unavailable"] = "the photos' classes are not the synthetic set's: a new head was trained"
         for label, target in self.targets.items():
             values = [(r["ckpt"].get(label) or {}).get("ms") for r in rows]
             values = [v for v in values if v is not None]

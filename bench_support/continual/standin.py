@@ -8,6 +8,11 @@ scene and into the corners, a shaded object with a soft shadow, a camera tilt
 model that only memorised the synthetic set does not do well on them; one that learnt
 colour and shape does.
 
+Besides the four classes of the factory (``CLASSES``) the set has two it never saw,
+``NEW_CLASSES``: a known shape in a new colour and a new shape in a known colour, so a
+run without the user's photos still shows what continual learning is for. The renderer
+draws any ``<colour>_<shape>`` of ``PAINTS`` x ``SHAPES``.
+
 Files follow the naming convention of ``data_real/`` (``orange_square_03.jpg``), so
 they go through exactly the same scanning and splitting as the user's photos. Every
 photo is a pure function of (seed, class, index); a set is generated once per data
@@ -27,7 +32,20 @@ from PIL import Image, ImageDraw, ImageFilter
 from bench_support.files import write_atomic, write_json_atomic
 from bench_support.workloads.data import CLASSES, DataError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: two classes the factory never saw
+#: Colours and shapes the renderer draws; the factory knows orange and blue squares and circles.
+PAINTS = {
+    "orange": (235, 125, 30),
+    "blue": (40, 85, 200),
+    "green": (40, 160, 70),
+    "red": (200, 35, 40),
+    "purple": (130, 60, 170),
+    "yellow": (230, 200, 40),
+}
+SHAPES = ("circle", "square", "triangle")
+#: The stand-in set's classes beyond the factory's: a new colour, and a new shape.
+NEW_CLASSES = ("green_circle", "orange_triangle")
+STANDIN_CLASSES = tuple(CLASSES) + NEW_CLASSES
 WIDTH, HEIGHT = 320, 240  # a small 4:3 photo
 SUPERSAMPLE = 3  # the object is drawn larger and scaled down: anti-aliased edges
 
@@ -93,7 +111,13 @@ def _object_layer(label: str, rng: np.random.Generator) -> Tuple[Image.Image, Im
     cy = rng.uniform(0.3, 0.7) * h
     if shape == "circle":
         draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=255)
-    else:
+    elif shape == "triangle":  # equilateral, about the square's area, any rotation
+        theta = rng.uniform(0, 2 * math.pi)
+        size = radius * 1.35
+        angles = [theta + k * 2 * math.pi / 3 for k in range(3)]
+        corners = [(cx + size * math.cos(a), cy + size * math.sin(a)) for a in angles]
+        draw.polygon(corners, fill=255)
+    elif shape == "square":
         theta = rng.uniform(0, math.pi / 2)
         corners = [
             (cx + radius * math.sqrt(2) * math.cos(theta + math.pi / 4 + k * math.pi / 2),
@@ -101,12 +125,14 @@ def _object_layer(label: str, rng: np.random.Generator) -> Tuple[Image.Image, Im
             for k in range(4)
         ]  # fmt: skip
         draw.polygon(corners, fill=255)
+    else:
+        raise ValueError(f"no stand-in shape {shape!r}: one of {', '.join(SHAPES)}")
     mask = mask.resize((WIDTH, HEIGHT), Image.LANCZOS)
 
     # Paint: a colour of the class, varied in hue and brightness, shaded across the
     # object as a matte surface under the scene's light.
     hue_jitter = rng.integers(-30, 31, 3)
-    paint = {"orange": (235, 125, 30), "blue": (40, 85, 200)}[colour_name]
+    paint = PAINTS[colour_name]
     paint = np.clip(np.array(paint) + hue_jitter, 0, 255).astype(np.float32)
     yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
     angle = rng.uniform(0, 2 * math.pi)
@@ -156,31 +182,39 @@ def render_photo(label: str, rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
 
 
-def file_names(per_class: int) -> List[Tuple[str, str, int]]:
+def file_names(per_class: int, classes: Sequence[str] = STANDIN_CLASSES) -> List[Tuple[str, str, int]]:
     """(file name, class, index) of a stand-in set, in the data_real naming convention."""
-    return [(f"{label}_{index + 1:02d}.jpg", label, index) for label in CLASSES for index in range(per_class)]
+    return [(f"{label}_{index + 1:02d}.jpg", label, index) for label in classes for index in range(per_class)]
 
 
-def ensure_standin(root: str, per_class: int, seed: int = 0) -> str:
+def photo_rng(seed: int, label: str, index: int) -> np.random.Generator:
+    """The generator of one stand-in photo: a pure function of (seed, class, index)."""
+    return np.random.default_rng([seed, *(ord(c) for c in label), index, 7])
+
+
+def write_photos(directory: str, names: Sequence[Tuple[str, str, int]], seed: int) -> None:
+    """Render and write stand-in photos (``file_names`` entries) into ``directory``."""
+    for name, label, index in names:
+        rng = photo_rng(seed, label, index)
+        photo = render_photo(label, rng)
+        quality = int(rng.integers(60, 86))  # phone-camera JPEG, with its block artefacts
+        write_atomic(
+            os.path.join(directory, name), lambda tmp, p=photo, q=quality: p.save(tmp, format="JPEG", quality=q), ".jpg"
+        )
+
+
+def ensure_standin(root: str, per_class: int, seed: int = 0, classes: Sequence[str] = STANDIN_CLASSES) -> str:
     """Generate the stand-in set under ``root`` once; return its directory."""
-    directory = os.path.join(root, f"standin-photos-v{FORMAT_VERSION}-{per_class}x{len(CLASSES)}-seed{seed}")
+    directory = os.path.join(root, f"standin-photos-v{FORMAT_VERSION}-{per_class}x{len(classes)}-seed{seed}")
     marker = os.path.join(directory, ".complete.json")  # hidden: not a photo
-    names = file_names(per_class)
+    names = file_names(per_class, classes)
     paths = [os.path.join(directory, n) for n, _, _ in names]
     if os.path.exists(marker) and all(os.path.isfile(p) and os.path.getsize(p) > 0 for p in paths):
         return directory
     try:
         os.makedirs(directory, exist_ok=True)
         os.chmod(directory, 0o755)  # generated, nobody's own photos: every user may read them, whatever the umask
-        for name, label, index in names:
-            rng = np.random.default_rng([seed, CLASSES.index(label), index, 7])
-            photo = render_photo(label, rng)
-            quality = int(rng.integers(60, 86))  # phone-camera JPEG, with its block artefacts
-            write_atomic(
-                os.path.join(directory, name),
-                lambda tmp, p=photo, q=quality: p.save(tmp, format="JPEG", quality=q),
-                suffix=".jpg",
-            )
+        write_photos(directory, names, seed)
         write_json_atomic(marker, {"per_class": per_class, "seed": seed, "files": len(names)})
     except OSError as exc:
         raise DataError(f"cannot write the stand-in photos under {root}: {exc.strerror or exc}") from None
