@@ -211,7 +211,7 @@ def write_plots(results: Sequence[Dict[str, Any]], targets: Sequence[str], direc
         if key == "mem_peak_abs_mb" and budget_mb:
             ax.axhline(budget_mb, color="red", linestyle=":", label=f"budget {budget_mb:g} MB")
         titles = {
-            "accuracy": ("Accuracy after each fine-tune epoch (0 = pretrained only)", "accuracy"),
+            "accuracy": ("Accuracy after each fine-tune epoch (0 = before the first step)", "accuracy"),
             "mem_peak_abs_mb": ("Peak RSS of the fine-tune process (ru_maxrss)", "MB"),
             "mem_now_mb": ("RSS at the end of each epoch (psutil)", "MB"),
             "mem_delta_mb": ("Peak RSS growth over the pre-fine-tune baseline", "MB"),
