@@ -25,6 +25,11 @@ from bench_support.files import read_json
 from bench_support.profiles import PROFILES
 from conftest import make_unwritable, run_pytest
 
+#: The end-to-end runs share one factory checkpoint pretrained on half the quick profile's images (40 s less on a
+#: 2-core VM). A weaker factory: measured with it, 6 classes (seed 777) 0.389 -> 0.667, lift +0.278; 4 known classes
+#: forgetting +0.8 points. The assertions hold for either factory; the README's figures are the quick profile's.
+TEST_FACTORY = ("--cl-pretrain-images", "4096")
+
 
 def _photo(path, label="orange_square", seed=0):
     render_photo(label, np.random.default_rng(seed)).save(path, format="JPEG", quality=80)
@@ -161,7 +166,7 @@ def test_scenario_end_to_end_outputs_match_json(tmp_path, shared_data_dir):
     results = tmp_path / "results"
     result = run_pytest(
         "benchmarks/test_continual.py",
-        "--profile", "quick", "--cl-epochs", "2", "-k", "whole-adam or head-sgd",
+        "--profile", "quick", "--cl-epochs", "2", "-k", "whole-adam or head-sgd", *TEST_FACTORY,
         "--data-dir", shared_data_dir, "--data-real", str(real), "--save-results", str(results),
         "--rss-budget-mb", "100000",
     )  # fmt: skip
@@ -208,7 +213,7 @@ def test_scenario_end_to_end_outputs_match_json(tmp_path, shared_data_dir):
 def _run_whole_adam(tmp_path, shared_data_dir, folder):
     results = tmp_path / "results"
     result = run_pytest(
-        "benchmarks/test_continual.py", "--profile", "quick", "-k", "whole-adam",
+        "benchmarks/test_continual.py", "--profile", "quick", "-k", "whole-adam", *TEST_FACTORY,
         "--data-dir", shared_data_dir, "--data-real", str(folder), "--save-results", str(results),
     )  # fmt: skip
     out = result.stdout + result.stderr
