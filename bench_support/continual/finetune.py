@@ -21,6 +21,7 @@ Memory (MB = 2**20 bytes), as the seed defines it:
 from __future__ import annotations
 
 import os
+from collections import Counter
 from typing import Any, Dict, Sequence, Tuple
 
 import torch
@@ -116,9 +117,7 @@ class FineTune:
         train_items = [(p, index[c]) for p, c in config["train"]]
         held = PhotoDataset([(p, index[c]) for p, c in config["held_out"]], size, train=False)
         self.held_loader = make_loader(held, batch, shuffle=False)  # no larger than training's: not the peak
-        self.held_counts = {
-            c: sum(1 for _, h in config["held_out"] if h == c) for c in sorted(set(config["photo_classes"]))
-        }
+        self.held_counts = Counter(c for _, c in config["held_out"])
         self.synth_loader = None  # no synthetic set given (a worker driven on its own): no forgetting figure
         if config.get("synth_dir"):
             _, synth_val = image_folders(config["synth_dir"], size)

@@ -51,8 +51,3 @@ def probe_times(reps: int = PROBE_REPS, clock: Callable[[], float] = time.perf_c
         if rep:  # the first fills caches and the allocator: not the machine's steady speed
             times.append(elapsed)
     return times
-
-
-def speed_probe(reps: int = PROBE_REPS) -> Dict[str, float]:
-    """``speed_probe_ms`` and ``speed_probe_iqr`` measured now."""
-    return summarise(probe_times(reps))

@@ -176,9 +176,10 @@ def rss_parts(latest: Dict[str, Run]) -> Dict[str, Dict[str, float]]:
     data, what earlier benchmarks left to the allocator), what the rounds added, and the DataLoader
     workers' private pages on top. Runs saved without the start figure draw no start part."""
     parts: Dict[str, Dict[str, float]] = {}
+    rss = TRAINING_RSS.resolve().name
     for device, bench in benches(latest, "training"):
         base, delta = metric(bench, RSS_BASELINE), metric(bench, RSS_DELTA)
-        peak, tree = metric(bench, TRAINING_RSS.resolve().name), metric(bench, RSS_TREE)
+        peak, tree = metric(bench, rss), metric(bench, RSS_TREE)
         if base is None or delta is None:
             continue
         start = (latest[device].data.get("edge_bench") or {}).get(RSS_AT_START)
