@@ -5,6 +5,11 @@
 #                                               results under results/<device-id>/ and compare
 #                                               with the previous run of this device
 #   ./run.sh test [PLATFORM] [PYTEST ARGS...]   run the unit, property and smoke tests
+#   ./run.sh distributed [PLATFORM] [ARGS...]   the distributed-training benchmark (torchrun, world
+#                                               sizes 1 and 2 on this machine; docs/distributed.md)
+#   ./run.sh report [ARGS...]                   only the report over everything in results/
+#   ./run.sh fleet INVENTORY [ANSIBLE ARGS...]  run the suite on every device of an Ansible
+#                                               inventory and gather the results here (fleet/README.md)
 #
 # After the benchmarks, python -m bench_support.report compares every saved run and device;
 # BENCH_FAIL_ON="METRIC:THRESHOLD,..." (e.g. energy_j:5%,samples_per_s:-5%) makes it a gate.
@@ -19,7 +24,8 @@ die() { echo "run.sh: $*" >&2; exit 2; }
 
 command="bench"
 case "${1:-}" in
-  test | bench) command=$1; shift ;;
+  test | bench | distributed | report) command=$1; shift ;;
+  fleet) shift; exec fleet/run "$@" ;;
 esac
 
 platform=${BENCH_PLATFORM:-auto}
@@ -113,8 +119,13 @@ fi
 # output), then the benchmarks.
 build_env
 ".tox/$platform/bin/python" -m bench_support.torch_check "$platform" || exit 2
+if [ "$command" = report ]; then
+  exec ".tox/$platform/bin/python" -m bench_support.report results "$@"
+fi
 status=0
-"${tox[@]}" run -e "$platform" -- --save-results=results "$@" || status=$?
+selection=()  # the default run: benchmarks/ (pytest.ini), the distributed module left out
+[ "$command" = distributed ] && selection=(benchmarks/test_distributed.py)
+"${tox[@]}" run -e "$platform" -- ${selection[@]+"${selection[@]}"} --save-results=results "$@" || status=$?
 
 # Then the report over every saved run and device: tables, results/report.csv,
 # results/plots/. BENCH_FAIL_ON="energy_j:5%,samples_per_s:-5%" adds the regression gate.

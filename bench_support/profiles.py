@@ -107,6 +107,7 @@ _ID_FORMATS = {
     "prefetch_factor": "pf{}",
     "target": "to-{}",
     "data_root": "on-{}",
+    "world_size": "ws{}",
 }
 _BOOL_IDS = {"pin_memory": ("nopin", "pin"), "persistent_workers": ("respawn", "persistent")}
 

@@ -15,7 +15,7 @@ from bench_support.report import plot_data, plots, tables
 from bench_support.report.runs import Run
 
 #: The benchmark groups of the suite (benchmarks/*.py ``pytest.mark.benchmark(group=...)``).
-GROUPS = ("training", "dataloader", "pagecache", "checkpoint", "continual")
+GROUPS = ("training", "dataloader", "pagecache", "checkpoint", "continual", "distributed")
 #: The units the vocabulary may use, and the directions.
 UNITS = {
     "s", "ms", "MB", "MB/s", "samples/s", "J", "mJ", "W", "fraction", "%", "IOPS",

@@ -14,6 +14,7 @@ import socket
 from typing import Any, Dict, List, Optional, Tuple
 
 from bench_support.measure.jetson import jetson_facts
+from bench_support.measure.netdev import interface_facts
 from bench_support.measure.sysfs import SYSTEM_ROOT_ENV, rooted
 from bench_support.measure.sysfs import read_text as _read
 
@@ -208,6 +209,7 @@ def collect(paths: Optional[Dict[str, str]] = None, root: str = "/") -> Dict[str
         "system": system_facts(),
         "threads": thread_facts(),
         "torch": torch_facts(),
+        "network": interface_facts(root) or None,
     }
     overlay = os.environ.get(SYSTEM_ROOT_ENV)
     if overlay:  # test-only: a run on a simulated board says so rather than pass for a real one

@@ -6,6 +6,7 @@ from typing import List
 
 from bench_support.metrics import HIGHER, LOWER, Metric
 from bench_support.metrics.conditions import CONDITIONS, family
+from bench_support.metrics.scenarios import SCENARIOS
 
 _family = family
 
@@ -17,8 +18,8 @@ VOCABULARY: List[Metric] = [
                 "samples_per_s",
                 "samples/s",
                 HIGHER,
-                "training samples per second over the measured epochs",
-                ("training", "dataloader"),
+                "training samples per second over the measured epochs (all ranks together)",
+                ("training", "dataloader", "distributed"),
             ),
             ("stall_frac", "fraction", LOWER, "share of the epoch spent waiting for data", ("training",)),
             (
@@ -221,47 +222,6 @@ VOCABULARY: List[Metric] = [
             ("batch", "param", None, "batch size"),
         ],
     ),  # fmt: skip
-    *_family(
-        "continual",
-        [
-            ("final_acc", "fraction", HIGHER, "held-out accuracy on the photos after the last epoch", ("continual",)),
-            ("final_acc_known", "fraction", HIGHER, "that accuracy on the photos of the factory's classes"),
-            (
-                "final_acc_new",
-                "fraction",
-                HIGHER,
-                "that accuracy on the photos of classes new to the model",
-                ("continual",),
-            ),
-            ("final_acc_per_class", "record", None, "that accuracy per class of the held-out photos"),
-            ("pretrained_acc", "fraction", None, "held-out accuracy of the factory's model as it came (no new rows)"),
-            ("lift", "fraction", HIGHER, "final_acc minus pretrained_acc: what learning on the device added"),
-            ("forgetting", "fraction", LOWER, "synthetic accuracy lost on the known classes (pretrained minus final)"),
-            ("new_classes", "list", None, "the photos' classes the factory never saw: imprinted rows"),
-            ("mem_import_mb", "MB", None, "worker peak once its libraries are imported, before the model"),
-            ("finetune_s", "s", LOWER, "fine-tune time over all epochs", ("continual",)),
-            ("mem_peak_abs_mb", "MB", LOWER, "ru_maxrss of the fine-tune worker", ("continual",)),
-            ("mem_delta_mb", "MB", LOWER, "that peak minus its value before the first step", ("continual",)),
-            ("mem_now_mb", "MB", None, "worker RSS after the last epoch"),
-            ("mem_baseline_mb", "MB", None, "worker peak before the first step"),
-            ("mem_peak_method", "text", None, "how the worker's peak was read"),
-            ("final_synth_acc", "fraction", HIGHER, "synthetic validation accuracy after the last epoch"),
-            ("rss_budget_mb", "MB", None, "the --rss-budget-mb given"),
-            ("within_budget", "flag", None, "peak within that budget"),
-            ("trainable_params", "count", None, "parameters the fine-tune updates"),
-            ("total_params", "count", None, "parameters of the model"),
-            ("torch_threads", "count", None, "torch threads of the worker"),
-            ("config", "text", None, "fine-tune configuration (what-optimizer)"),
-            ("finetune", "param", None, "whole network or head only"),
-            ("optimizer", "param", None, "adam or sgd"),
-            ("model_classes", "list", None, "the model's output classes"),
-            ("epochs", "list", None, "per-epoch rows: acc, time_s, memory, checkpoint latency per target"),
-            ("before", "record", None, "accuracies before fine-tuning"),
-            ("photos", "record", None, "which photos, how many, what was skipped"),
-            ("pretraining", "record", None, "the factory checkpoint and its figures"),
-            ("ckpt_targets", "record", None, "checkpoint targets and their filesystems"),
-            ("settings", "record", None, "the scenario's settings"),
-        ],
-    ),  # fmt: skip
+    *SCENARIOS,
     *CONDITIONS,
 ]

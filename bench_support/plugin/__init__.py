@@ -7,7 +7,7 @@ fixtures, the library never reaches back up here.
     options.py   command-line options, checked at parse time by ``type=`` parsers
     state.py     the frozen SuiteState built from them (the ``suite`` fixture)
     session.py   configure, Unavailable/UserError as skip/one-line failure, the exit
-    params.py    each benchmark parametrised from its module's GRID for the profile
+    params.py    each benchmark parametrised from its module's GRID for the profile; modules run on request
     storage.py   pytest-benchmark's storage, machine facts, the saved JSON's suite block
     fixtures.py  suite, profile, image_datasets, harness, power_session, ...
     terminal.py  header, live progress lines, end-of-run summary
@@ -23,11 +23,12 @@ from bench_support.plugin.fixtures import (  # noqa: F401 - fixtures are registe
     loader_config,
     power_session,
     profile,
+    single_rank_throughput,
     suite,
     torch_device,
 )
 from bench_support.plugin.options import pytest_addoption  # noqa: F401
-from bench_support.plugin.params import pytest_generate_tests  # noqa: F401
+from bench_support.plugin.params import pytest_generate_tests, pytest_ignore_collect  # noqa: F401
 from bench_support.plugin.session import (  # noqa: F401
     pytest_configure,
     pytest_runtest_call,

@@ -68,6 +68,12 @@ def _plain_benchmark_measures(request: pytest.FixtureRequest) -> None:
         measure_plain(request.getfixturevalue("benchmark"), request.getfixturevalue("power_session").window)
 
 
+@pytest.fixture(scope="session")
+def single_rank_throughput() -> dict:
+    """The distributed benchmark's samples/s at world size 1, per configuration: what the others scale against."""
+    return {}
+
+
 @pytest.fixture
 def torch_device(device: str) -> str:
     """The grid's ``device``, skipped with the reason where this machine has none."""

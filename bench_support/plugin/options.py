@@ -17,6 +17,7 @@ from bench_support.measure.power_sources import BACKENDS
 from bench_support.plugin.parsers import (
     at_least,
     existing_dir,
+    host_port,
     named_dir,
     one_line_usage_errors,
     parser_of,
@@ -228,3 +229,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     add("--rss-budget-mb", metavar="MB", type=positive_seconds("--rss-budget-mb"), default=None,
         help="mark each fine-tune configuration as within or over this peak-RSS budget")  # fmt: skip
+    # Distributed training (benchmarks/test_distributed.py, docs/distributed.md): torchrun's static rendezvous.
+    add(
+        "--dist-nnodes",
+        metavar="N",
+        type=at_least(1, "--dist-nnodes"),
+        default=1,
+        help="machines taking part in the distributed benchmark (default 1: this one, over the loopback)",
+    )
+    add(
+        "--dist-node-rank",
+        metavar="R",
+        type=at_least(0, "--dist-node-rank"),
+        default=0,
+        help="this machine's place among them, 0 to N-1; node 0 drives the rounds (default 0)",
+    )
+    add(
+        "--dist-master",
+        metavar="HOST:PORT",
+        type=host_port("--dist-master"),
+        default=None,
+        help="node 0's address and a free port there, for the rendezvous (needed with --dist-nnodes > 1; "
+        "the only non-loopback address the network guard lets the ranks reach)",
+    )
+    add(
+        "--dist-ifname",
+        metavar="IFACE",
+        default=None,
+        help="network interface gloo uses between machines, e.g. eth0 (default: gloo's choice); its sent "
+        "bytes are recorded",
+    )

@@ -10,6 +10,9 @@ The user's own targets join the grid: ``--ckpt-dir`` names extend ``target``,
 
 from __future__ import annotations
 
+import os
+from typing import Optional
+
 import pytest
 
 from bench_support.plugin.state import STATE
@@ -34,3 +37,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         # Only then: the default ids stay comparable with earlier runs.
         roots = ["data-dir", *state.user_data_roots]
         metafunc.parametrize("data_root", roots, ids=[format_id("data_root", r) for r in roots])
+
+
+#: Benchmark modules a plain ``pytest benchmarks/`` leaves out: they run when named on the
+#: command line (or through the run.sh command given here).
+ON_REQUEST = {"test_distributed.py": "./run.sh distributed"}
+
+
+def named_on_command_line(path: str, config: pytest.Config) -> bool:
+    for arg in config.args:
+        target = os.path.abspath(os.path.join(str(config.invocation_params.dir), arg.split("::")[0]))
+        if target == os.path.abspath(path):
+            return True
+    return False
+
+
+def pytest_ignore_collect(collection_path, config: pytest.Config) -> Optional[bool]:
+    if collection_path.name in ON_REQUEST and not named_on_command_line(str(collection_path), config):
+        return True
+    return None

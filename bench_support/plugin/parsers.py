@@ -136,3 +136,16 @@ def compact_usage(text: str, parser: pytest.Parser) -> str:
                 message += f" (did you mean {close[0]}?)"
                 break
     return message
+
+
+def host_port(option: str) -> Callable[[str], object]:
+    """``HOST:PORT`` (an IPv6 address in brackets: ``[fe80::1]:29500``)."""
+
+    def check(text: str) -> Tuple[str, int]:
+        host, sep, port = text.strip().rpartition(":")
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or any(c.isspace() for c in host):
+            raise UserError(f"{option} {text!r}: expected HOST:PORT, e.g. 192.168.1.20:29500")
+        return host, int(port)
+
+    return parser_of(check)

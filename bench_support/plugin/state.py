@@ -18,6 +18,7 @@ from bench_support.measure import machine
 from bench_support.measure.memory import rss_now_mb
 from bench_support.profiles import PROFILES, Profile
 from bench_support.workloads.datasets import data_root_dir
+from bench_support.workloads.torchrun import Topology
 
 STATE = pytest.StashKey["SuiteState"]()
 SESSION = pytest.StashKey[pytest.Session]()
@@ -49,6 +50,7 @@ class SuiteState:
     power_interval_s: float
     power_idle_s: float
     continual: Mapping[str, Any]
+    topology: Topology = Topology()  # the distributed benchmark's place among machines
     # RSS when the suite starts, its libraries (torch, torchvision) imported: the floor under every result.
     rss_at_start_mb: Optional[float] = None
 
@@ -72,6 +74,17 @@ def _profile(name: str) -> Profile:
     if found is None:
         raise UserError(f"profile {name!r} (--profile or $BENCH_PROFILE): expected one of {', '.join(PROFILES)}")
     return found
+
+
+def _topology(option) -> Topology:
+    nnodes, node_rank, master = option("dist_nnodes"), option("dist_node_rank"), option("dist_master")
+    if node_rank >= nnodes:
+        raise UserError(f"--dist-node-rank {node_rank}: must be below --dist-nnodes ({nnodes})")
+    if nnodes > 1 and master is None:
+        raise UserError(f"--dist-nnodes {nnodes}: give node 0's address with --dist-master HOST:PORT")
+    if nnodes == 1 and master is not None:
+        raise UserError("--dist-master: only with --dist-nnodes > 1 (one machine uses the loopback)")
+    return Topology(nnodes, node_rank, master, option("dist_ifname"))
 
 
 def build_state(config: pytest.Config) -> SuiteState:
@@ -125,5 +138,6 @@ def build_state(config: pytest.Config) -> SuiteState:
         power_interval_s=option("power_interval"),
         power_idle_s=option("power_idle_s"),
         continual=scenario.settings_from(cl_options, profile, root),
+        topology=_topology(option),
         rss_at_start_mb=round(rss_now_mb(), 1),
     )

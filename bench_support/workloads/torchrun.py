@@ -1,0 +1,254 @@
+"""torchrun: launching it from the benchmark process, and its entry point behind the network guard.
+
+:class:`Launch` starts PyTorch's launcher (``torch.distributed.run``, what the
+``torchrun`` command runs) with one process per rank on this node, each running
+:mod:`bench_support.workloads.distributed_rank`, and talks to local rank 0 over a Unix
+socket. The suite starts no process group of its own: rendezvous, rank assignment and
+the workers' lifetime are torchrun's.
+
+It is started as ``python -m bench_support.workloads.torchrun [torchrun's arguments]``:
+:func:`main` installs the network guard first, allowing the loopback and the rendezvous
+host the user named (``EDGE_BENCH_ALLOWED_HOSTS``), then hands over to torchrun unchanged.
+On one machine the rendezvous is torchrun's static one at a free loopback port and gloo
+is pinned to ``lo``; across boards every node runs the same benchmark with
+``--dist-nnodes``, ``--dist-node-rank``, ``--dist-master HOST:PORT`` (torchrun's
+``--nnodes``, ``--node-rank``, ``--master-addr``, ``--master-port``) and optionally
+``--dist-ifname`` (``docs/distributed.md``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+from bench_support import leftovers
+from bench_support.errors import Unavailable, UserError
+
+ALLOWED_HOSTS_ENV = "EDGE_BENCH_ALLOWED_HOSTS"
+#: Starting the ranks (each imports torch and builds the model) may take this long.
+READY_TIMEOUT_S = 300.0
+LOOPBACK = "127.0.0.1"
+REPLY_TIMEOUT_S = 1800.0
+QUIT_WAIT_S = 10.0
+
+
+class DistributedError(UserError):
+    """The distributed launch failed; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Where this node stands: one machine by default, or node ``node_rank`` of ``nnodes``."""
+
+    nnodes: int = 1
+    node_rank: int = 0
+    master: Optional[Tuple[str, int]] = None  # rendezvous host and port (node 0's address)
+    ifname: Optional[str] = None  # gloo's network interface
+
+    @property
+    def single(self) -> bool:
+        return self.nnodes == 1
+
+    @property
+    def interface(self) -> Optional[str]:
+        """The interface the ranks talk over, when known: ``lo`` on one machine."""
+        return "lo" if self.single else self.ifname
+
+    @property
+    def allowed_hosts(self) -> List[str]:
+        return [self.master[0]] if self.master else []
+
+
+def procs_per_node(world_size: int, topology: Topology) -> int:
+    """Ranks this node starts for ``world_size``; Unavailable when the world does not split evenly."""
+    if world_size % topology.nnodes:
+        raise Unavailable(f"world size {world_size} does not split over {topology.nnodes} nodes")
+    return world_size // topology.nnodes
+
+
+def threads_per_rank(nproc: int, cores: Optional[int] = None) -> int:
+    """The node's usable cores shared by its ranks (torchrun's own default would be 1 thread each)."""
+    if cores is None:
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # not Linux
+            cores = os.cpu_count() or 1
+    return max(1, cores // nproc)
+
+
+def torchrun_command(topology: Topology, nproc: int, config_path: str) -> List[str]:
+    command = [sys.executable, "-m", "bench_support.workloads.torchrun", f"--nproc-per-node={nproc}"]
+    # torchrun's static rendezvous; on one machine at a free loopback port the wrapper picks.
+    host, port = topology.master or (LOOPBACK, 0)
+    command += [
+        f"--nnodes={topology.nnodes}",
+        f"--node-rank={topology.node_rank}",
+        f"--master-addr={host}",
+        f"--master-port={port}",
+    ]
+    return command + ["--max-restarts=0", "-m", "bench_support.workloads.distributed_rank", config_path]
+
+
+class Launch:
+    """A running torchrun launch: ``request(cmd)`` runs one command on every rank, returns the answer.
+
+    A context manager: leaving the block ends the launch (``quit``, then the process
+    group is killed; at once on Ctrl-C). Only node 0 sends commands; another node's
+    ``request`` waits for the answer of its local rank 0.
+    """
+
+    def __init__(self, config: Dict[str, Any], nproc: int, topology: Topology, cwd: str) -> None:
+        self.topology = topology
+        self.proc: Optional[subprocess.Popen] = None
+        self._conn: Optional[socket.socket] = None
+        self._dir = tempfile.mkdtemp(prefix=f"edge-bench-ddp-{leftovers.owner_tag()}-")
+        try:
+            self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            control = os.path.join(self._dir, "control.sock")
+            self._listener.bind(control)
+            self._listener.listen(1)
+            config = dict(config, control=control, allowed_hosts=topology.allowed_hosts)
+            config_path = os.path.join(self._dir, "config.json")
+            with open(config_path, "w") as fh:
+                json.dump(config, fh)
+            self._log = open(os.path.join(self._dir, "torchrun.log"), "w+")
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (cwd, env.get("PYTHONPATH")) if p)
+            env[ALLOWED_HOSTS_ENV] = ",".join(topology.allowed_hosts)
+            env["OMP_NUM_THREADS"] = str(config["threads_per_rank"])
+            if topology.interface:
+                env["GLOO_SOCKET_IFNAME"] = topology.interface
+            env["TORCHELASTIC_ERROR_FILE"] = os.path.join(self._dir, "error.json")
+            self.proc = subprocess.Popen(
+                torchrun_command(topology, nproc, config_path),
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                cwd=cwd,
+                env=env,
+                start_new_session=True,  # the agent and its ranks: one group, killed together
+            )
+            self.ready = self._accept()["ready"]
+        except BaseException:
+            self.close(kill=True)
+            raise
+
+    def __enter__(self) -> Launch:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(kill=exc_type is not None and not issubclass(exc_type, Exception))
+
+    def _accept(self) -> Dict[str, Any]:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self._listener], [], [], 0.2)
+            if ready:
+                self._conn, _ = self._listener.accept()
+                self._reader = self._conn.makefile("r")
+                return self.read()
+            if self.proc is not None and self.proc.poll() is not None:
+                raise DistributedError(f"torchrun ended before the ranks started: {self.log_tail()}")
+        raise DistributedError(f"the ranks did not start within {READY_TIMEOUT_S:.0f} s: {self.log_tail()}")
+
+    def read(self, timeout_s: float = REPLY_TIMEOUT_S) -> Dict[str, Any]:
+        assert self._conn is not None
+        ready, _, _ = select.select([self._conn], [], [], timeout_s)
+        line = self._reader.readline() if ready else None
+        if line is None:
+            raise DistributedError(f"the ranks gave no answer in {timeout_s:.0f} s")
+        if not line:
+            if self.proc is not None:
+                try:
+                    self.proc.wait(timeout=QUIT_WAIT_S)
+                except subprocess.TimeoutExpired:
+                    pass
+            raise DistributedError(f"the ranks ended: {self.log_tail()}")
+        message = json.loads(line)
+        if "error" in message:
+            raise DistributedError(message["error"])
+        return message
+
+    def request(self, command: str) -> Dict[str, Any]:
+        if self.topology.node_rank == 0:
+            assert self._conn is not None
+            try:
+                self._conn.sendall((json.dumps({"cmd": command}) + "\n").encode())
+            except OSError:
+                raise DistributedError(f"the ranks ended: {self.log_tail()}") from None
+        return self.read()
+
+    def log_tail(self) -> str:
+        """The most telling line torchrun or a rank printed: the last exception, else the last line."""
+        try:
+            self._log.flush()
+            self._log.seek(0)
+            lines = [ln.strip() for ln in self._log.read().splitlines() if ln.strip()]
+        except (OSError, ValueError, AttributeError):
+            return "no message"
+        errors = [ln for ln in lines if ln.split(":")[0].endswith(("Error", "Exception", "Forbidden"))]
+        return (errors or lines or ["no message"])[-1][:300]
+
+    def close(self, kill: bool = False) -> None:
+        """End the launch and remove its folder; safe to call twice."""
+        try:
+            if self.proc is not None and not kill and self.proc.poll() is None and self._conn is not None:
+                try:
+                    if self.topology.node_rank == 0:
+                        self._conn.sendall(b'{"cmd": "quit"}\n')
+                    self.proc.wait(timeout=QUIT_WAIT_S)
+                except (OSError, subprocess.TimeoutExpired):
+                    pass
+        finally:
+            if self.proc is not None:
+                if self.proc.poll() is None:
+                    try:
+                        os.killpg(self.proc.pid, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
+                self.proc.wait()
+            for closable in (getattr(self, "_reader", None), self._conn, getattr(self, "_listener", None)):
+                if closable is not None:
+                    try:
+                        closable.close()
+                    except OSError:
+                        pass
+            log = getattr(self, "_log", None)
+            if log is not None:
+                log.close()
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+
+# --- torchrun's entry point, guarded ------------------------------------------------------
+
+
+def free_loopback_port_arg(arg: str) -> str:
+    """``--master-port=0`` becomes a port free on the loopback now (the kernel's pick)."""
+    if arg != "--master-port=0":
+        return arg
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        return f"--master-port={probe.getsockname()[1]}"
+
+
+def main() -> None:
+    from bench_support import netguard
+
+    netguard.install([h for h in os.environ.get(ALLOWED_HOSTS_ENV, "").split(",") if h])
+    from torch.distributed.run import main as torchrun
+
+    torchrun([free_loopback_port_arg(a) for a in sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    main()

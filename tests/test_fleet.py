@@ -1,0 +1,80 @@
+"""The fleet playbook against an inventory of two "devices" on this machine and one that cannot be reached."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+ANSIBLE = os.path.join(REPO, ".venv-fleet", "bin", "ansible-playbook")
+
+
+@pytest.fixture(scope="module")
+def ansible_playbook():
+    """ansible-core in .venv-fleet/, installed the way ./run.sh fleet does it (once)."""
+    installed = subprocess.run(
+        [os.path.join(REPO, "fleet", "run"), "--install-only"], capture_output=True, text=True, timeout=600
+    )
+    if installed.returncode != 0 and "could not install" in installed.stderr:
+        pytest.skip(f"ansible-core not installable here: {installed.stderr.strip()}")
+    assert installed.returncode == 0, installed.stderr
+    return ANSIBLE
+
+
+def test_two_devices_are_gathered_into_one_report_and_the_unreachable_one_is_named(
+    ansible_playbook, tmp_path, shared_data_dir
+):
+    devices = {name: tmp_path / name for name in ("bench-a", "bench-b")}
+    inventory = {
+        "devices": {
+            "hosts": {
+                **{name: {"suite_dir": str(path), "ansible_connection": "local"} for name, path in devices.items()},
+                "bench-gone": {
+                    "ansible_host": "192.0.2.1",  # TEST-NET-1: never routed
+                    "ansible_connection": "ssh",
+                    "ansible_ssh_common_args": "-o ConnectTimeout=2 -o BatchMode=yes",
+                },
+            },
+            "vars": {"ansible_python_interpreter": sys.executable},
+        }
+    }
+    (tmp_path / "inventory.json").write_text(json.dumps(inventory))
+    # The suite's own benchmark command, without run.sh's tox layer (the tests already run in its environment):
+    # the smallest selection that saves a result.
+    command = (
+        f"{sys.executable} -m pytest benchmarks -p no:cacheprovider --profile smoke -k 'checkpoint_write and shm' "
+        f"--data-dir {shared_data_dir} --device-name={{{{ device }}}} --save-results=results"
+    )
+    results = tmp_path / "gathered"
+    extra = {"bench_command": command, "controller_results": str(results), "fleet_dir": str(tmp_path / "scratch")}
+    (tmp_path / "extra.json").write_text(json.dumps(extra))
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "fleet", "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    run = subprocess.run(
+        [ansible_playbook, "-i", f"{tmp_path}/inventory.json", "fleet/playbook.yml", "-e", f"@{tmp_path}/extra.json"],
+        cwd=REPO, capture_output=True, text=True, timeout=900, env=env,
+    )  # fmt: skip
+    out = run.stdout
+    assert run.returncode != 0, out[-3000:]  # a device failed: the fleet run says so
+    assert "bench-a: ok" in out and "bench-b: ok" in out, out[-3000:]
+    assert "bench-gone: FAILED: unreachable" in out
+    assert "devices that failed: bench-gone" in out
+    # Each device's suite folder got the suite, and its results came back into one results/.
+    for name, path in devices.items():
+        assert (path / "run.sh").exists() and (path / "bench_support").is_dir()
+        assert (path / "results" / name).is_dir()
+        saved = list((results / name).glob("*/0001_smoke.json"))
+        assert len(saved) == 1, sorted(os.listdir(results))
+    assert not (results / "report.html").exists()  # a device's own report stays on the device
+
+    report = subprocess.run(
+        [sys.executable, "-m", "bench_support.report", str(results)], cwd=REPO, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert report.returncode == 0, report.stderr[-2000:]
+    with open(results / "report.csv") as fh:
+        devices_reported = {row["device"] for row in csv.DictReader(fh)}
+    assert devices_reported == {"bench-a", "bench-b"}
