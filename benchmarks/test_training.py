@@ -20,7 +20,7 @@ GRID = {
     "quick": {"model": ["mobilenet_v3_small", "resnet18"], "batch": [16], "optimizer": ["sgd", "adam"],
               "device": ["cpu", "cuda"], "image_size": [32]},
     "full": {"model": ["mobilenet_v3_small", "resnet18", "vgg11"], "batch": [16, 32, 64], "optimizer": ["sgd", "adam"],
-             "device": ["cpu", "cuda"], "image_size": [32, 128]},
+             "device": ["cpu", "cuda"], "image_size": [32, 128, 224]},
 }  # fmt: skip
 
 

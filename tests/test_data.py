@@ -3,6 +3,7 @@
 import hashlib
 import os
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -86,7 +87,7 @@ def _object_pixels(image, label):
     """Pixels close to the class colour: the drawn shape (backgrounds are muted)."""
     import numpy as np
 
-    from bench_support.workloads.data import _COLOURS
+    from bench_support.workloads.drawing import _COLOURS
 
     colour = np.array(_COLOURS[label.split("_")[0]], np.float32)
     return int((np.linalg.norm(np.asarray(image, np.float32) - colour, axis=2) < 70).sum())
@@ -96,7 +97,7 @@ def test_shape_size_does_not_tell_the_class():
     """Squares and circles cover the same area on average: a model must learn outlines."""
     import numpy as np
 
-    from bench_support.workloads.data import render
+    from bench_support.workloads.drawing import render
 
     rng = np.random.default_rng(0)
     area = {label: np.mean([_object_pixels(render(label, 64, rng), label) for _ in range(150)]) for label in CLASSES}
@@ -130,3 +131,21 @@ def test_a_training_loader_never_ends_on_a_batch_of_one():
     assert [len(b) for b in make_loader(list(range(9)), 8)] == [8]  # BatchNorm cannot train on 1 sample
     assert [len(b) for b in make_loader(list(range(10)), 8)] == [8, 2]
     assert [len(b) for b in make_loader(list(range(9)), 8, shuffle=False)] == [8, 1]  # evaluation sees all
+
+
+def test_study_sized_images_are_textured_jpegs_of_a_photos_weight():
+    """From TEXTURE_FROM_PX on, a generated 224 px JPEG weighs 8-32 KB (the study's ImageNet-sized photos' order);
+    a flat 32 px one about 1 KB."""
+    import io
+
+    from bench_support.workloads.drawing import TEXTURE_FROM_PX, render
+
+    def jpeg_kb(size, seed):
+        buffer = io.BytesIO()
+        render(CLASSES[seed % 4], size, np.random.default_rng(seed)).save(buffer, format="JPEG", quality=90)
+        return len(buffer.getvalue()) / 1024
+
+    assert TEXTURE_FROM_PX <= 224
+    large = [jpeg_kb(224, seed) for seed in range(8)]
+    assert all(8 <= kb <= 32 for kb in large), large
+    assert all(kb < 2 for kb in (jpeg_kb(32, seed) for seed in range(8)))

@@ -6,10 +6,13 @@ import os
 import re
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 from test_report import _bench, _run
 
 from bench_support.report import main
 from bench_support.report.findings import findings
+from bench_support.report.plot_data import curve_bend
 
 
 def _device_runs():
@@ -96,3 +99,34 @@ def test_the_page_renders_in_headless_chromium_with_no_console_error(tmp_path):
     png, errors = report_screenshot.render(str(tmp_path / "report.html"))
     assert errors == []
     assert os.path.getsize(png) > 20_000  # a rendered page, not a blank one
+
+
+@given(
+    st.sampled_from([0.25, 0.5, 0.75]),
+    st.floats(-200, -1),
+    st.floats(-200, -1),
+)
+def test_the_bend_is_where_a_piecewise_linear_curve_changes_slope(bend_at, before, after):
+    assume(abs(before - after) > 1)
+    xs = [0.0, 0.25, 0.5, 0.75, 1.0]
+    points = [(x, 100 + before * min(x, bend_at) + after * max(0.0, x - bend_at)) for x in xs]
+    found = curve_bend(points)
+    assert found[0] == bend_at
+    assert found[1] == pytest.approx(before) and found[2] == pytest.approx(after)
+    assert curve_bend(points[:2]) is None
+
+
+def test_the_residency_finding_reads_the_measured_fractions_not_the_targets():
+    benches = []
+    for state, measured, seconds in (("cold", 0.0, 0.030), ("r25", 0.26, 0.027), ("r50", 0.49, 0.022),
+                                     ("r75", 0.74, 0.014), ("warm", 1.0, 0.005)):  # fmt: skip
+        info = {"reader": "raw", "cache_state": state, "data_root": "data-dir", "fs_type": "ext4",
+                "resident_frac_before": measured}  # fmt: skip
+        benches.append(_bench(f"test_read[{state}-raw]", "pagecache", [seconds] * 5, info))
+    found = {f.title: f for f in findings({"box": [_run("box", 1, benches)]}, "box")}
+    curve = found["Page-cache residency: the curve between cold and warm"]
+    values = curve.values["data-dir (ext4)"]
+    assert [p[0] for p in values["points"]] == [0.0, 0.26, 0.49, 0.74, 1.0]
+    assert values["monotonic"] is True and len(curve.evidence) == 5
+    assert "30.0 ms at 0% resident to 5.0 ms at 100%, falling at every step" in curve.text
+    assert values["bend"][0] == 0.49  # slope -21.7 ms/unit before it, -32 after: the largest change

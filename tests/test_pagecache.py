@@ -5,6 +5,8 @@ import shutil
 import subprocess
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bench_support.measure import pagecache
 from bench_support.measure.diskio import block_device_of, diskstats_name, io_figures, io_snapshot
@@ -198,3 +200,51 @@ def test_a_non_root_user_evicts_its_own_files_and_is_told_about_the_rest(tmp_pat
     assert "drop_caches" in out["drop_caches"] and "root" in out["drop_caches"]
     assert out["cold"] <= 0.01 and out["warm"] >= 0.99
     assert "neither owned nor writable" in out["roots_file"]
+
+
+# --- partial residency: the curve between cold and warm ------------------------------------
+
+
+def test_cache_state_names_their_target_fraction():
+    assert [pagecache.target_fraction(s) for s in ("cold", "r25", "r50", "r75", "warm")] == [0, 0.25, 0.5, 0.75, 1]
+    assert pagecache.target_fraction("r0") is None and pagecache.target_fraction("hot") is None
+
+
+@given(
+    st.lists(st.integers(1, 6 * 4096), min_size=40, max_size=120),
+    st.sampled_from([0.25, 0.5, 0.75]),
+)
+@settings(max_examples=40, deadline=None)
+def test_the_resident_subset_comes_within_tolerance_of_its_target(tmp_path_factory, sizes, fraction):
+    folder = tmp_path_factory.mktemp("subset")
+    paths = []
+    for i, size in enumerate(sizes):
+        path = folder / f"{i}.jpg"
+        path.write_bytes(b"x" * size)
+        paths.append(str(path))
+    chosen = pagecache.resident_subset(paths, fraction)
+    size = {p: os.path.getsize(p) for p in paths}
+    got = sum(size[p] for p in chosen) / sum(size.values())
+    assert abs(got - fraction) <= max(size.values()) / sum(size.values()) / 2 + 1e-9  # within half a file
+    assert set(chosen) == set(pagecache.resident_subset(paths, fraction))  # the same files every round
+
+
+@pytest.mark.skipif(not shutil.which("fincore"), reason="fincore (util-linux) not installed")
+def test_a_half_resident_state_is_verified_and_fincore_agrees(tmp_path):
+    if (filesystem_of(str(tmp_path)) or {}).get("fs_type") in pagecache.MEMORY_FS:
+        pytest.skip("the temporary directory is on tmpfs here: nothing in it can be cold")
+    paths = [_write(tmp_path / f"img{i:03d}.jpg", 900 + 37 * i) for i in range(80)]
+    found = pagecache.prepare(paths, "r50", "fadvise")
+    assert abs(found.frac - 0.5) <= pagecache.PARTIAL_TOLERANCE
+    out = subprocess.run(
+        ["fincore", "--raw", "--noheadings", "-o", "PAGES", *paths], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert sum(int(v) for v in out) == found.resident_pages  # an independent tool sees the same pages resident
+    # Whole files: each one is all in or all out.
+    assert {pagecache.file_residency(p)[2] for p in paths} <= {0, 1}
+
+
+def test_a_partial_state_the_kernel_does_not_keep_is_refused(files, monkeypatch):
+    monkeypatch.setattr(pagecache, "read_all", lambda paths: 0)  # as if the reads were evicted at once
+    with pytest.raises(pagecache.EvictionUnavailable, match="tolerance 5%"):
+        pagecache.prepare(files, "r50", "fadvise")

@@ -47,7 +47,8 @@ def test_every_benchmark_module_runs_and_saves_the_keys_it_saved_before(shared_d
     # Added since: edge_bench.interrupted (a Ctrl-C'd run saves what finished and says so), settings and
     # selection (what makes two runs comparable; whether -k or a path chose part of the suite), and
     # rss_at_start_mb (the RSS with the libraries imported, the floor the memory plot draws).
-    added = {"interrupted", "settings", "selection", "rss_at_start_mb"}
+    # And fastest_loader_by_size: the fastest loader per image size (32 and 224 px in quick).
+    added = {"interrupted", "settings", "selection", "rss_at_start_mb", "fastest_loader_by_size"}
     assert sorted(set(run["edge_bench"]) - added) == before["edge_bench"]
     assert run["edge_bench"]["selection"]["partial"] is False and run["edge_bench"]["settings"]["thread_policy"]
     assert run["edge_bench"]["rss_at_start_mb"] > 50
@@ -63,6 +64,10 @@ def test_every_benchmark_module_runs_and_saves_the_keys_it_saved_before(shared_d
         # the timeline (the rounds as series) and the speed probe (the machine's speed around the benchmark).
         fixed = {k for k in fixed if metrics.METRICS[k].family not in ("interference", "timeline", "speed")}
         assert {"speed_probe_ms", "speed_probe_iqr"} <= keys, function
+        if function == "test_loader_pass":  # added since: the image size (32 and 224 px in quick)
+            fixed -= {"image_size"}
+        # Added since, wherever a cache state is verified: the residency it asks for (r25, r50, r75).
+        fixed -= {"resident_frac_target"}
         if function == "test_continual_finetune":  # added since: class-incremental figures, the import baseline
             fixed -= {"final_acc_per_class", "final_acc_known", "final_acc_new", "new_classes", "pretrained_acc",
                       "lift", "forgetting", "mem_import_mb"}  # fmt: skip

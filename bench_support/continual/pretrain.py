@@ -17,7 +17,8 @@ from torch import nn
 
 from bench_support.continual.model import build_cl_model, load_imagenet_backbone
 from bench_support.workloads.checkpoint import save_checkpoint
-from bench_support.workloads.data import CLASSES, NORM_MEAN, NORM_STD, image_folders, make_loader, render
+from bench_support.workloads.data import CLASSES, NORM_MEAN, NORM_STD, image_folders, make_loader
+from bench_support.workloads.drawing import render
 from bench_support.workloads.training import evaluate
 
 PRETRAIN_BATCH = 32

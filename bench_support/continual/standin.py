@@ -31,6 +31,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from bench_support.files import write_atomic, write_json_atomic
 from bench_support.workloads.data import CLASSES, DataError
+from bench_support.workloads.drawing import value_noise
 
 FORMAT_VERSION = 2  # 2: two classes the factory never saw
 #: Colours and shapes the renderer draws; the factory knows orange and blue squares and circles.
@@ -50,24 +51,10 @@ WIDTH, HEIGHT = 320, 240  # a small 4:3 photo
 SUPERSAMPLE = 3  # the object is drawn larger and scaled down: anti-aliased edges
 
 
-def _value_noise(rng: np.random.Generator, shape: Tuple[int, int], octaves: Sequence[int]) -> np.ndarray:
-    """Smooth random texture in [0, 1]: random grids of several coarseness, upsampled, summed."""
-    h, w = shape
-    total = np.zeros((h, w), dtype=np.float32)
-    weight_sum = 0.0
-    for cells in octaves:
-        grid = rng.random((cells + 1, cells + 1)).astype(np.float32)
-        layer = np.asarray(Image.fromarray((grid * 255).astype(np.uint8)).resize((w, h), Image.BICUBIC), np.float32)
-        weight = 1.0 / cells
-        total += layer / 255.0 * weight
-        weight_sum += weight
-    return total / weight_sum
-
-
 def _surface(rng: np.random.Generator) -> np.ndarray:
     """A table top or a cloth, HxWx3 float."""
     yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
-    texture = _value_noise(rng, (HEIGHT, WIDTH), (4, 16, 48))
+    texture = value_noise(rng, (HEIGHT, WIDTH), (4, 16, 48))
     materials = (
         (150, 110, 75),  # light wood
         (95, 65, 45),  # dark wood
@@ -137,7 +124,7 @@ def _object_layer(label: str, rng: np.random.Generator) -> Tuple[Image.Image, Im
     yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
     angle = rng.uniform(0, 2 * math.pi)
     shade = 1.0 + 0.25 * (math.cos(angle) * (xx - cx / s) + math.sin(angle) * (yy - cy / s)) / (radius / s)
-    speckle = 1.0 + 0.06 * (_value_noise(rng, (HEIGHT, WIDTH), (24, 64)) - 0.5)
+    speckle = 1.0 + 0.06 * (value_noise(rng, (HEIGHT, WIDTH), (24, 64)) - 0.5)
     rgb = np.clip(paint * (shade * speckle)[..., None], 0, 255).astype(np.uint8)
     return Image.fromarray(rgb, "RGB"), mask
 

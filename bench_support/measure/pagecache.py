@@ -19,13 +19,10 @@ import ctypes
 import ctypes.util
 import errno
 import os
-import statistics
-import time
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 from bench_support.errors import Unavailable
-from bench_support.measure.diskio import diskstats_name, io_figures, io_snapshot, storage_of
 from bench_support.measure.sysfs import PAGE_SIZE
 
 METHODS = ("auto", "drop_caches", "fadvise")
@@ -197,10 +194,49 @@ def read_all(paths: Iterable[str], chunk: int = 1 << 20) -> int:
 
 COLD_MAX_FRAC = 0.01  # a cold round starts with at most 1 % of the bytes cached
 WARM_MIN_FRAC = 0.99  # a warm round with at least 99 %
+PARTIAL_TOLERANCE = 0.05  # a partial round starts within 5 points of its target
+PARTIAL_SEED = 20  # which files are resident: the same subset in every round and run
+
+
+def target_fraction(state: str) -> Optional[float]:
+    """The resident fraction a cache state asks for: cold 0, warm 1, ``r25`` 0.25; None if unknown."""
+    if state in ("cold", "warm"):
+        return 0.0 if state == "cold" else 1.0
+    if state.startswith("r") and state[1:].isdigit() and 0 < int(state[1:]) < 100:
+        return int(state[1:]) / 100
+    return None
+
+
+def resident_subset(paths: Sequence[str], fraction: float, seed: int = PARTIAL_SEED) -> List[str]:
+    """Whole files, a seeded random subset, whose bytes come closest to ``fraction`` of the total.
+
+    Bytes as :func:`residency` counts them (a resident file counts its size), so the
+    verified fraction lands on the target.
+
+    Whole files rather than a share of each file's pages: a generated image is a page or
+    two, which cannot be split, and a page cache that outgrew its memory holds some files
+    and not others. Random rather than the first ones: spread over the read order.
+    """
+    import random
+
+    order = list(paths)
+    random.Random(seed).shuffle(order)
+    sizes = [os.path.getsize(p) for p in order]
+    goal = fraction * sum(sizes)
+    chosen, total = [], 0
+    for path, size in zip(order, sizes):
+        if abs(total + size - goal) > abs(total - goal):
+            continue  # a file that would overshoot more than it helps
+        chosen.append(path)
+        total += size
+    return chosen
 
 
 def prepare(paths: Sequence[str], state: str, method: Optional[str], proc_root: str = "/proc") -> Residency:
-    """Put ``paths`` into ``state`` (cold or warm), verify it, and return the residency.
+    """Put ``paths`` into ``state`` (cold, warm, or ``rNN``: NN % resident), verify it, and return the residency.
+
+    ``rNN``: evicted to cold, then a fixed subset of whole files (:func:`resident_subset`)
+    read; the measured residency must be within ``PARTIAL_TOLERANCE`` of NN %.
 
     Raises EvictionUnavailable when the state cannot be reached (and ResidencyUnknown
     when it cannot be verified): a round is never labelled cold or warm unmeasured.
@@ -222,72 +258,20 @@ def prepare(paths: Sequence[str], state: str, method: Optional[str], proc_root: 
                 f"only {found.frac:.1%} of the data stays cached after reading it: larger than the page cache can hold"
             )
         return found
-    raise ValueError(f"unknown cache state {state!r}")
+    target = target_fraction(state)
+    if target is None:
+        raise ValueError(f"unknown cache state {state!r}")
+    prepare(paths, "cold", method, proc_root)
+    read_all(resident_subset(paths, target))
+    found = residency(paths)
+    if abs(found.frac - target) > PARTIAL_TOLERANCE:
+        raise EvictionUnavailable(
+            f"{found.frac:.1%} of the data is cached after making {target:.0%} resident "
+            f"(tolerance {PARTIAL_TOLERANCE:.0%}): the kernel read ahead or evicted meanwhile"
+        )
+    return found
 
 
 def page_rounded_bytes(paths: Iterable[str], page_size: int = PAGE_SIZE) -> int:
     """Bytes a cold read of whole files must fetch at page granularity (from their sizes)."""
     return sum(-(-os.path.getsize(p) // page_size) * page_size for p in paths)
-
-
-# --- rounds in a verified cache state ---------------------------------------------------
-
-IO_KEYS = ("disk_read_mb", "disk_reads", "read_iops", "disk_read_mb_per_s", "r_await_ms", "util_pct", "proc_read_mb")
-
-
-class CacheRounds:
-    """Rounds over a set of files, each started in a verified cache state and bracketed
-    by the files' block-device counters and this process's read bytes.
-
-    ``prepare`` goes in a round's untimed setup, ``finish`` in its untimed teardown.
-    Raises :class:`EvictionUnavailable` / :class:`ResidencyUnknown` (the benchmark is
-    skipped with the reason) when the state cannot be reached or verified.
-    """
-
-    def __init__(self, directory: str, paths: Sequence[str], cache_state: str, requested_method: str) -> None:
-        self.paths = list(paths)
-        self.cache_state = cache_state
-        self.storage = storage_of(directory)
-        self.method: Optional[str] = None
-        try:
-            self.method = choose_method(requested_method, self.storage["fs_type"])
-        except EvictionUnavailable:
-            if cache_state == "cold":
-                raise
-        self.rounds: List[Dict[str, Any]] = []  # figures of every round, warm-up included
-        self._before: Any = None
-
-    def prepare(self) -> None:
-        found = prepare(self.paths, self.cache_state, self.method)
-        self._before = (found, io_snapshot(diskstats_name(self.storage)), time.perf_counter())
-
-    def finish(self) -> None:
-        found, snapshot, start = self._before
-        seconds = time.perf_counter() - start
-        figures = io_figures(snapshot, io_snapshot(diskstats_name(self.storage)))
-        figures.update(resident_frac_before=found.frac, seconds=seconds)
-        self.rounds.append(figures)
-
-    def summary(self, measured: int) -> Dict[str, Any]:
-        """The residency claim (worst round), storage facts and median I/O of the last ``measured`` rounds."""
-        rounds = self.rounds[-measured:]
-        fracs = [r["resident_frac_before"] for r in rounds]
-        cold = self.cache_state == "cold"
-        info: Dict[str, Any] = {
-            "resident_frac_before": max(fracs) if cold else min(fracs),
-            "resident_frac_before_rounds": fracs,
-            "eviction_method": self.method if cold else None,
-            "page_size": PAGE_SIZE,
-        }
-        info.update(self.storage)
-        if self.storage.get("block_device") is None:
-            info["io_unavailable"] = self.storage.get("block_device_unavailable")
-        for key in IO_KEYS:
-            values = [r[key] for r in rounds if r.get(key) is not None]
-            info[key] = statistics.median(values) if values else None
-        if info.get("disk_reads") == 0:
-            info["r_await_note"] = "no reads reached the device"
-        return info
-
-    def median_seconds(self, measured: int) -> float:
-        return statistics.median(r["seconds"] for r in self.rounds[-measured:])

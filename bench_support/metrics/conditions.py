@@ -51,6 +51,16 @@ CONDITIONS: List[Metric] = [
         ],
     ),  # fmt: skip
     *family(
+        "power_mode",
+        [
+            ("power_mode", "param", None, "--jetson-power-modes: the nvpmodel mode this result ran in"),
+            ("power_mode_id", "count", None, "its nvpmodel id"),
+            ("power_mode_settle_s", "s", None, "switch to clocks within the mode's caps (3 reads in a row)"),
+            ("clocks_mhz", "record", None, "CPU clusters' and devfreq devices' clocks once settled"),
+            ("devfreq_mhz", "record", None, "devfreq devices' clocks (the GPU) once settled"),
+        ],
+    ),  # fmt: skip
+    *family(
         "timeline",
         [
             ("timeline", "record", None, "the rounds as series: t_s, rss_tree_mb, cpu_pct, read_mb_s, clock, power"),

@@ -152,7 +152,8 @@ VOCABULARY: List[Metric] = [
             ),
             ("disk_read_mb", "MB", None, "bytes the block device read in a round (/proc/diskstats)", ("pagecache",)),
             ("resident_frac_before_rounds", "list", None, "cached share before each measured round"),
-            ("cache_state", "param", None, "cold or warm"),
+            ("cache_state", "param", None, "cold, warm, or rNN: NN % of the files' bytes resident"),
+            ("resident_frac_target", "fraction", None, "the residency the cache state asks for (0 cold, 1 warm)"),
             ("reader", "param", None, "raw bytes, or decoded through the DataLoader"),
             ("files", "count", None, "files read"),
             ("read_mb", "MB", None, "bytes of the files"),
@@ -220,6 +221,12 @@ VOCABULARY: List[Metric] = [
             ("data_root", "param", None, "which data root the files were read from"),
             ("model", "text", None, "the model trained"),
             ("batch", "param", None, "batch size"),
+            (
+                "image_size",
+                "param",
+                None,
+                "side of the images in px (from 160 px on, textured JPEGs of a photo's weight)",
+            ),
         ],
     ),  # fmt: skip
     *SCENARIOS,

@@ -21,6 +21,7 @@ from bench_support.plugin.fixtures import (  # noqa: F401 - fixtures are registe
     harness,
     image_datasets,
     loader_config,
+    power_mode,
     power_session,
     profile,
     single_rank_throughput,
@@ -28,7 +29,11 @@ from bench_support.plugin.fixtures import (  # noqa: F401 - fixtures are registe
     torch_device,
 )
 from bench_support.plugin.options import pytest_addoption  # noqa: F401
-from bench_support.plugin.params import pytest_generate_tests, pytest_ignore_collect  # noqa: F401
+from bench_support.plugin.params import (  # noqa: F401
+    pytest_collection_modifyitems,
+    pytest_generate_tests,
+    pytest_ignore_collect,
+)
 from bench_support.plugin.session import (  # noqa: F401
     pytest_configure,
     pytest_runtest_call,

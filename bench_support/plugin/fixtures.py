@@ -10,10 +10,12 @@ import shutil
 import pytest
 
 from bench_support import leftovers
+from bench_support.errors import Unavailable
 from bench_support.measure.harness import Harness, measure_plain
+from bench_support.measure.jetson_setup import SetupError
 from bench_support.measure.power import PowerSession
 from bench_support.measure.power_sources import open_source
-from bench_support.plugin.state import CONTINUAL, POWER, STATE, SuiteState
+from bench_support.plugin.state import CONTINUAL, POWER, POWER_MODES, STATE, SuiteState
 from bench_support.plugin.storage import continual_run_dir
 from bench_support.plugin.terminal import bar_writer, live_writer, progress_writer
 from bench_support.profiles import Profile
@@ -72,6 +74,22 @@ def _plain_benchmark_measures(request: pytest.FixtureRequest) -> None:
 def single_rank_throughput() -> dict:
     """The distributed benchmark's samples/s at world size 1, per configuration: what the others scale against."""
     return {}
+
+
+@pytest.fixture(autouse=True)
+def power_mode(request: pytest.FixtureRequest):
+    """Under --jetson-power-modes, this benchmark's nvpmodel mode: entered and its clocks settled, before anything
+    else of the benchmark is built; the mode, settling time and clocks go into its extra_info. None otherwise."""
+    name = getattr(request, "param", None)
+    if name is None:
+        return None
+    try:
+        facts = request.config.stash[POWER_MODES].enter(name)
+    except SetupError as exc:
+        raise Unavailable(str(exc)) from None
+    if "benchmark" in request.fixturenames:
+        request.getfixturevalue("benchmark").extra_info.update(facts)
+    return name
 
 
 @pytest.fixture

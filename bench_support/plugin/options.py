@@ -13,6 +13,7 @@ import os
 import pytest
 
 from bench_support.measure.power import DEFAULT_INTERVAL_S
+from bench_support.measure.power_modes import power_modes_option
 from bench_support.measure.power_sources import BACKENDS
 from bench_support.plugin.parsers import (
     at_least,
@@ -160,6 +161,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="MODE",
         default=None,
         help="Jetson only, opt-in: switch to this nvpmodel mode (e.g. MAXN) through jtop; restored afterwards",
+    )
+    add(
+        "--jetson-power-modes",
+        metavar="MODES",
+        type=parser_of(power_modes_option),
+        default=None,
+        help="Jetson only, opt-in: run the training and DataLoader grids once per nvpmodel mode (ids or names, "
+        "e.g. 0,2), switching through jtop and waiting until the clocks settle; the starting mode is restored",
     )
     add(
         "--jetson-clocks",

@@ -15,7 +15,7 @@ from typing import Optional
 
 import pytest
 
-from bench_support.plugin.state import STATE
+from bench_support.plugin.state import POWER_MODES, STATE
 from bench_support.profiles import format_id, grid_combinations
 
 
@@ -33,10 +33,32 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if names:
         values = [c[0] for c in combos] if len(names) == 1 else combos
         metafunc.parametrize(",".join(names), values, ids=ids)
+    sweep = metafunc.config.stash.get(POWER_MODES, None)
+    if sweep is not None and os.path.basename(str(metafunc.module.__file__)) in SWEPT_BY_POWER_MODE:
+        metafunc.parametrize("power_mode", sweep.names, ids=[f"pm-{n}" for n in sweep.names], indirect=True)
     if "data_root" in metafunc.fixturenames and "data_root" not in names and state.user_data_roots:
         # Only then: the default ids stay comparable with earlier runs.
         roots = ["data-dir", *state.user_data_roots]
         metafunc.parametrize("data_root", roots, ids=[format_id("data_root", r) for r in roots])
+
+
+#: The grids --jetson-power-modes runs once per mode (the study's time/energy trade-off per mode).
+SWEPT_BY_POWER_MODE = ("test_training.py", "test_dataloader.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items) -> None:
+    """Under a power-mode sweep, every benchmark of a mode before the next mode's: one switch per mode."""
+    sweep = config.stash.get(POWER_MODES, None)
+    if sweep is None:
+        return
+    order = {name: i for i, name in enumerate(sweep.names)}
+
+    def mode_of(item) -> int:
+        callspec = getattr(item, "callspec", None)
+        mode = callspec.params.get("power_mode") if callspec is not None else None
+        return -1 if mode is None else order[mode]
+
+    items.sort(key=mode_of)  # stable: within a mode the usual order
 
 
 #: Benchmark modules a plain ``pytest benchmarks/`` leaves out: they run when named on the

@@ -15,10 +15,12 @@ from pytest_benchmark.session import PerformanceRegression
 from bench_support import leftovers, netguard
 from bench_support.errors import Unavailable, UserError
 from bench_support.measure import jetson_setup
+from bench_support.measure.power_modes import PowerModeSweep
 from bench_support.plugin.state import (
     COMPARED_WITH,
     FAILED_AFTER_TESTS,
     INTERRUPTED,
+    POWER_MODES,
     SAVE_PROBLEMS,
     SESSION,
     STATE,
@@ -42,6 +44,16 @@ def pytest_configure(config: pytest.Config) -> None:
     if getattr(config.option, "benchmark_histogram", None) and importlib.util.find_spec("pygal") is None:
         raise pytest.UsageError("--benchmark-histogram needs pygal: pip install 'pytest-benchmark[histogram]'")
     mode, clocks = config.getoption("jetson_power_mode"), config.getoption("jetson_clocks")
+    modes = config.getoption("jetson_power_modes")
+    if mode and modes:
+        raise pytest.UsageError("--jetson-power-mode and --jetson-power-modes: give one (a sweep restores the start)")
+    if modes:
+        try:
+            sweep = PowerModeSweep(modes)
+        except jetson_setup.SetupError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        config.add_cleanup(sweep.close)  # also after a failure or Ctrl-C: pytest unconfigures either way
+        config.stash[POWER_MODES] = sweep
     if mode or clocks:
         try:
             config.add_cleanup(jetson_setup.apply(mode, clocks))

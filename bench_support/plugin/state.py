@@ -27,6 +27,7 @@ CONTINUAL = pytest.StashKey[Any]()  # the continual scenario's Outcome, once it 
 INTERRUPTED = pytest.StashKey[bool]()  # Ctrl-C: the run is saved with what finished, and says so
 SAVE_PROBLEMS = pytest.StashKey[List[str]]()  # saves that failed: the run fails
 COMPARED_WITH = pytest.StashKey[str]()  # which saved run pytest-benchmark compares with, and why that one
+POWER_MODES = pytest.StashKey[Any]()  # the PowerModeSweep of --jetson-power-modes
 FAILED_AFTER_TESTS = pytest.StashKey[bool]()  # something raised after the tests (a compare-fail gate)
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from bench_support.plugin.progress import Bar
 from bench_support.plugin.state import COMPARED_WITH, CONTINUAL, INTERRUPTED, SAVE_PROBLEMS, STATE
-from bench_support.report.summary import fastest_loader, fastest_loader_line
+from bench_support.report.summary import fastest_loader_line, fastest_loaders
 from bench_support.report.validity import flag, validity
 
 
@@ -85,9 +85,9 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     if state is not None:
         for line in flagged_lines(getattr(session, "benchmarks", None) or [], state.profile.name):
             terminalreporter.write_line(f"edge-bench: {line}")
-    line = fastest_loader_line(fastest_loader(getattr(session, "benchmarks", None) or []))
-    if line:
-        terminalreporter.write_line(f"edge-bench: {line}")
+    by_size = fastest_loaders(getattr(session, "benchmarks", None) or [])
+    for best in by_size.values():
+        terminalreporter.write_line(f"edge-bench: {fastest_loader_line(best, with_size=len(by_size) > 1)}")
     outcome = config.stash.get(CONTINUAL, None)
     for line in outcome.terminal_lines() if outcome is not None else []:
         terminalreporter.write_line(f"edge-bench: {line}")

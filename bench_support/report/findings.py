@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-from bench_support.report.plot_data import benches, latest_with
+from bench_support.report.plot_data import benches, curve_bend, latest_with, residency_curves
 from bench_support.report.runs import Run, metric
 from bench_support.report.summary import describe
 
@@ -32,22 +32,35 @@ def _benches(run: Run, group: str, **facts: Any) -> List[Dict[str, Any]]:
 
 
 def fastest_loader(run: Run) -> Optional[Finding]:
-    best = (run.data.get("edge_bench") or {}).get("fastest_loader")
-    if not best:
-        return None
-    loaders = [b for b in _benches(run, "dataloader", measure="loader") if metric(b, "samples_per_s")]
-    slowest = min(loaders, key=lambda b: metric(b, "samples_per_s")) if loaders else None
-    text = f"{describe(best['config'])}: {best['samples_per_s']:.0f} samples/s (loader only, warm cache)"
-    values = {"samples_per_s": best["samples_per_s"], "config": best["config"]}
-    if best["tied_within_noise"]:
-        text += (
-            f"; no difference beyond noise ({best['noise_frac']:.0%}) from {len(best['tied_within_noise'])} other(s)"
+    """The fastest loader configuration, per image size where the run has several."""
+    edge = run.data.get("edge_bench") or {}
+    by_size = edge.get("fastest_loader_by_size") or {}
+    if not by_size and edge.get("fastest_loader"):
+        by_size = {"": edge["fastest_loader"]}
+    parts, evidence, values = [], [], {}
+    for size, best in by_size.items():
+        facts = {"measure": "loader", **({"image_size": int(size)} if size else {})}
+        loaders = [b for b in _benches(run, "dataloader", **facts) if metric(b, "samples_per_s")]
+        slowest = min(loaders, key=lambda b: metric(b, "samples_per_s")) if loaders else None
+        text = (f"{size} px: " if len(by_size) > 1 else "") + (
+            f"{describe(best['config'])}: {best['samples_per_s']:.0f} samples/s (loader only, warm cache)"
         )
-    elif slowest is not None and metric(slowest, "samples_per_s"):
-        gain = best["samples_per_s"] / metric(slowest, "samples_per_s") - 1
-        values["gain_over_slowest"] = gain
-        text += f", {gain:+.0%} over the slowest ({slowest['name']})"
-    return Finding("Fastest DataLoader configuration", text, [best["benchmark"]], run.label, values)
+        found = {"samples_per_s": best["samples_per_s"], "config": best["config"]}
+        if best["tied_within_noise"]:
+            ties = len(best["tied_within_noise"])
+            text += f"; no difference beyond noise ({best['noise_frac']:.0%}) from {ties} other(s)"
+        elif slowest is not None and metric(slowest, "samples_per_s"):
+            gain = best["samples_per_s"] / metric(slowest, "samples_per_s") - 1
+            found["gain_over_slowest"] = gain
+            text += f", {gain:+.0%} over the slowest ({slowest['name']})"
+        parts.append(text)
+        evidence.append(best["benchmark"])
+        values[size] = found
+    if not parts:
+        return None
+    if list(values) == [""]:
+        values = values[""]
+    return Finding("Fastest DataLoader configuration", "; ".join(parts), evidence, run.label, values)
 
 
 def cold_cache(run: Run) -> Optional[Finding]:
@@ -84,6 +97,33 @@ def cold_cache(run: Run) -> Optional[Finding]:
     if not parts:
         return None
     return Finding("Cold page cache: what storage costs", "; ".join(parts), evidence, run.label, values)
+
+
+def residency_curve(run: Run) -> Optional[Finding]:
+    """Raw read time against the measured residency: monotonic or not, and where it bends."""
+    parts, evidence, values = [], [], {}
+    for key, points in residency_curves({run.device: run}).items():
+        where = key[len(run.device) + 1 :]
+        falling = all(b[1] <= a[1] for a, b in zip(points, points[1:]))
+        line = (
+            f"{where}: {points[0][1]:.1f} ms at {points[0][0]:.0%} resident to {points[-1][1]:.1f} ms at "
+            f"{points[-1][0]:.0%}, " + ("falling at every step" if falling else "not monotonic")
+        )
+        bend = curve_bend(points)
+        if bend is not None:
+            line += (
+                f"; it bends at {bend[0]:.0%} resident ({bend[1] / 10:+.1f} ms per 10 points before, "
+                f"{bend[2] / 10:+.1f} after)"
+            )
+        values[where] = {"points": points, "monotonic": falling, "bend": bend}
+        parts.append(line)
+    if not parts:
+        return None
+    for bench in _benches(run, "pagecache", reader="raw"):
+        if (bench.get("extra_info") or {}).get("resident_frac_before") is not None:
+            evidence.append(bench["name"])
+    title = "Page-cache residency: the curve between cold and warm"
+    return Finding(title, "; ".join(parts), evidence, run.label, values)
 
 
 def checkpoint_cost(run: Run) -> Optional[Finding]:
@@ -141,6 +181,7 @@ FINDINGS = (
     ("training", stall_share),
     ("dataloader", fastest_loader),
     ("pagecache", cold_cache),
+    ("pagecache", residency_curve),
     ("checkpoint", checkpoint_cost),
     ("training", energy),
 )

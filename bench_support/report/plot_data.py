@@ -88,14 +88,15 @@ def benches(latest: Dict[str, Run], group: str, **facts: Any) -> Iterator[Tuple[
 
 
 def loader_series(latest: Dict[str, Run]) -> Tuple[Metric, Dict[str, List[Tuple[int, float]]]]:
-    """Loader-only throughput against num_workers, per device (prefetch 2, no pinning, respawned workers)."""
+    """Loader-only throughput against num_workers, per device and image size (prefetch 2, no pinning, respawned)."""
     rate = LOADER_RATE.resolve()
     series: Dict[str, List[Tuple[int, float]]] = {}
     for device, bench in benches(latest, "dataloader", measure="loader"):
         info = bench.get("extra_info") or {}
         if info.get(rate.name) and not info.get("persistent_workers") and not info.get("pin_memory"):
             if info.get("prefetch_factor") in (None, 2):
-                series.setdefault(device, []).append((info["num_workers"], info[rate.name]))
+                key = f"{device} {info['image_size']} px" if "image_size" in info else device
+                series.setdefault(key, []).append((info["num_workers"], info[rate.name]))
     for points in series.values():
         points.sort()
     return rate, series
@@ -111,6 +112,48 @@ def read_bars(latest: Dict[str, Run]) -> Bars:
             key = f"{device}\n{info.get('data_root')} ({info.get('fs_type')})"
             bars.setdefault(key, {})[info.get("cache_state")] = median * 1000
     return bars
+
+
+def residency_curves(latest: Dict[str, Run]) -> Dict[str, List[Tuple[float, float]]]:
+    """(measured resident fraction before the rounds, median read ms) of the raw reads, per device and data root.
+
+    The x value is the measured residency (``resident_frac_before``), never the target.
+    """
+    curves: Dict[str, List[Tuple[float, float]]] = {}
+    for device, bench in benches(latest, "pagecache", reader="raw"):
+        info = bench.get("extra_info") or {}
+        median = metric(bench, "median")
+        if median is not None and info.get("resident_frac_before") is not None:
+            key = f"{device} {info.get('data_root')} ({info.get('fs_type')})"
+            curves.setdefault(key, []).append((info["resident_frac_before"], median * 1000))
+    for points in curves.values():
+        points.sort()
+    return {key: points for key, points in curves.items() if len(points) >= 3}
+
+
+def curve_bend(points: List[Tuple[float, float]]) -> Optional[Tuple[float, float, float]]:
+    """Where a curve bends: the interior point whose slope changes most, with the slopes before and after.
+
+    ``points`` sorted by x; slopes in y per unit x. None with fewer than 3 distinct x.
+    """
+    distinct = [p for i, p in enumerate(points) if i == 0 or p[0] > points[i - 1][0]]
+    if len(distinct) < 3:
+        return None
+    slopes = [(b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(distinct, distinct[1:])]
+    i = max(range(len(slopes) - 1), key=lambda k: abs(slopes[k + 1] - slopes[k]))
+    return distinct[i + 1][0], slopes[i], slopes[i + 1]
+
+
+def mode_tradeoff(latest: Dict[str, Run]) -> Dict[str, List[Tuple[float, float, str]]]:
+    """(median epoch s, energy per epoch J, power mode) of each training configuration run under several modes."""
+    points: Dict[str, List[Tuple[float, float, str]]] = {}
+    for device, bench in benches(latest, "training"):
+        info = bench.get("extra_info") or {}
+        median, energy, rounds = metric(bench, "median"), info.get("energy_j"), info.get("rounds_measured")
+        if info.get("power_mode") and median is not None and energy is not None and rounds:
+            config = bench["name"].replace(f"-pm-{info['power_mode']}", "")
+            points.setdefault(f"{device} {config}", []).append((median, energy / rounds, info["power_mode"]))
+    return {key: sorted(found) for key, found in points.items() if len(found) >= 2}
 
 
 def checkpoint_stacks(latest: Dict[str, Run]) -> Tuple[List[Metric], Bars]:

@@ -16,11 +16,14 @@ from bench_support.report.plot_data import (  # noqa: F401 - the data functions 
     Figure,
     axis_label,
     checkpoint_stacks,
+    curve_bend,
     energy_per_epoch,
     epoch_times,
     latest_with,
     loader_series,
+    mode_tradeoff,
     read_bars,
+    residency_curves,
     rss_bars,
     rss_parts,
     samples_per_joule,
@@ -48,6 +51,39 @@ def draw_read_times(latest: Dict[str, Run], ax) -> bool:
         return False
     _grouped_bars(ax, bars, ("cold", "warm"))
     _finish(ax, "Reading the training files: cold vs warm page cache", "device / data root", "read time (ms)", bars)
+    return True
+
+
+def draw_residency_curve(latest: Dict[str, Run], ax) -> bool:
+    curves = residency_curves(latest)
+    if not curves:
+        return False
+    for label, points in curves.items():
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        (line,) = ax.plot(xs, ys, marker="o", label=label)
+        bend = curve_bend(points)
+        if bend is not None:
+            ax.axvline(bend[0], color=line.get_color(), linestyle=":", linewidth=1)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(bottom=0)
+    _finish(
+        ax, "Reading the training files against page-cache residency (dotted: the bend)",
+        "measured resident fraction before the round", "read time (ms)", curves,
+    )  # fmt: skip
+    return True
+
+
+def draw_mode_tradeoff(latest: Dict[str, Run], ax) -> bool:
+    curves = mode_tradeoff(latest)
+    if not curves:
+        return False
+    for label, points in curves.items():
+        (line,) = ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+        for x, y, mode in points:
+            ax.annotate(mode, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8, color=line.get_color())
+    ax.set_xlim(0, 1.15 * max(p[0] for points in curves.values() for p in points))  # room for the labels
+    ax.set_ylim(bottom=0)
+    _finish(ax, "Time against energy per epoch, per power mode", "epoch time (s)", "energy per epoch (J)", curves)
     return True
 
 
@@ -128,10 +164,12 @@ def draw_epoch_times(latest: Dict[str, Run], ax) -> bool:
 PLOTS = (
     ("loader_throughput_vs_workers.png", (7, 4.5), 1, draw_loader_throughput, "dataloader"),
     ("pagecache_cold_vs_warm.png", (7, 4.5), 1, draw_read_times, "pagecache"),
+    ("pagecache_residency_curve.png", (7, 4.5), 1, draw_residency_curve, "pagecache"),
     ("checkpoint_phases.png", (7, 4.5), 1, draw_checkpoint_phases, "checkpoint"),
     ("energy_per_epoch.png", (10, 4.5), 2, draw_energy, "training"),
     ("rss_peak_per_config.png", (8, 5), 1, draw_rss, "training"),
     ("training_epoch_times.png", (8, 4.5), 1, draw_epoch_times, "training"),
+    ("power_modes_time_vs_energy.png", (8, 5), 1, draw_mode_tradeoff, "training"),
 )
 
 

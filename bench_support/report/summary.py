@@ -25,17 +25,35 @@ def describe(config: Dict[str, Any]) -> str:
     return ", ".join(f"{key}={config.get(key)}" for key in LOADER_KEYS)
 
 
-def fastest_loader(benchmarks: Iterable[Any]) -> Optional[Dict[str, Any]]:
-    """The best loader-only configuration of the session, with the ties within noise."""
-    candidates = [
+def _loader_candidates(benchmarks: Iterable[Any]) -> List[Any]:
+    return [
         b
         for b in benchmarks
         if getattr(b, "group", None) == "dataloader"
         and b.extra_info.get("measure") == "loader"
         and b.extra_info.get("samples_per_s")
     ]
+
+
+def fastest_loaders(benchmarks: Iterable[Any]) -> Dict[str, Dict[str, Any]]:
+    """:func:`fastest_loader` per image size (``"32"``, ``"224"``): a 1 KB and a 20 KB JPEG are different loads."""
+    by_size: Dict[str, List[Any]] = {}
+    for b in _loader_candidates(benchmarks):
+        by_size.setdefault(str(b.extra_info.get("image_size", 32)), []).append(b)
+    found = {size: fastest_loader(group) for size, group in by_size.items()}
+    return {size: found[size] for size in sorted(found, key=int) if found[size]}
+
+
+def fastest_loader(benchmarks: Iterable[Any]) -> Optional[Dict[str, Any]]:
+    """The best loader-only configuration among ``benchmarks`` (one image size), with the ties within noise.
+
+    With several image sizes, the smallest one's (what runs before 224 px images compared).
+    """
+    candidates = _loader_candidates(benchmarks)
     if not candidates:
         return None
+    sizes = {b.extra_info.get("image_size", 32) for b in candidates}
+    candidates = [b for b in candidates if b.extra_info.get("image_size", 32) == min(sizes)]
     best = max(candidates, key=lambda b: b.extra_info["samples_per_s"])
     rate = best.extra_info["samples_per_s"]
     noise = _noise(best)
@@ -49,14 +67,17 @@ def fastest_loader(benchmarks: Iterable[Any]) -> Optional[Dict[str, Any]]:
         "noise_frac": noise,
         "tied_within_noise": tied,
         "benchmark": best.name,
+        "image_size": best.extra_info.get("image_size", 32),
         "measured_on": "loader-only passes over the training split (warm page cache)",
     }
 
 
-def fastest_loader_line(result: Optional[Dict[str, Any]]) -> Optional[str]:
+def fastest_loader_line(result: Optional[Dict[str, Any]], with_size: bool = False) -> Optional[str]:
+    """One line for the terminal; ``with_size`` names the image size (a session with several)."""
     if not result:
         return None
-    line = f"fastest loader here: {describe(result['config'])} — {result['samples_per_s']:.0f} samples/s"
+    size = f" at {result['image_size']} px" if with_size and result.get("image_size") else ""
+    line = f"fastest loader here{size}: {describe(result['config'])} — {result['samples_per_s']:.0f} samples/s"
     if result["tied_within_noise"]:
         others = "; ".join(describe(t) for t in result["tied_within_noise"])
         line += f" (within noise, {result['noise_frac']:.0%}: {others})"

@@ -17,17 +17,16 @@ exactly the manifest's files (see :mod:`bench_support.workloads.manifest`).
 from __future__ import annotations
 
 import io
-import math
 import os
 from dataclasses import asdict, dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
 
 from bench_support.errors import UserError
 from bench_support.files import read_json, write_atomic, write_json_atomic
 from bench_support.workloads import manifest as integrity
+from bench_support.workloads.drawing import render
 from bench_support.workloads.manifest import FORMAT_VERSION
 
 CLASSES = ("blue_circle", "blue_square", "orange_circle", "orange_square")
@@ -56,46 +55,6 @@ class DatasetSpec:
 
     def count(self, split: str) -> int:
         return self.n_train if split == "train" else self.n_val
-
-
-_COLOURS = {"orange": (240, 130, 20), "blue": (35, 80, 215)}
-
-
-def render(label: str, size: int, rng: np.random.Generator) -> Image.Image:
-    """One image of class ``label`` (e.g. ``orange_square``), ``size`` x ``size`` RGB."""
-    colour_name, shape = label.split("_")
-    # Background: a muted colour far from orange and blue, lit by a linear gradient.
-    base = rng.uniform(60, 190, size=3) * np.array([0.9, 1.0, 0.8])
-    angle = rng.uniform(0, 2 * math.pi)
-    yy, xx = np.mgrid[0:size, 0:size] / max(size - 1, 1)
-    ramp = (np.cos(angle) * xx + np.sin(angle) * yy)[..., None]
-    background = base + rng.uniform(20, 60) * (ramp - 0.5)
-    img = Image.fromarray(np.clip(background, 0, 255).astype(np.uint8), "RGB")
-
-    draw = ImageDraw.Draw(img)
-    colour = np.clip(np.array(_COLOURS[colour_name]) + rng.integers(-25, 26, size=3), 0, 255)
-    # Both shapes have the area of a circle of this radius, over a wide range: size says
-    # nothing about the class, so a model has to learn the outline. (With equal
-    # circumradii, circles were 1.6x larger and a model learnt "large = circle", which
-    # inverts on photos where squares are the larger cut-outs.)
-    radius = rng.uniform(0.12, 0.40) * size
-    reach = radius if shape == "circle" else radius * math.sqrt(math.pi / 2)  # square: centre to corner
-    margin = min(reach, size / 2)  # the largest squares just fit, and only centred
-    cx, cy = rng.uniform(margin, size - margin, size=2)
-    if shape == "circle":
-        draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=tuple(int(c) for c in colour))
-    else:
-        theta = rng.uniform(0, math.pi / 2)
-        corners = [
-            (cx + reach * math.cos(theta + k * math.pi / 2), cy + reach * math.sin(theta + k * math.pi / 2))
-            for k in range(4)
-        ]
-        draw.polygon(corners, fill=tuple(int(c) for c in colour))
-
-    if rng.random() < 0.5:
-        img = img.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(0.2, 0.9))))
-    noisy = np.asarray(img, dtype=np.float32) + rng.normal(0, rng.uniform(3, 12), size=(size, size, 3))
-    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8), "RGB")
 
 
 def _file_list(spec: DatasetSpec) -> List[Tuple[str, str, int]]:

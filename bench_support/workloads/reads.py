@@ -12,7 +12,7 @@ import os
 from typing import Any, Dict, List, Sequence
 
 from bench_support.measure import pagecache
-from bench_support.measure.pagecache import CacheRounds
+from bench_support.measure.cache_rounds import CacheRounds
 from bench_support.metrics import MB
 from bench_support.workloads.data import make_loader
 from bench_support.workloads.training import TrainingRun
