@@ -154,6 +154,7 @@ VOCABULARY: List[Metric] = [
             ("resident_frac_before_rounds", "list", None, "cached share before each measured round"),
             ("cache_state", "param", None, "cold, warm, or rNN: NN % of the files' bytes resident"),
             ("resident_frac_target", "fraction", None, "the residency the cache state asks for (0 cold, 1 warm)"),
+            ("start_state", "param", None, "cold-start training: the cache state its first epochs start in"),
             ("reader", "param", None, "raw bytes, or decoded through the DataLoader"),
             ("files", "count", None, "files read"),
             ("read_mb", "MB", None, "bytes of the files"),
