@@ -46,6 +46,7 @@ def test_distributed_epoch(
         figures = run.figures(harness.measured_rounds, single_rank_throughput.get(key))
     if world_size == 1:
         single_rank_throughput[key] = figures["samples_per_s"]
-    samples = figures["samples_per_epoch"] * harness.measured_rounds
+    # This node's energy over this node's samples (its ranks' share of the world).
+    samples = figures["samples_per_epoch"] * harness.measured_rounds * run.nproc // world_size
     figures["energy_per_sample_mj"] = energy_per_sample_mj(harness.extra_info["energy_j"], samples)
     harness.extra_info.update(figures, **info)

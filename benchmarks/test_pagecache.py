@@ -40,6 +40,7 @@ def test_read(harness, profile, suite, image_datasets, cache_state, reader, imag
 
     harness.extra_info.update(reads.figures(harness.measured_rounds), mem_available_mb_at_start=mem_available)
     harness.extra_info.update(dataset=info["dataset"], dataset_mb=info.get("dataset_mb"), data_root=data_root)
+    harness.extra_info["image_size"] = image_size
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 
 import pytest
 from hypothesis import given
@@ -257,3 +258,35 @@ def test_a_rank_that_fails_is_one_line_and_nothing_is_left(tmp_path):
     assert "\n" not in str(failure.value) and "rank 0" in str(failure.value)
     mine = f"edge-bench-ddp-{leftovers.owner_tag()}-"
     assert not [p for p in os.listdir(tempfile.gettempdir()) if p.startswith(mine)]
+
+
+def _processes_naming(text):
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                    if text.encode() in fh.read():
+                        found.append(int(pid))
+            except OSError:
+                pass
+    return found
+
+
+def test_a_killed_launch_leaves_no_rank_behind(tiny_dataset):
+    """Ctrl-C's path: torchrun starts each rank in a session of its own, out of reach of a signal to the
+    agent's group; the agent is told to end them, and a rank whose agent is gone ends itself."""
+    config = {
+        "backend": "gloo", "model": "mobilenet_v3_small", "batch": 4, "optimizer": "sgd", "image_size": 32,
+        "num_classes": 4, "seed": 3, "dataset_dir": tiny_dataset, "threads_per_rank": 1,
+    }  # fmt: skip
+    launch = torchrun.Launch(dict(config, batch=1), 2, Topology(), ROOT)
+    folder = launch._dir
+    assert len(_processes_naming(folder)) >= 3  # the agent and two ranks
+    launch._conn.sendall(b'{"cmd": "epoch"}\n')  # killed in the middle of an epoch: ranks inside collectives
+    time.sleep(0.5)
+    launch.close(kill=True)
+    deadline = time.monotonic() + 20
+    while _processes_naming(folder) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _processes_naming(folder)

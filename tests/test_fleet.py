@@ -28,31 +28,44 @@ def ansible_playbook():
 def test_two_devices_are_gathered_into_one_report_and_the_unreachable_one_is_named(
     ansible_playbook, tmp_path, shared_data_dir
 ):
-    devices = {name: tmp_path / name for name in ("bench-a", "bench-b")}
-    inventory = {
-        "devices": {
-            "hosts": {
-                **{name: {"suite_dir": str(path), "ansible_connection": "local"} for name, path in devices.items()},
-                "bench-gone": {
-                    "ansible_host": "192.0.2.1",  # TEST-NET-1: never routed
-                    "ansible_connection": "ssh",
-                    "ansible_ssh_common_args": "-o ConnectTimeout=2 -o BatchMode=yes",
-                },
-            },
-            "vars": {"ansible_python_interpreter": sys.executable},
-        }
-    }
-    (tmp_path / "inventory.json").write_text(json.dumps(inventory))
+    home = tmp_path / "home"  # bench-b's suite_dir starts with ~, as the example inventory's does
+    home.mkdir()
+    devices = {"bench-a": tmp_path / "bench-a", "bench-b": home / "bench-b"}
     # The suite's own benchmark command, without run.sh's tox layer (the tests already run in its environment):
     # the smallest selection that saves a result.
     command = (
         f"{sys.executable} -m pytest benchmarks -p no:cacheprovider --profile smoke -k 'checkpoint_write and shm' "
         f"--data-dir {shared_data_dir} --device-name={{{{ device }}}} --save-results=results"
     )
+    inventory = {
+        "devices": {
+            "hosts": {
+                "bench-a": {"suite_dir": str(devices["bench-a"])},
+                "bench-b": {"suite_dir": "~/bench-b"},
+                "bench-bad": {
+                    "suite_dir": str(tmp_path / "bench-bad"),
+                    "bench_command": "sh -c 'echo run.sh: disk full; exit 3'",
+                },
+                "bench-gone": {
+                    "ansible_host": "192.0.2.1",  # TEST-NET-1: never routed
+                    "ansible_connection": "ssh",
+                    "ansible_ssh_common_args": "-o ConnectTimeout=2 -o BatchMode=yes",
+                },
+            },
+            "vars": {
+                "ansible_python_interpreter": sys.executable,
+                "ansible_connection": "local",
+                "bench_command": command,
+            },
+        }
+    }
+    (tmp_path / "inventory.json").write_text(json.dumps(inventory))
     results = tmp_path / "gathered"
-    extra = {"bench_command": command, "controller_results": str(results), "fleet_dir": str(tmp_path / "scratch")}
+    extra = {"controller_results": str(results), "fleet_dir": str(tmp_path / "scratch")}
     (tmp_path / "extra.json").write_text(json.dumps(extra))
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "fleet", "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    env = dict(
+        os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "fleet", "ansible.cfg"), ANSIBLE_NOCOLOR="1", HOME=str(home)
+    )
     run = subprocess.run(
         [ansible_playbook, "-i", f"{tmp_path}/inventory.json", "fleet/playbook.yml", "-e", f"@{tmp_path}/extra.json"],
         cwd=REPO, capture_output=True, text=True, timeout=900, env=env,
@@ -61,7 +74,8 @@ def test_two_devices_are_gathered_into_one_report_and_the_unreachable_one_is_nam
     assert run.returncode != 0, out[-3000:]  # a device failed: the fleet run says so
     assert "bench-a: ok" in out and "bench-b: ok" in out, out[-3000:]
     assert "bench-gone: FAILED: unreachable" in out
-    assert "devices that failed: bench-gone" in out
+    assert "bench-bad: FAILED: run.sh: disk full" in out  # a failed run's last message
+    assert "devices that failed: bench-bad, bench-gone" in out
     # Each device's suite folder got the suite, and its results came back into one results/.
     for name, path in devices.items():
         assert (path / "run.sh").exists() and (path / "bench_support").is_dir()

@@ -39,10 +39,14 @@ def fastest_loader(run: Run) -> Optional[Finding]:
         by_size = {"": edge["fastest_loader"]}
     parts, evidence, values = [], [], {}
     for size, best in by_size.items():
-        facts = {"measure": "loader", **({"image_size": int(size)} if size else {})}
+        size_text, _, mode = size.partition(" ")  # "224", or "224 MAXN" under a power-mode sweep
+        facts = {"measure": "loader", **({"image_size": int(size_text)} if size_text else {})}
+        if mode:
+            facts["power_mode"] = mode
         loaders = [b for b in _benches(run, "dataloader", **facts) if metric(b, "samples_per_s")]
         slowest = min(loaders, key=lambda b: metric(b, "samples_per_s")) if loaders else None
-        text = (f"{size} px: " if len(by_size) > 1 else "") + (
+        label = f"{size_text} px" + (f" in {mode}" if mode else "")
+        text = (f"{label}: " if len(by_size) > 1 else "") + (
             f"{describe(best['config'])}: {best['samples_per_s']:.0f} samples/s (loader only, warm cache)"
         )
         found = {"samples_per_s": best["samples_per_s"], "config": best["config"]}

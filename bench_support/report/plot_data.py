@@ -95,7 +95,11 @@ def loader_series(latest: Dict[str, Run]) -> Tuple[Metric, Dict[str, List[Tuple[
         info = bench.get("extra_info") or {}
         if info.get(rate.name) and not info.get("persistent_workers") and not info.get("pin_memory"):
             if info.get("prefetch_factor") in (None, 2):
-                key = f"{device} {info['image_size']} px" if "image_size" in info else device
+                key = " ".join(
+                    [device]
+                    + ([f"{info['image_size']} px"] if "image_size" in info else [])
+                    + ([info["power_mode"]] if info.get("power_mode") else [])
+                )
                 series.setdefault(key, []).append((info["num_workers"], info[rate.name]))
     for points in series.values():
         points.sort()
@@ -124,7 +128,8 @@ def residency_curves(latest: Dict[str, Run]) -> Dict[str, List[Tuple[float, floa
         info = bench.get("extra_info") or {}
         median = metric(bench, "median")
         if median is not None and info.get("resident_frac_before") is not None:
-            key = f"{device} {info.get('data_root')} ({info.get('fs_type')})"
+            size = f" {info['image_size']} px" if "image_size" in info else ""
+            key = f"{device} {info.get('data_root')} ({info.get('fs_type')}){size}"
             curves.setdefault(key, []).append((info["resident_frac_before"], median * 1000))
     for points in curves.values():
         points.sort()

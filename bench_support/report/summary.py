@@ -39,9 +39,10 @@ def fastest_loaders(benchmarks: Iterable[Any]) -> Dict[str, Dict[str, Any]]:
     """:func:`fastest_loader` per image size (``"32"``, ``"224"``): a 1 KB and a 20 KB JPEG are different loads."""
     by_size: Dict[str, List[Any]] = {}
     for b in _loader_candidates(benchmarks):
-        by_size.setdefault(str(b.extra_info.get("image_size", 32)), []).append(b)
-    found = {size: fastest_loader(group) for size, group in by_size.items()}
-    return {size: found[size] for size in sorted(found, key=int) if found[size]}
+        mode = b.extra_info.get("power_mode")  # under a power-mode sweep: per size and mode
+        by_size.setdefault(str(b.extra_info.get("image_size", 32)) + (f" {mode}" if mode else ""), []).append(b)
+    found = {key: fastest_loader(group) for key, group in by_size.items()}
+    return {key: found[key] for key in sorted(found, key=lambda k: int(k.split()[0])) if found[key]}
 
 
 def fastest_loader(benchmarks: Iterable[Any]) -> Optional[Dict[str, Any]]:
@@ -54,6 +55,8 @@ def fastest_loader(benchmarks: Iterable[Any]) -> Optional[Dict[str, Any]]:
         return None
     sizes = {b.extra_info.get("image_size", 32) for b in candidates}
     candidates = [b for b in candidates if b.extra_info.get("image_size", 32) == min(sizes)]
+    modes = [b.extra_info.get("power_mode") for b in candidates]
+    candidates = [b for b, mode in zip(candidates, modes) if mode == modes[0]]  # one power mode
     best = max(candidates, key=lambda b: b.extra_info["samples_per_s"])
     rate = best.extra_info["samples_per_s"]
     noise = _noise(best)

@@ -256,6 +256,21 @@ class Channel:
         self.sock.sendall((json.dumps(message) + "\n").encode())
 
 
+def _end_with_the_agent() -> None:
+    """A daemon thread: when torchrun's agent is gone (killed), end this rank at once rather than wait in a
+    collective for peers that will never come (torchrun starts each rank in a session of its own)."""
+    import threading
+
+    agent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == agent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="agent-watch", daemon=True).start()
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) != 1:
@@ -266,6 +281,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from bench_support import netguard
 
     netguard.install(config.get("allowed_hosts", []))
+    _end_with_the_agent()
     channel = Channel(config["control"]) if int(os.environ.get("LOCAL_RANK", "0")) == 0 else None
     try:
         rank = Rank(config)

@@ -111,6 +111,7 @@ class Launch:
         self.topology = topology
         self.proc: Optional[subprocess.Popen] = None
         self._conn: Optional[socket.socket] = None
+        self._buffer = b""
         self._dir = tempfile.mkdtemp(prefix=f"edge-bench-ddp-{leftovers.owner_tag()}-")
         try:
             self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -155,16 +156,32 @@ class Launch:
             ready, _, _ = select.select([self._listener], [], [], 0.2)
             if ready:
                 self._conn, _ = self._listener.accept()
-                self._reader = self._conn.makefile("r")
-                return self.read()
+                return self.read(max(1.0, deadline - time.monotonic()))
             if self.proc is not None and self.proc.poll() is not None:
                 raise DistributedError(f"torchrun ended before the ranks started: {self.log_tail()}")
         raise DistributedError(f"the ranks did not start within {READY_TIMEOUT_S:.0f} s: {self.log_tail()}")
 
-    def read(self, timeout_s: float = REPLY_TIMEOUT_S) -> Dict[str, Any]:
+    def _line(self, timeout_s: float) -> Optional[bytes]:
+        """The next line from local rank 0 (b"" at its end, None on time-out); bytes beyond it stay buffered.
+
+        Own buffering: a file object's readline may take two answers off the socket at once, and
+        ``select`` would then wait for the second while it already sits in the buffer.
+        """
         assert self._conn is not None
-        ready, _, _ = select.select([self._conn], [], [], timeout_s)
-        line = self._reader.readline() if ready else None
+        deadline = time.monotonic() + timeout_s
+        while b"\n" not in self._buffer:
+            ready, _, _ = select.select([self._conn], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                return None
+            chunk = self._conn.recv(1 << 16)
+            if not chunk:
+                return b""
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line + b"\n"
+
+    def read(self, timeout_s: float = REPLY_TIMEOUT_S) -> Dict[str, Any]:
+        line = self._line(timeout_s)
         if line is None:
             raise DistributedError(f"the ranks gave no answer in {timeout_s:.0f} s")
         if not line:
@@ -199,6 +216,26 @@ class Launch:
         errors = [ln for ln in lines if ln.split(":")[0].endswith(("Error", "Exception", "Forbidden"))]
         return (errors or lines or ["no message"])[-1][:300]
 
+    def _end_agent(self) -> None:
+        """SIGTERM first: torchrun then ends its ranks, each in a session of its own (out of reach of a
+        signal to the agent's group); SIGKILL to the agent's group if it is still there after ``QUIT_WAIT_S``.
+        A rank whose agent is gone ends itself (``distributed_rank``'s parent watch)."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(timeout=QUIT_WAIT_S)
+            except subprocess.TimeoutExpired:
+                pass
+            except ProcessLookupError:
+                pass
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        self.proc.wait()
+
     def close(self, kill: bool = False) -> None:
         """End the launch and remove its folder; safe to call twice."""
         try:
@@ -211,13 +248,8 @@ class Launch:
                     pass
         finally:
             if self.proc is not None:
-                if self.proc.poll() is None:
-                    try:
-                        os.killpg(self.proc.pid, signal.SIGKILL)
-                    except (ProcessLookupError, PermissionError):
-                        pass
-                self.proc.wait()
-            for closable in (getattr(self, "_reader", None), self._conn, getattr(self, "_listener", None)):
+                self._end_agent()
+            for closable in (self._conn, getattr(self, "_listener", None)):
                 if closable is not None:
                     try:
                         closable.close()
