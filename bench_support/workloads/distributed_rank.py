@@ -17,9 +17,7 @@ one over the process group, so every rank runs the same sequence:
 On every node, local rank 0 answers its own node's benchmark process (a node other than
 the first receives no commands: its benchmark process waits for the answers).
 
-All-reduce time and bytes are taken by a DDP communication hook that does what DDP's
-default does (average the bucket with one all-reduce) and times each bucket from its
-hand-off to the end of its all-reduce.
+All-reduce time and bytes: :mod:`bench_support.workloads.comm_hook`.
 """
 
 from __future__ import annotations
@@ -35,6 +33,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 from bench_support.measure.memory import rss_hwm_mb, rss_now_mb
+from bench_support.workloads.comm_hook import CommStats, timed_allreduce_hook
 
 #: A collective that waits longer than this means a rank is gone: fail rather than hang.
 COLLECTIVE_TIMEOUT_S = 300
@@ -43,38 +42,6 @@ PROBE_PAIRS = 8
 
 def _round(mb: Optional[float]) -> Optional[float]:
     return None if mb is None else round(mb, 1)
-
-
-class CommStats:
-    """What the communication hook saw: all-reduce seconds and bytes, bucket calls."""
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.seconds = 0.0
-        self.bytes = 0
-        self.calls = 0
-
-
-def timed_allreduce_hook(stats: CommStats):
-    import torch.distributed as dist
-
-    def hook(state, bucket):  # no annotations: DDP checks them against its own types
-        start = time.perf_counter()
-        tensor = bucket.buffer()
-        stats.bytes += tensor.numel() * tensor.element_size()
-        stats.calls += 1
-        tensor.div_(dist.get_world_size())
-        future = dist.all_reduce(tensor, async_op=True).get_future()
-
-        def done(fut: Any):
-            stats.seconds += time.perf_counter() - start
-            return fut.value()[0]
-
-        return future.then(done)
-
-    return hook
 
 
 class Rank:
