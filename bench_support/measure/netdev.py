@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
+from bench_support.measure.sysfs import counter_delta, read_text
+
 #: /proc/net/dev columns after the interface name: 8 receive, then 8 transmit counters.
 _RX_BYTES, _TX_BYTES = 0, 8
 COUNTER_BITS = 64  # the kernel's counters are 64-bit (rtnl_link_stats64)
@@ -50,15 +52,7 @@ def delta(before: Optional[int], after: Optional[int], bits: int = COUNTER_BITS)
     """Bytes between two readings of one counter, across one wrap."""
     if before is None or after is None:
         return None
-    return (after - before) % (1 << bits)
-
-
-def _read(path: str) -> Optional[str]:
-    try:
-        with open(path) as fh:
-            return fh.read().strip()
-    except OSError:  # speed of a virtual or down link: EINVAL
-        return None
+    return int(counter_delta(before, after, 1 << bits))
 
 
 def interface_facts(root: str = "/") -> List[Dict[str, Any]]:
@@ -80,11 +74,11 @@ def interface_facts(root: str = "/") -> List[Dict[str, Any]]:
             entry["kind"] = "wired"
         else:
             entry["kind"] = "virtual"
-        state = _read(os.path.join(folder, "operstate"))
+        state = read_text(os.path.join(folder, "operstate"))
         if state:
             entry["state"] = state
         for key, file in (("mtu", "mtu"), ("speed_mbps", "speed")):
-            value = _read(os.path.join(folder, file))
+            value = read_text(os.path.join(folder, file))
             if value and value.lstrip("-").isdigit() and int(value) > 0:
                 entry[key] = int(value)
         facts.append(entry)

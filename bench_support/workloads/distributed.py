@@ -42,7 +42,6 @@ def epoch_figures(ranks: List[Dict[str, Any]], round_s: float) -> Dict[str, Any]
         if steps
         else None,
         "rss_peak_mb_per_rank": [r["rss_peak_mb"] for r in ranks],
-        "rss_mb_per_rank": [r["rss_mb"] for r in ranks],
     }
 
 
