@@ -25,9 +25,11 @@ from bench_support.files import read_json
 from bench_support.profiles import PROFILES
 from conftest import make_unwritable, run_pytest
 
-#: The end-to-end runs share one factory checkpoint pretrained on half the quick profile's images (40 s less on a
-#: 2-core VM). A weaker factory: measured with it, 6 classes (seed 777) 0.389 -> 0.667, lift +0.278; 4 known classes
-#: forgetting +0.8 points. The assertions hold for either factory; the README's figures are the quick profile's.
+#: The end-to-end runs share one factory checkpoint pretrained on a quarter of the quick profile's images (3.5 min
+#: less on a 2-core VM), so a weaker one: measured with it, 6 classes (seed 31415) 0.389 -> 0.778, lift +0.389, new
+#: classes 0.500; 4 known classes held-out 0.833, forgetting -7.8 points. With the quick profile's factory, on photos
+#: of seeds no constant was tuned on: 0.444-0.500 -> 1.000, new classes 1.000 (docs/continual.md). The assertions hold
+#: for either factory.
 TEST_FACTORY = ("--cl-pretrain-images", "4096")
 
 
@@ -234,20 +236,24 @@ def _photos(folder, classes, seed, per_class=10):
 
 def test_photos_of_new_classes_are_learnt_and_the_lift_over_the_pretrained_model_reported(tmp_path, shared_data_dir):
     """Six classes, two the factory never saw: the pretrained model cannot answer them (0 on their photos);
-    imprinted rows and four epochs of whole-network Adam can. The issue's bar (>= 0.85 overall, >= 0.70 on the
-    new classes, a lift >= 0.25) is printed beside what this recipe reaches, not asserted: it is not met yet."""
+    imprinted rows and four epochs of whole-network Adam learn them. The pretrained-only score is reported beside
+    the fine-tuned one; the lift asserted is below what the weaker test factory reaches (+0.389)."""
     classes = ["blue_circle", "blue_square", "orange_circle", "orange_square", "green_circle", "orange_triangle"]
-    _photos(tmp_path / "photos", classes, seed=777)
+    _photos(tmp_path / "photos", classes, seed=31415)
     info, out = _run_whole_adam(tmp_path, shared_data_dir, tmp_path / "photos")
     assert info["new_classes"] == ["green_circle", "orange_triangle"]
     assert sorted(info["final_acc_per_class"]) == sorted(classes)
     pretrained = info["before"]["pretrained_acc_per_class"]
     assert pretrained["green_circle"] == 0 and pretrained["orange_triangle"] == 0  # it has no output for them
-    assert info["final_acc_new"] > 0 and info["lift"] > 0
+    assert info["final_acc_new"] > 0 and info["lift"] >= 0.2
+    assert 0 < info["final_acc_ncm"] <= 1 and sorted(info["final_acc_ncm_per_class"]) == sorted(classes)
+    assert info["views_per_epoch"] > 1 and info["replay_per_batch"] > 0
+    assert info["torchvision_loaded"] is False  # a smallcnn worker imports only what its model needs
     assert info["lift"] == pytest.approx(info["final_acc"] - info["pretrained_acc"], abs=1e-4)
     assert "pretrained model as it came: acc=" in out and "known=" in out and "new=" in out
     print(
         f"6 classes, 2 new: pretrained {info['pretrained_acc']:.3f} -> {info['final_acc']:.3f} "
+        f"(nearest mean {info['final_acc_ncm']:.3f}) "
         f"(known {info['final_acc_known']:.3f}, new {info['final_acc_new']:.3f}, lift {info['lift']:+.3f}, "
         f"forgetting {100 * info['forgetting']:+.1f} points) in {info['finetune_s']:.1f} s"
     )
@@ -255,8 +261,8 @@ def test_photos_of_new_classes_are_learnt_and_the_lift_over_the_pretrained_model
 
 def test_photos_of_the_known_classes_only_forget_little(tmp_path, shared_data_dir):
     """The four factory classes only: the head keeps its four rows; forgetting (synthetic accuracy lost) is
-    reported and stays within 5 points for the default whole-network Adam fine-tune."""
-    _photos(tmp_path / "photos", ["blue_circle", "blue_square", "orange_circle", "orange_square"], seed=31337)
+    reported and stays within 5 points for the default whole-network Adam fine-tune (rehearsal keeps it low)."""
+    _photos(tmp_path / "photos", ["blue_circle", "blue_square", "orange_circle", "orange_square"], seed=27182)
     info, _ = _run_whole_adam(tmp_path, shared_data_dir, tmp_path / "photos")
     assert info["new_classes"] == [] and info["final_acc_new"] is None
     assert info["forgetting"] == pytest.approx(
@@ -302,10 +308,11 @@ def test_photometric_augment_is_seeded_and_keeps_the_shape():
 
     from bench_support.continual.pretrain import factory_images, photometric_augment
 
-    images, labels = factory_images(8, 32, seed=5)
-    again, _ = factory_images(8, 32, seed=5)
-    assert images.dtype == torch.uint8 and tuple(images.shape) == (8, 3, 32, 32)
-    assert torch.equal(images, again) and labels.tolist() == [0, 1, 2, 3, 0, 1, 2, 3]
+    images, labels = factory_images(20, 32, seed=5)
+    again, _ = factory_images(20, 32, seed=5)
+    assert images.dtype == torch.uint8 and tuple(images.shape) == (20, 3, 32, 32)
+    assert torch.equal(images, again) and labels.tolist() == list(range(16)) + [0, 1, 2, 3]  # the catalogue in turn
+    images = images[:8]
     a = photometric_augment(images, torch.Generator().manual_seed(1))
     b = photometric_augment(images, torch.Generator().manual_seed(1))
     c = photometric_augment(images, torch.Generator().manual_seed(2))
@@ -419,7 +426,8 @@ def test_factory_recipe_comes_from_the_profile():
     mine = pretraining_for(PROFILES["quick"], dict(chosen, pretrain_images=64))
     assert mine.factory_images == 64 and mine.factory_size == 64
     # The cache key names everything that changes the checkpoint (and keeps earlier caches valid).
-    assert mine.name == f"smallcnn-synth-128px-512+128-seed3-f64x64px-e4-synthetic-r{PRETRAIN_RECIPE}"
+    epochs = PROFILES["quick"].factory_epochs
+    assert mine.name == f"smallcnn-synth-128px-512+128-seed3-f64x64px-e{epochs}-synthetic-r{PRETRAIN_RECIPE}"
 
 
 def test_pretraining_is_cached_with_an_atomic_sidecar(tmp_path, monkeypatch):
@@ -536,7 +544,9 @@ class _FakeWorker:
         ready = {"acc_before": 0.5, "synth_acc_before": 0.6, "mem_baseline_mb": 100.0, "trainable_params": 10,
                  "total_params": 20, "model_classes": ["a", "b"], "torch_threads": 2, "pretrained_acc": 0.4,
                  "pretrained_acc_per_class": {"a": 0.8, "b": 0.0}, "acc_per_class_before": {"a": 0.6, "b": 0.4},
-                 "pretrained_synth_acc": 0.9, "new_classes": ["b"], "mem_import_mb": 80.0}  # fmt: skip
+                 "pretrained_synth_acc": 0.9, "new_classes": ["b"], "mem_import_mb": 80.0, "acc_ncm_before": 0.55,
+                 "acc_ncm_per_class_before": {"a": 0.6, "b": 0.5}, "views_per_epoch": 8,
+                 "replay_per_batch": 2}  # fmt: skip
         return {"ready": ready}
 
     def request(self, command):
@@ -546,7 +556,8 @@ class _FakeWorker:
         peak = 120.0 + (0 if self.lean else 300.0) + self.epoch
         ckpt = {label: {"ms": 4.0 * self.epoch, "mb": 1.5} for label in self.config["ckpt_dirs"]}
         return {"epoch": self.epoch, "acc": 0.6 + 0.1 * self.epoch, "synth_acc": 0.8, "time_s": 0.5, "loss": 1.0,
-                "acc_per_class": {"a": 0.9, "b": 0.5}, "acc_known": 0.9, "acc_new": 0.5,
+                "acc_per_class": {"a": 0.9, "b": 0.5}, "acc_known": 0.9, "acc_new": 0.5, "acc_ncm": 0.75,
+                "acc_ncm_per_class": {"a": 0.8, "b": 0.7}, "acc_ncm_known": 0.8, "acc_ncm_new": 0.7,
                 "fetch_stall_s": 0.01, "mem_peak_abs_mb": peak, "mem_delta_mb": peak - 100.0, "mem_now_mb": 110.0,
                 "mem_hwm_mb": peak, "ckpt": ckpt}  # fmt: skip
 
@@ -570,7 +581,9 @@ EXTRA_INFO_KEYS = {
     "mem_peak_abs_mb", "mem_delta_mb", "mem_now_mb", "mem_baseline_mb", "mem_peak_method", "rss_budget_mb",
     "within_budget", "trainable_params", "total_params", "model_classes", "torch_threads", "photos", "pretraining",
     "ckpt_targets", "settings", "ext4_ms", "tmpfs_ms", "tmpfs_unavailable", "final_acc_per_class", "final_acc_known",
-    "final_acc_new", "new_classes", "pretrained_acc", "lift", "forgetting", "mem_import_mb",
+    "final_acc_new", "new_classes", "pretrained_acc", "lift", "forgetting", "mem_import_mb", "final_acc_ncm",
+    "final_acc_ncm_per_class", "final_acc_ncm_known", "final_acc_ncm_new", "views_per_epoch", "replay_per_batch",
+    "torchvision_loaded",
 }  # fmt: skip
 
 
@@ -596,8 +609,11 @@ def test_scenario_runs_finishes_and_reports_an_outcome(tmp_path, monkeypatch):
     assert whole["within_budget"] is False and head["within_budget"] is True
     assert whole["before"] == {
         "acc": 0.5, "synth_acc": 0.6, "acc_per_class": {"a": 0.6, "b": 0.4}, "pretrained_acc": 0.4,
-        "pretrained_acc_per_class": {"a": 0.8, "b": 0.0}, "pretrained_synth_acc": 0.9,
+        "pretrained_acc_per_class": {"a": 0.8, "b": 0.0}, "pretrained_synth_acc": 0.9, "acc_ncm": 0.55,
+        "acc_ncm_per_class": {"a": 0.6, "b": 0.5},
     }  # fmt: skip
+    assert whole["final_acc_ncm"] == 0.75 and whole["final_acc_ncm_new"] == 0.7 and whole["views_per_epoch"] == 8
+    assert "nearest mean 0.750" in cl_outputs.summary_line(whole)
     assert whole["lift"] == pytest.approx(whole["final_acc"] - 0.4) and whole["forgetting"] == pytest.approx(0.9 - 0.8)
     assert whole["final_acc_per_class"] == {"a": 0.9, "b": 0.5} and whole["new_classes"] == ["b"]
     assert "synth_dir" not in whole["pretraining"]

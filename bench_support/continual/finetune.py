@@ -2,8 +2,10 @@
 
 :class:`FineTune` loads the factory checkpoint and the photos, measures the accuracy
 and memory before the first step, then per epoch trains (the timed part) and, untimed,
-measures accuracy (held-out photos, synthetic validation set), memory three ways and
-the latency of a durable checkpoint write per target.
+measures accuracy (held-out photos by the head and by the nearest class mean, synthetic
+validation set), memory three ways and the latency of a durable checkpoint write per
+target. Each epoch shows every training photo ``VIEWS_PER_EPOCH`` times, each batch
+joined by replayed synthetic images of the known classes (:mod:`~bench_support.continual.rehearsal`).
 
 It runs in a fresh worker process (:mod:`bench_support.continual.worker`), so the
 memory figures are the fine-tune's own: not the pytest process's, and not those of the
@@ -21,11 +23,13 @@ Memory (MB = 2**20 bytes), as the seed defines it:
 from __future__ import annotations
 
 import os
+import sys
 from collections import Counter
 from typing import Any, Dict, Sequence, Tuple
 
 import torch
 
+from bench_support.continual.imaging import FolderDataset, photo_transform
 from bench_support.continual.incremental import (
     extend_head,
     imprinted_rows,
@@ -38,52 +42,43 @@ from bench_support.continual.model import (
     finetune_optimizer,
     frozen_bn_train_mode,
     head_only_train_mode,
+    import_model_libraries,
     param_groups,
     prepare_finetune,
 )
 from bench_support.continual.photos import load_photo
+from bench_support.continual.rehearsal import ReplayBatches, nearest_mean_accuracy
 from bench_support.measure.memory import rss_hwm_mb, rss_now_mb, ru_maxrss_mb
 from bench_support.metrics import MB
 from bench_support.workloads.checkpoint import CheckpointError, save_checkpoint
-from bench_support.workloads.data import CLASSES, NORM_MEAN, NORM_STD, image_folders, make_loader
+from bench_support.workloads.data import CLASSES, make_loader
 from bench_support.workloads.training import train_epoch
 
-
-def photo_transform(image_size: int, train: bool):
-    """Short side to ``image_size``, centre square crop (the shapes keep their aspect).
-
-    Training adds what a handful of photos lacks: a random crop of 50-100 % of the
-    area, a flip, and jittered brightness, contrast and saturation, so that a few
-    photos seen for a few epochs are not memorised as they are.
-    """
-    from torchvision import transforms
-
-    steps: list = [transforms.Resize(image_size)]
-    if train:
-        steps += [
-            transforms.RandomResizedCrop(image_size, scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3)),
-            transforms.RandomHorizontalFlip(),
-            transforms.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.2),
-        ]
-    else:
-        steps.append(transforms.CenterCrop(image_size))
-    steps += [transforms.ToTensor(), transforms.Normalize(NORM_MEAN, NORM_STD)]
-    return transforms.Compose(steps)
+#: Each training photo is seen this often per epoch, under fresh augmentation draws: with
+#: ~7 photos per class, one look per epoch left 4 epochs at a loss of ~1 on the stand-ins.
+VIEWS_PER_EPOCH = 8
+#: Synthetic images of the factory's classes replayed beside each batch of photos (rehearsal).
+REPLAY_PER_BATCH = 2
 
 
 class PhotoDataset(torch.utils.data.Dataset):
-    """(path, class index) pairs, decoded from disk at every epoch as a robot's loader would."""
+    """(path, class index) pairs, decoded from disk at every epoch as a robot's loader would.
 
-    def __init__(self, items: Sequence[Tuple[str, int]], image_size: int, train: bool) -> None:
+    ``views``: how often each photo appears in one pass, each time under fresh random
+    draws of the training transform (repeated augmentation).
+    """
+
+    def __init__(self, items: Sequence[Tuple[str, int]], image_size: int, train: bool, views: int = 1) -> None:
         self.items = list(items)
+        self.views = views
         self.image_size = image_size
         self.transform = photo_transform(image_size, train)
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.items) * self.views
 
     def __getitem__(self, index: int):
-        path, target = self.items[index]
+        path, target = self.items[index % len(self.items)]
         return self.transform(load_photo(path, self.image_size)), target
 
 
@@ -105,7 +100,9 @@ class FineTune:
     """Everything loaded and measured before the first step; then epoch by epoch."""
 
     def __init__(self, config: Dict[str, Any]) -> None:
-        # Everything the worker imports is loaded by now: the floor under its memory figures.
+        # Everything the worker imports is loaded by now (torchvision only for its models):
+        # the floor under its memory figures.
+        import_model_libraries(config["model"])
         self.import_mb = ru_maxrss_mb()
         torch.manual_seed(config["seed"])
         self.config = config
@@ -118,10 +115,16 @@ class FineTune:
         held = PhotoDataset([(p, index[c]) for p, c in config["held_out"]], size, train=False)
         self.held_loader = make_loader(held, batch, shuffle=False)  # no larger than training's: not the peak
         self.held_counts = Counter(c for _, c in config["held_out"])
-        self.synth_loader = None  # no synthetic set given (a worker driven on its own): no forgetting figure
+        self.plain_loader = make_loader(PhotoDataset(train_items, size, train=False), batch, shuffle=False)
+        # No synthetic set given (a worker driven on its own): no forgetting figure, no rehearsal.
+        self.synth_loader = replay = None
         if config.get("synth_dir"):
-            _, synth_val = image_folders(config["synth_dir"], size)
-            self.synth_loader = make_loader(synth_val, batch, shuffle=False)
+            synth = os.path.join(config["synth_dir"], "{}")
+            self.synth_loader = make_loader(
+                FolderDataset(synth.format("val"), size, False, CLASSES), batch, shuffle=False
+            )
+            train_synth = FolderDataset(synth.format("train"), size, True, CLASSES)
+            replay = make_loader(train_synth, REPLAY_PER_BATCH, seed=config["seed"] + 1)
 
         self.model = build_cl_model(config["model"], num_classes=len(CLASSES))
         state = torch.load(config["pretrained"], map_location="cpu", weights_only=True)
@@ -129,15 +132,16 @@ class FineTune:
         # The factory's model as it came, on the same photos: what the device knew before learning anything.
         pretrained = self._accuracies()
         if new:  # class-incremental: one imprinted row per new class, from its training photos
-            plain = make_loader(PhotoDataset(train_items, size, train=False), batch, shuffle=False)
-            extend_head(self.model, *imprinted_rows(self.model, plain, [index[c] for c in new]))
+            extend_head(self.model, *imprinted_rows(self.model, self.plain_loader, [index[c] for c in new]))
         self.mode = config["finetune"]
         params = prepare_finetune(self.model, self.mode)
         self.trainable = sum(p.numel() for p in params)
         self.optimizer = finetune_optimizer(config["optimizer"], param_groups(self.model, params))
 
-        train = PhotoDataset(train_items, size, train=True)
+        train = PhotoDataset(train_items, size, train=True, views=VIEWS_PER_EPOCH)
         self.train_loader = make_loader(train, batch, num_workers=workers, seed=config["seed"])
+        if replay is not None:
+            self.train_loader = ReplayBatches(self.train_loader, replay)
         # Cosine decay to 0 over the whole fine-tune, stepped per batch: the last epoch
         # settles instead of ending on a noisy step of batches of a few photos.
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
@@ -156,6 +160,10 @@ class FineTune:
             "pretrained_synth_acc": pretrained["synth_acc"],
             "acc_before": before["acc"],
             "acc_per_class_before": before["acc_per_class"],
+            "acc_ncm_before": before["acc_ncm"],
+            "acc_ncm_per_class_before": before["acc_ncm_per_class"],
+            "views_per_epoch": VIEWS_PER_EPOCH,
+            "replay_per_batch": REPLAY_PER_BATCH if replay is not None else 0,
             "synth_acc_before": before["synth_acc"],
             "new_classes": new,
             "mem_import_mb": round(self.import_mb, 2),
@@ -165,13 +173,20 @@ class FineTune:
             "total_params": sum(p.numel() for p in self.model.parameters()),
             "model_classes": classes,
             "torch_threads": torch.get_num_threads(),
+            # A smallcnn worker needs no torchvision: its import would sit in mem_import_mb for nothing.
+            "torchvision_loaded": "torchvision" in sys.modules,
         }
 
     def _accuracies(self) -> Dict[str, Any]:
-        """Held-out photos (overall, per class, known and new) and the synthetic set (known classes only)."""
+        """Held-out photos (overall, per class, known and new; the head's and the nearest mean's answers)
+        and the synthetic set (known classes only)."""
         held, per_class = per_class_accuracy(self.model, self.held_loader, self.classes)
+        ncm, ncm_per_class = nearest_mean_accuracy(self.model, self.plain_loader, self.held_loader, self.classes)
+        ncm_split = split_known_new(ncm_per_class, self.held_counts)
         synth = per_class_accuracy(self.model, self.synth_loader, self.classes)[0] if self.synth_loader else None
         return {"acc": held, "acc_per_class": per_class, **split_known_new(per_class, self.held_counts),
+                "acc_ncm": round(ncm, 4), "acc_ncm_per_class": ncm_per_class,
+                "acc_ncm_known": ncm_split["acc_known"], "acc_ncm_new": ncm_split["acc_new"],
                 "synth_acc": synth}  # fmt: skip
 
     def train_epoch(self) -> Dict[str, Any]:

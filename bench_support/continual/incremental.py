@@ -94,6 +94,17 @@ def extend_head(model: nn.Module, rows: torch.Tensor, biases: torch.Tensor) -> N
 
 
 @torch.no_grad()
+def keep_rows(model: nn.Module, rows: Sequence[int]) -> None:
+    """Narrow the final layer to the outputs ``rows``, in that order (their weights and biases as they are)."""
+    parent, name, old = final_linear(model)
+    new = nn.Linear(old.in_features, len(rows), bias=old.bias is not None)
+    new.weight.copy_(old.weight[list(rows)])
+    if old.bias is not None:
+        new.bias.copy_(old.bias[list(rows)])
+    setattr(parent, name, new)
+
+
+@torch.no_grad()
 def per_class_accuracy(model: nn.Module, loader, classes: Sequence[str]) -> Tuple[float, Dict[str, float]]:
     """(top-1 accuracy over ``loader``, accuracy per class present in it)."""
     model.eval()
@@ -118,3 +129,13 @@ def split_known_new(per_class: Dict[str, float], counts: Dict[str, int]) -> Dict
         n = sum(counts[c] for c in members)
         out[f"acc_{part}"] = round(sum(per_class[c] * counts[c] for c in members) / n, 4) if n else None
     return out
+
+
+#: A row's accuracies that a result repeats for its last epoch, as ``final_<name>``.
+FINAL_ACCURACIES = ("acc", "acc_per_class", "acc_known", "acc_new",
+                    "acc_ncm", "acc_ncm_per_class", "acc_ncm_known", "acc_ncm_new")  # fmt: skip
+
+
+def final_accuracies(row: Dict[str, object]) -> Dict[str, object]:
+    """``final_acc``, ``final_acc_known``, ... from the last epoch's row."""
+    return {f"final_{name}": row[name] for name in FINAL_ACCURACIES}

@@ -84,6 +84,8 @@ def epoch_line(row: Dict[str, Any], targets: Sequence[str]) -> str:
     for part in ("known", "new"):
         if row.get(f"acc_{part}") is not None:
             parts.append(f"{part}={row[f'acc_{part}']:.3f}")
+    if row.get("acc_ncm") is not None:
+        parts.append(f"ncm={row['acc_ncm']:.3f}")
     return " ".join(parts)
 
 
@@ -95,6 +97,7 @@ def summary_line(result: Dict[str, Any]) -> str:
     line = (
         f"continual {r['config']}: held-out acc {r['final_acc']:.3f} ({split}; {r['photos']['source']} photos), "
         f"pretrained {r['pretrained_acc']:.3f} (lift {r['lift']:+.3f}), "
+        + (f"nearest mean {r['final_acc_ncm']:.3f}, " if r.get("final_acc_ncm") is not None else "")
         + (f"forgetting {100 * r['forgetting']:+.1f} points, " if r.get("forgetting") is not None else "")
         + f"{len(r['epochs'])} epochs in {r['finetune_s']:.1f} s, peak {r['mem_peak_abs_mb']:.0f} MB "
         f"(imports {r['mem_import_mb']:.0f}, training delta {r['mem_delta_mb']:.0f}), now {r['mem_now_mb']:.0f} MB"
@@ -109,7 +112,7 @@ def csv_columns(targets: Sequence[str], classes: Sequence[str] = ()) -> List[str
     return (
         ["config", "finetune", "optimizer", "epoch", "acc", "time_s", "mem_peak_abs_mb", "mem_delta_mb", "mem_now_mb"]
         + [f"{label}_ms" for label in targets]
-        + ["synth_acc", "acc_known", "acc_new"]
+        + ["synth_acc", "acc_known", "acc_new", "acc_ncm", "acc_ncm_known", "acc_ncm_new"]
         + [f"acc_{c}" for c in classes]
         + ["loss", "fetch_stall_s", "mem_hwm_mb", "ckpt_mb", "within_budget", "photos"]
     )
@@ -128,6 +131,7 @@ def csv_rows(results: Sequence[Dict[str, Any]], targets: Sequence[str]) -> List[
         rows.append({
             "config": result["config"], "finetune": result["finetune"], "optimizer": result["optimizer"],
             "epoch": 0, "acc": before.get("acc"), "synth_acc": before.get("synth_acc"),
+            "acc_ncm": before.get("acc_ncm"),
             "within_budget": result.get("within_budget"), "photos": result["photos"]["source"],
             **{f"acc_{c}": v for c, v in (before.get("acc_per_class") or {}).items()},
         })  # fmt: skip
@@ -192,6 +196,15 @@ def write_plots(results: Sequence[Dict[str, Any]], targets: Sequence[str], direc
                     color=colour,
                     label=f"{result['config']} held-out photos",
                 )
+                if before.get("acc_ncm") is not None:
+                    ax.plot(
+                        [0] + epochs,
+                        [before["acc_ncm"]] + [r.get("acc_ncm") for r in rows],
+                        marker + ":",
+                        color=colour,
+                        alpha=0.8,
+                        label=f"{result['config']} held-out, nearest mean",
+                    )
                 if before.get("synth_acc") is not None:
                     ax.plot(
                         [0] + epochs,

@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from bench_support.continual import outputs, photos
 from bench_support.continual.factory import pretraining_for
+from bench_support.continual.incremental import final_accuracies
 from bench_support.continual.outputs import Outcome
 from bench_support.continual.standin import NEW_CLASSES, STANDIN_CLASSES, ensure_standin
 from bench_support.continual.targets import checkpoint_targets, remove_targets, unavailable_lines
@@ -31,7 +32,8 @@ from bench_support.profiles import Profile
 
 STANDIN_PER_CLASS = 12
 #: The per-configuration figures repeated in the run's summary (edge_bench.continual).
-SUMMARY_KEYS = ("config", "final_acc", "final_acc_known", "final_acc_new", "pretrained_acc", "lift", "forgetting",
+SUMMARY_KEYS = ("config", "final_acc", "final_acc_known", "final_acc_new", "final_acc_ncm", "pretrained_acc", "lift",
+                "forgetting",
                 "final_synth_acc", "finetune_s", "mem_peak_abs_mb", "mem_import_mb", "mem_delta_mb", "mem_now_mb",
                 "mem_baseline_mb", "rss_budget_mb", "within_budget", "trainable_params")  # fmt: skip
 
@@ -201,6 +203,8 @@ class Scenario:
                 "acc": ready["acc_before"],
                 "acc_per_class": ready["acc_per_class_before"],
                 "synth_acc": ready["synth_acc_before"],
+                "acc_ncm": ready["acc_ncm_before"],
+                "acc_ncm_per_class": ready["acc_ncm_per_class_before"],
                 "pretrained_acc": ready["pretrained_acc"],
                 "pretrained_acc_per_class": ready["pretrained_acc_per_class"],
                 "pretrained_synth_acc": ready["pretrained_synth_acc"],
@@ -234,10 +238,7 @@ class Scenario:
             "optimizer": optimizer,
             "before": before,
             "epochs": rows,
-            "final_acc": rows[-1]["acc"],
-            "final_acc_per_class": rows[-1]["acc_per_class"],
-            "final_acc_known": rows[-1]["acc_known"],
-            "final_acc_new": rows[-1]["acc_new"],
+            **final_accuracies(rows[-1]),
             "new_classes": ready["new_classes"],
             "pretrained_acc": ready["pretrained_acc"],
             # What learning on the device added, and what it cost the known classes (points of accuracy).
@@ -256,9 +257,12 @@ class Scenario:
             "rss_budget_mb": budget,
             "within_budget": None if budget is None else peak <= budget,
             "trainable_params": ready["trainable_params"],
+            "views_per_epoch": ready["views_per_epoch"],
+            "replay_per_batch": ready["replay_per_batch"],
             "total_params": ready["total_params"],
             "model_classes": ready["model_classes"],
             "torch_threads": ready["torch_threads"],
+            "torchvision_loaded": ready.get("torchvision_loaded"),
             "photos": self.choice.describe(self.train, self.held_out),
             "pretraining": {k: v for k, v in self.pretrained.items() if k not in ("synth_dir",)},
             "ckpt_targets": self.targets,

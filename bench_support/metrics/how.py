@@ -69,6 +69,7 @@ HOW: Dict[str, str] = {
     "final_acc": "top-1 in eval mode, in the worker",
     "final_synth_acc": "top-1, eval mode, over all the model's classes: a known image called new is an error",
     "final_acc_per_class": "top-1 per class of the held-out photos, eval mode",
+    "final_acc_ncm": "cosine to the centred mean embedding of each class's training photos, eval mode",
     "pretrained_acc": "top-1 of the factory checkpoint before its head is extended (new-class photos count as wrong)",
     "mem_import_mb": "`ru_maxrss` of the worker when the fine-tune starts, its modules imported",
     "finetune_s": "`perf_counter` around each epoch in the worker",

@@ -8,7 +8,12 @@ from typing import Sequence, Tuple
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-_COLOURS = {"orange": (240, 130, 20), "blue": (35, 80, 215)}
+#: The synthetic dataset's colours are orange and blue; the continual scenario's factory
+#: also draws red and yellow (see :data:`bench_support.continual.pretrain.CATALOGUE`).
+_COLOURS = {"orange": (240, 130, 20), "blue": (35, 80, 215), "red": (205, 30, 35), "yellow": (230, 205, 35)}
+#: Shapes beyond circle and square: corners, and the rhombus's half-diagonals (long, short) per unit.
+_POLYGONS = {"square": 4, "pentagon": 5}
+_RHOMBUS_SHORT = math.tan(math.pi / 6)  # a 60/120 degree rhombus
 
 
 #: From this size on the images are textured (study-sized photos: their decode cost comes from their detail).
@@ -27,6 +32,16 @@ def value_noise(rng: np.random.Generator, shape: Tuple[int, int], octaves: Seque
         total += layer / 255.0 * weight
         weight_sum += weight
     return total / weight_sum
+
+
+def _reach(shape: str, radius: float) -> float:
+    """Centre to the farthest point of ``shape`` with the area of a circle of ``radius``."""
+    if shape == "circle":
+        return radius
+    if shape == "rhombus":  # area 2 * long * short half-diagonals
+        return radius * math.sqrt(math.pi / (2 * _RHOMBUS_SHORT))
+    n = _POLYGONS[shape]  # a regular n-gon of circumradius R has area n/2 R^2 sin(2 pi / n)
+    return radius * math.sqrt(2 * math.pi / (n * math.sin(2 * math.pi / n)))
 
 
 def render(label: str, size: int, rng: np.random.Generator) -> Image.Image:
@@ -55,18 +70,24 @@ def render(label: str, size: int, rng: np.random.Generator) -> Image.Image:
     # circumradii, circles were 1.6x larger and a model learnt "large = circle", which
     # inverts on photos where squares are the larger cut-outs.)
     radius = rng.uniform(0.12, 0.40) * size
-    reach = radius if shape == "circle" else radius * math.sqrt(math.pi / 2)  # square: centre to corner
+    reach = _reach(shape, radius)  # centre to the farthest point
     margin = min(reach, size / 2)  # the largest squares just fit, and only centred
     cx, cy = rng.uniform(margin, size - margin, size=2)
     if shape == "circle":
         draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=tuple(int(c) for c in colour))
-    else:
-        theta = rng.uniform(0, math.pi / 2)
+    elif shape in _POLYGONS:
+        n = _POLYGONS[shape]
+        theta = rng.uniform(0, 2 * math.pi / n)
         corners = [
-            (cx + reach * math.cos(theta + k * math.pi / 2), cy + reach * math.sin(theta + k * math.pi / 2))
-            for k in range(4)
+            (cx + reach * math.cos(theta + k * 2 * math.pi / n), cy + reach * math.sin(theta + k * 2 * math.pi / n))
+            for k in range(n)
         ]
         draw.polygon(corners, fill=tuple(int(c) for c in colour))
+    else:  # rhombus
+        theta = rng.uniform(0, math.pi)
+        c, s = math.cos(theta), math.sin(theta)
+        half = [(reach, 0), (0, reach * _RHOMBUS_SHORT), (-reach, 0), (0, -reach * _RHOMBUS_SHORT)]
+        draw.polygon([(cx + x * c - y * s, cy + x * s + y * c) for x, y in half], fill=tuple(int(v) for v in colour))
 
     if textured:  # the shape's own surface: speckle at a few scales
         shade = (0.85 + 0.3 * value_noise(rng, (size, size), (12, size // 4)))[..., None]
