@@ -1,6 +1,7 @@
 """Class-incremental pieces: the worker's image pipeline, rehearsal batches, nearest class mean, the factory's head."""
 
 import colorsys
+import pickle
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from bench_support.continual import imaging
 from bench_support.continual.incremental import final_linear, keep_rows
 from bench_support.continual.model import SmallCNN
 from bench_support.continual.rehearsal import NearestMean, ReplayBatches
+from bench_support.workloads.data import DataError
 
 
 def _photo(w=320, h=240, colour=(40, 160, 70)):
@@ -76,10 +78,35 @@ def test_folder_dataset_orders_classes_like_imagefolder_and_refuses_others(tmp_p
         _photo(16, 16).save(tmp_path / name / "a.png")
         (tmp_path / name / "notes.txt").write_text("not an image")
     data = imaging.FolderDataset(str(tmp_path), 16, False, ["orange_square", "blue_circle"])
-    assert [t for _, t in data.items] == [0, 1] and data.items[0][0].endswith("blue_circle/a.png")
+    # Labels are the positions in the classes given (the model's rows), not in the folders' sorted order.
+    assert [t for _, t in data.items] == [0, 1] and data.items[0][0].endswith("orange_square/a.png")
     assert tuple(data[1][0].shape) == (3, 16, 16) and data[1][1] == 1
-    with pytest.raises(FileNotFoundError, match="expected"):
+    with pytest.raises(DataError, match="expected"):
         imaging.FolderDataset(str(tmp_path), 16, False, ["orange_square", "blue_circle", "green_circle"])
+    for name in ("orange_square", "blue_circle"):
+        (tmp_path / name / "a.png").unlink()
+    with pytest.raises(DataError, match="no images"):
+        imaging.FolderDataset(str(tmp_path), 16, False, ["orange_square", "blue_circle"])
+    with pytest.raises(DataError, match="synthetic set"):
+        imaging.FolderDataset(str(tmp_path / "gone"), 16, False, ["orange_square"])
+
+
+def test_transforms_pickle_for_spawned_loader_workers():
+    for train in (True, False):
+        again = pickle.loads(pickle.dumps(imaging.photo_transform(32, train)))
+        assert tuple(again(_photo()).shape) == (3, 32, 32)
+
+
+def test_a_very_wide_photo_falls_back_to_the_widest_allowed_centre_crop(monkeypatch):
+    boxes = []
+    real_resize = Image.Image.resize
+    monkeypatch.setattr(
+        Image.Image, "resize", lambda self, size, resample=None, box=None: boxes.append(box) or real_resize(self, size)
+    )
+    monkeypatch.setattr(imaging, "CROP_SCALE", (0.9, 1.0))  # a 90 % crop never fits a 4:1 image at 3:4-4:3
+    imaging.random_resized_crop(Image.new("RGB", (400, 100)), 32)
+    (box,) = boxes
+    assert box == (133, 0, 266, 100)  # the whole height, 4:3 wide (133 px), centred
 
 
 def test_replay_batches_append_the_next_replayed_batch_and_cycle():

@@ -119,11 +119,10 @@ class FineTune:
         # No synthetic set given (a worker driven on its own): no forgetting figure, no rehearsal.
         self.synth_loader = replay = None
         if config.get("synth_dir"):
-            synth = os.path.join(config["synth_dir"], "{}")
-            self.synth_loader = make_loader(
-                FolderDataset(synth.format("val"), size, False, CLASSES), batch, shuffle=False
-            )
-            train_synth = FolderDataset(synth.format("train"), size, True, CLASSES)
+            val_synth = FolderDataset(os.path.join(config["synth_dir"], "val"), size, False, CLASSES)
+            self.synth_loader = make_loader(val_synth, batch, shuffle=False)
+            # Exemplars from the training split; forgetting is measured on the validation split.
+            train_synth = FolderDataset(os.path.join(config["synth_dir"], "train"), size, True, CLASSES)
             replay = make_loader(train_synth, REPLAY_PER_BATCH, seed=config["seed"] + 1)
 
         self.model = build_cl_model(config["model"], num_classes=len(CLASSES))

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance
 
-from bench_support.workloads.data import NORM_MEAN, NORM_STD
+from bench_support.workloads.data import NORM_MEAN, NORM_STD, DataError
 
 #: The training photos' random crop: 50-100 % of the area, aspect 3:4 to 4:3.
 CROP_SCALE = (0.5, 1.0)
@@ -53,7 +53,8 @@ def centre_square(img: Image.Image, size: int) -> Image.Image:
 def random_resized_crop(img: Image.Image, size: int) -> Image.Image:
     """A random ``CROP_SCALE`` share of the area at a random ``CROP_RATIO`` aspect, resized to a square.
 
-    Ten tries for a box that fits, then the centre square (the same rule as torchvision's).
+    Ten tries for a box that fits; then the whole image, cropped at the centre to the
+    nearest aspect in ``CROP_RATIO`` (torchvision's rule too).
     """
     w, h = img.size
     area = w * h
@@ -66,8 +67,13 @@ def random_resized_crop(img: Image.Image, size: int) -> Image.Image:
             left = int(torch.randint(0, w - cw + 1, ()).item())
             top = int(torch.randint(0, h - ch + 1, ()).item())
             return img.resize((size, size), Image.BILINEAR, box=(left, top, left + cw, top + ch))
-    side = min(w, h)
-    return centre_square(img, side).resize((size, size), Image.BILINEAR)
+    cw, ch = w, h
+    if w / h < CROP_RATIO[0]:
+        ch = round(w / CROP_RATIO[0])
+    elif w / h > CROP_RATIO[1]:
+        cw = round(h * CROP_RATIO[1])
+    left, top = (w - cw) // 2, (h - ch) // 2
+    return img.resize((size, size), Image.BILINEAR, box=(left, top, left + cw, top + ch))
 
 
 def flip_and_turn(img: Image.Image) -> Image.Image:
@@ -95,36 +101,52 @@ def to_normalised_tensor(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
 
 
-def photo_transform(image_size: int, train: bool) -> Callable[[Image.Image], torch.Tensor]:
-    """Held-out: short side to ``image_size``, centre square. Training: a random crop, flip, turn and jitter.
+class HeldOutTransform:
+    """Short side to ``size``, centre square. (A class, not a closure: DataLoader workers
+    started by spawn or forkserver receive it pickled.)"""
 
-    The training draws give a few photos, each seen several times an epoch, a different
-    look every time, so that they are not memorised as they are.
-    """
+    def __init__(self, size: int) -> None:
+        self.size = size
 
-    def held_out(img: Image.Image) -> torch.Tensor:
-        return to_normalised_tensor(centre_square(resize_short_side(img, image_size), image_size))
+    def __call__(self, img: Image.Image) -> torch.Tensor:
+        return to_normalised_tensor(centre_square(resize_short_side(img, self.size), self.size))
 
-    def training(img: Image.Image) -> torch.Tensor:
-        img = random_resized_crop(resize_short_side(img, image_size), image_size)
+
+class TrainingTransform(HeldOutTransform):
+    """A random crop, flip, quarter turn and jitter: a few photos, each seen several times an
+    epoch, look different every time, so that they are not memorised as they are."""
+
+    def __call__(self, img: Image.Image) -> torch.Tensor:
+        img = random_resized_crop(resize_short_side(img, self.size), self.size)
         return to_normalised_tensor(jitter(flip_and_turn(img)))
 
-    return training if train else held_out
+
+def photo_transform(image_size: int, train: bool) -> Callable[[Image.Image], torch.Tensor]:
+    return TrainingTransform(image_size) if train else HeldOutTransform(image_size)
 
 
 class FolderDataset(torch.utils.data.Dataset):
-    """``<root>/<class>/<image>`` as (tensor, class index), the classes sorted by name as ImageFolder does."""
+    """``<root>/<class>/<image>`` as (tensor, index of the class in ``classes``).
+
+    Raises :class:`DataError` (one line) when the class folders are not ``classes`` or
+    hold no image.
+    """
 
     def __init__(self, root: str, image_size: int, train: bool, classes: Sequence[str]) -> None:
-        found = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+        try:
+            found = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+        except OSError as exc:
+            raise DataError(f"synthetic set {root}: {exc.strerror}") from None
         if found != sorted(classes):
-            raise FileNotFoundError(f"{root}: class folders {found}, expected {sorted(classes)}")
+            raise DataError(f"synthetic set {root}: class folders {found}, expected {sorted(classes)}")
         self.items: List[Tuple[str, int]] = [
             (os.path.join(root, name, f), i)
-            for i, name in enumerate(found)
+            for i, name in enumerate(classes)
             for f in sorted(os.listdir(os.path.join(root, name)))
             if f.lower().endswith(IMAGE_SUFFIXES)
         ]
+        if not self.items:
+            raise DataError(f"synthetic set {root}: no images in its class folders")
         self.transform = photo_transform(image_size, train)
 
     def __len__(self) -> int:

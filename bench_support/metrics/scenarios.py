@@ -25,7 +25,7 @@ SCENARIOS: List[Metric] = [
                 "final_acc_ncm",
                 "fraction",
                 HIGHER,
-                "held-out accuracy of the nearest-class-mean classifier",
+                "held-out accuracy of the nearest class mean, among the photos' classes",
                 ("continual",),
             ),
             ("final_acc_ncm_known", "fraction", HIGHER, "that accuracy on the photos of the factory's classes"),
