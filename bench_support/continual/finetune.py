@@ -129,7 +129,7 @@ class FineTune:
         state = torch.load(config["pretrained"], map_location="cpu", weights_only=True)
         self.model.load_state_dict(state["model"])
         # The factory's model as it came, on the same photos: what the device knew before learning anything.
-        pretrained = self._accuracies()
+        pretrained = self._accuracies(nearest_mean=False)  # its nearest mean is epoch 0's: measured below
         if new:  # class-incremental: one imprinted row per new class, from its training photos
             extend_head(self.model, *imprinted_rows(self.model, self.plain_loader, [index[c] for c in new]))
         self.mode = config["finetune"]
@@ -176,17 +176,19 @@ class FineTune:
             "torchvision_loaded": "torchvision" in sys.modules,
         }
 
-    def _accuracies(self) -> Dict[str, Any]:
+    def _accuracies(self, nearest_mean: bool = True) -> Dict[str, Any]:
         """Held-out photos (overall, per class, known and new; the head's and the nearest mean's answers)
         and the synthetic set (known classes only)."""
         held, per_class = per_class_accuracy(self.model, self.held_loader, self.classes)
-        ncm, ncm_per_class = nearest_mean_accuracy(self.model, self.plain_loader, self.held_loader, self.classes)
-        ncm_split = split_known_new(ncm_per_class, self.held_counts)
         synth = per_class_accuracy(self.model, self.synth_loader, self.classes)[0] if self.synth_loader else None
-        return {"acc": held, "acc_per_class": per_class, **split_known_new(per_class, self.held_counts),
-                "acc_ncm": round(ncm, 4), "acc_ncm_per_class": ncm_per_class,
-                "acc_ncm_known": ncm_split["acc_known"], "acc_ncm_new": ncm_split["acc_new"],
-                "synth_acc": synth}  # fmt: skip
+        out = {"acc": held, "acc_per_class": per_class, **split_known_new(per_class, self.held_counts),
+               "synth_acc": synth}  # fmt: skip
+        if nearest_mean:
+            ncm, ncm_per_class = nearest_mean_accuracy(self.model, self.plain_loader, self.held_loader, self.classes)
+            ncm_split = split_known_new(ncm_per_class, self.held_counts)
+            out.update(acc_ncm=round(ncm, 4), acc_ncm_per_class=ncm_per_class,
+                       acc_ncm_known=ncm_split["acc_known"], acc_ncm_new=ncm_split["acc_new"])  # fmt: skip
+        return out
 
     def train_epoch(self) -> Dict[str, Any]:
         mode = head_only_train_mode if self.mode == "head" else frozen_bn_train_mode

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance
 
+from bench_support.continual.photos import EXTENSIONS
 from bench_support.workloads.data import NORM_MEAN, NORM_STD, DataError
 
 #: The training photos' random crop: 50-100 % of the area, aspect 3:4 to 4:3.
@@ -25,8 +26,6 @@ CROP_SCALE = (0.5, 1.0)
 CROP_RATIO = (3 / 4, 4 / 3)
 #: Brightness, contrast and saturation factors are drawn from 1 +- these.
 JITTER = (0.3, 0.3, 0.2)
-#: What a class folder's images may be (ImageFolder's list, short of the rare formats).
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 _MEAN = np.array(NORM_MEAN, np.float32)
 _STD = np.array(NORM_STD, np.float32)
 
@@ -143,7 +142,7 @@ class FolderDataset(torch.utils.data.Dataset):
             (os.path.join(root, name, f), i)
             for i, name in enumerate(classes)
             for f in sorted(os.listdir(os.path.join(root, name)))
-            if f.lower().endswith(IMAGE_SUFFIXES)
+            if f.lower().endswith(EXTENSIONS)
         ]
         if not self.items:
             raise DataError(f"synthetic set {root}: no images in its class folders")

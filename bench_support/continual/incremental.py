@@ -10,7 +10,7 @@ then measurable on the known classes: the synthetic validation set keeps its mea
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -83,25 +83,27 @@ def imprinted_rows(model: nn.Module, loader, new_indices: Sequence[int]) -> Tupl
 
 
 @torch.no_grad()
+def _replace_final(model: nn.Module, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> None:
+    """A final Linear layer with these weights and biases, in the place of the old one."""
+    parent, name, old = final_linear(model)
+    new = nn.Linear(old.in_features, len(weight), bias=bias is not None)
+    new.weight.copy_(weight)
+    if bias is not None:
+        new.bias.copy_(bias)
+    setattr(parent, name, new)
+
+
 def extend_head(model: nn.Module, rows: torch.Tensor, biases: torch.Tensor) -> None:
     """Add one output per row: the known rows and biases as they are, then ``rows`` and ``biases``."""
-    parent, name, old = final_linear(model)
-    new = nn.Linear(old.in_features, old.out_features + len(rows), bias=old.bias is not None)
-    new.weight.copy_(torch.cat([old.weight, rows]))
-    if old.bias is not None:
-        new.bias.copy_(torch.cat([old.bias, biases]))
-    setattr(parent, name, new)
+    _, _, old = final_linear(model)
+    _replace_final(model, torch.cat([old.weight, rows]), None if old.bias is None else torch.cat([old.bias, biases]))
 
 
-@torch.no_grad()
 def keep_rows(model: nn.Module, rows: Sequence[int]) -> None:
     """Narrow the final layer to the outputs ``rows``, in that order (their weights and biases as they are)."""
-    parent, name, old = final_linear(model)
-    new = nn.Linear(old.in_features, len(rows), bias=old.bias is not None)
-    new.weight.copy_(old.weight[list(rows)])
-    if old.bias is not None:
-        new.bias.copy_(old.bias[list(rows)])
-    setattr(parent, name, new)
+    _, _, old = final_linear(model)
+    index = list(rows)
+    _replace_final(model, old.weight[index], None if old.bias is None else old.bias[index])
 
 
 @torch.no_grad()

@@ -49,12 +49,9 @@ class CacheRounds:
         """The residency claim (worst round), storage facts and median I/O of the last ``measured`` rounds."""
         rounds = self.rounds[-measured:]
         fracs = [r["resident_frac_before"] for r in rounds]
-        cold = self.cache_state == "cold"
         target = target_fraction(self.cache_state)
-        if self.cache_state in ("cold", "warm"):
-            claim = max(fracs) if cold else min(fracs)
-        else:  # partial: the round furthest from its target
-            claim = max(fracs, key=lambda f: abs(f - target))
+        # The round furthest from its target: the most resident for cold, the least for warm.
+        claim = max(fracs, key=lambda f: abs(f - target))
         info: Dict[str, Any] = {
             "resident_frac_before": claim,
             "resident_frac_target": target,

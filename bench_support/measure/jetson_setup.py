@@ -13,13 +13,20 @@ class SetupError(Exception):
     """The requested set-up cannot be applied; the message is one line for the user."""
 
 
+def jtop_factory(factory: Optional[Callable[[], Any]], needs: str) -> Callable[[], Any]:
+    """``factory`` (tests pass a simulated client), else jtop's client class; ``needs`` starts the message."""
+    if factory is not None:
+        return factory
+    try:
+        from jtop import jtop
+    except ImportError:
+        raise SetupError(f"{needs} jetson-stats (jtop), not installed") from None
+    return jtop
+
+
 def apply(mode: Optional[str], clocks: bool, factory: Optional[Callable[[], Any]] = None) -> Callable[[], None]:
     """Apply the set-up now; returns the function that restores the previous state."""
-    if factory is None:
-        try:
-            from jtop import jtop as factory  # noqa: N813
-        except ImportError:
-            raise SetupError("--jetson-power-mode/--jetson-clocks need jetson-stats (jtop), not installed") from None
+    factory = jtop_factory(factory, "--jetson-power-mode/--jetson-clocks need")
     try:
         client = factory()
         client.start()

@@ -19,6 +19,7 @@ import ctypes
 import ctypes.util
 import errno
 import os
+import random
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Sequence, Tuple
 
@@ -217,7 +218,6 @@ def resident_subset(paths: Sequence[str], fraction: float, seed: int = PARTIAL_S
     two, which cannot be split, and a page cache that outgrew its memory holds some files
     and not others. Random rather than the first ones: spread over the read order.
     """
-    import random
 
     order = list(paths)
     random.Random(seed).shuffle(order)

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from bench_support.errors import UserError
 from bench_support.measure.jetson import devfreq_clocks_mhz, nvpmodel_mode
-from bench_support.measure.jetson_setup import SetupError
+from bench_support.measure.jetson_setup import SetupError, jtop_factory
 from bench_support.measure.sysfs import read_text, rooted
 
 SETTLE_READS = 3  # consecutive reads within the caps
@@ -79,11 +79,7 @@ class PowerModeSweep:
     """One jtop client for the session: ``enter(mode)`` before a benchmark, ``close()`` restores the first mode."""
 
     def __init__(self, modes: Sequence[Mode], factory: Optional[Callable[[], Any]] = None, root: str = "/") -> None:
-        if factory is None:
-            try:
-                from jtop import jtop as factory  # noqa: N813
-            except ImportError:
-                raise SetupError("--jetson-power-modes needs jetson-stats (jtop), not installed") from None
+        factory = jtop_factory(factory, "--jetson-power-modes needs")
         self.root = root
         try:
             self.client = factory()

@@ -36,27 +36,22 @@ def _loader_candidates(benchmarks: Iterable[Any]) -> List[Any]:
 
 
 def fastest_loaders(benchmarks: Iterable[Any]) -> Dict[str, Dict[str, Any]]:
-    """:func:`fastest_loader` per image size (``"32"``, ``"224"``): a 1 KB and a 20 KB JPEG are different loads."""
+    """The fastest loader configuration per image size (``"32"``, ``"224"``), smallest first: a 1 KB and a
+    20 KB JPEG are different loads. Under a power-mode sweep, per size and mode (``"224 MAXN"``)."""
     by_size: Dict[str, List[Any]] = {}
     for b in _loader_candidates(benchmarks):
-        mode = b.extra_info.get("power_mode")  # under a power-mode sweep: per size and mode
+        mode = b.extra_info.get("power_mode")
         by_size.setdefault(str(b.extra_info.get("image_size", 32)) + (f" {mode}" if mode else ""), []).append(b)
-    found = {key: fastest_loader(group) for key, group in by_size.items()}
-    return {key: found[key] for key in sorted(found, key=lambda k: int(k.split()[0])) if found[key]}
+    return {key: _best(by_size[key]) for key in sorted(by_size, key=lambda k: int(k.split()[0]))}
 
 
 def fastest_loader(benchmarks: Iterable[Any]) -> Optional[Dict[str, Any]]:
-    """The best loader-only configuration among ``benchmarks`` (one image size), with the ties within noise.
+    """The first of :func:`fastest_loaders`: the smallest image size's (in the first power mode seen)."""
+    return next(iter(fastest_loaders(benchmarks).values()), None)
 
-    With several image sizes, the smallest one's (what runs before 224 px images compared).
-    """
-    candidates = _loader_candidates(benchmarks)
-    if not candidates:
-        return None
-    sizes = {b.extra_info.get("image_size", 32) for b in candidates}
-    candidates = [b for b in candidates if b.extra_info.get("image_size", 32) == min(sizes)]
-    modes = [b.extra_info.get("power_mode") for b in candidates]
-    candidates = [b for b, mode in zip(candidates, modes) if mode == modes[0]]  # one power mode
+
+def _best(candidates: List[Any]) -> Dict[str, Any]:
+    """The best of one size's (and mode's) loader-only configurations, with the ties within noise."""
     best = max(candidates, key=lambda b: b.extra_info["samples_per_s"])
     rate = best.extra_info["samples_per_s"]
     noise = _noise(best)

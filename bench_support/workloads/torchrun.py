@@ -225,9 +225,7 @@ class Launch:
             try:
                 self.proc.send_signal(signal.SIGTERM)
                 self.proc.wait(timeout=QUIT_WAIT_S)
-            except subprocess.TimeoutExpired:
-                pass
-            except ProcessLookupError:
+            except (subprocess.TimeoutExpired, ProcessLookupError):
                 pass
         if self.proc.poll() is None:
             try:
