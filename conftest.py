@@ -1,8 +1,7 @@
-# The suite's pytest plugin lives in the importable library, so pytest-benchmark's own
-# CLI (which imports this file) sees the same hooks.
-#
-# A missing or mismatched torch would otherwise surface as a traceback while the plugin
-# loads: check first, and say in one line what this board needs.
+# The suite's pytest plugin is the installed package's `pytest11` entry point (pyproject.toml), so the project's
+# benchmarks, a user's own project and pytest-benchmark's CLI all get the same hooks. This file only guards the
+# project's own benchmarks: they need torch, and a missing or mismatched one would otherwise surface as a traceback
+# while they are collected. Say in one line what this board needs instead.
 import os
 
 import pytest
@@ -11,11 +10,12 @@ from bench_support.torch_check import problem
 
 _torch_problem = problem(os.environ.get("BENCH_PLATFORM") or "auto", import_torchvision=False)
 
-if _torch_problem:
-    # Raised while this file registers, before the command line is parsed: the suite's options
-    # (which need torch to register) would otherwise be reported as unknown first.
-    def pytest_addoption(parser):
-        raise pytest.UsageError(f"edge-bench: {_torch_problem}")
 
-else:
-    pytest_plugins = ["bench_support.plugin"]
+def pytest_addoption(parser, pluginmanager):
+    if _torch_problem:
+        raise pytest.UsageError(f"edge-bench: {_torch_problem}")
+    loaded = pluginmanager.has_plugin("edge_bench") or pluginmanager.has_plugin("bench_support.plugin")
+    if not loaded and not pluginmanager.is_blocked("edge_bench"):
+        raise pytest.UsageError(
+            "edge-bench: the suite's plugin is not installed in this environment: pip install -e . (or ./run.sh)"
+        )

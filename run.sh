@@ -7,12 +7,15 @@
 #   ./run.sh test [PLATFORM] [PYTEST ARGS...]   run the unit, property and smoke tests
 #   ./run.sh distributed [PLATFORM] [ARGS...]   the distributed-training benchmark (torchrun, world
 #                                               sizes 1 and 2 on this machine; docs/distributed.md)
-#   ./run.sh report [ARGS...]                   only the report over everything in results/
+#   ./run.sh report [ARGS...]                   only the report over everything in results/ (a light
+#                                               environment without torch, .tox/report)
 #   ./run.sh fleet INVENTORY [ANSIBLE ARGS...]  run the suite on every device of an Ansible
 #                                               inventory and gather the results here (fleet/README.md)
+#   ./run.sh --help                             this text
 #
 # After the benchmarks, python -m bench_support.report compares every saved run and device;
-# BENCH_FAIL_ON="METRIC:THRESHOLD,..." (e.g. energy_j:5%,samples_per_s:-5%) makes it a gate.
+# BENCH_FAIL_ON="METRIC:THRESHOLD,..." (e.g. energy_j:5%,samples_per_s:-5%) makes it a gate (also for
+# ./run.sh report).
 #
 # PLATFORM is cpu, cuda, jetson or auto (default; also BENCH_PLATFORM=...).
 # BENCH_TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu: the cpu env takes torch from there.
@@ -22,10 +25,23 @@ cd "$(dirname "$0")"
 
 die() { echo "run.sh: $*" >&2; exit 2; }
 
+usage() {
+  sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
+  cat <<'EOF'
+The benchmarks' own options (--profile, --data-dir, ...) are listed in docs/options.md, and with pytest's
+by `.tox/cpu/bin/python -m pytest --help` once the environment exists; the report's by
+`./run.sh report --help`.
+EOF
+}
+
 command="bench"
 case "${1:-}" in
+  -h | --help | help) usage; exit 0 ;;
   test | bench | distributed | report) command=$1; shift ;;
   fleet) shift; exec fleet/run "$@" ;;
+esac
+case "${1:-}" in
+  -h | --help) [ "$command" = report ] || { usage; exit 0; } ;;
 esac
 
 platform=${BENCH_PLATFORM:-auto}
@@ -113,27 +129,39 @@ if [ "$command" = test ]; then
   exec "${tox[@]}" run -e "$env" -- "$@"
 fi
 
+# BENCH_FAIL_ON="energy_j:5%,samples_per_s:-5%" -> --fail-on energy_j:5% --fail-on samples_per_s:-5%
+gate=()
+IFS=',' read -r -a rules <<<"${BENCH_FAIL_ON:-}"
+for rule in ${rules[@]+"${rules[@]}"}; do
+  [ -n "$rule" ] && gate+=(--fail-on "$rule")
+done
+
+if [ "$command" = report ]; then
+  # The report imports no torch: a light environment, built in seconds (a laptop gathering a fleet needs no more).
+  [ -x .tox/report/bin/python ] || echo "run.sh: building .tox/report (matplotlib, numpy, pytest-benchmark; no torch)"
+  if ! log=$("${tox[@]}" run -e report --notest 2>&1); then
+    printf '%s\n' "$log" | tail -n 15 >&2
+    die "could not build the report environment (.tox/report): pip's last lines are above"
+  fi
+  if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then
+    exec .tox/report/bin/python -m bench_support.report "$@" ${gate[@]+"${gate[@]}"}
+  fi
+  exec .tox/report/bin/python -m bench_support.report results "$@" ${gate[@]+"${gate[@]}"}
+fi
+
 # Benchmarks: save per device and compare with this device's previous run (the plugin
 # works out the device id and whether a previous run exists).
 # The environment first, then the one-line torch check (tox would frame its message in its own
 # output), then the benchmarks.
 build_env
 ".tox/$platform/bin/python" -m bench_support.torch_check "$platform" || exit 2
-if [ "$command" = report ]; then
-  exec ".tox/$platform/bin/python" -m bench_support.report results "$@"
-fi
 status=0
 selection=()  # the default run: benchmarks/ (pytest.ini), the distributed module left out
 [ "$command" = distributed ] && selection=(benchmarks/test_distributed.py)
 "${tox[@]}" run -e "$platform" -- ${selection[@]+"${selection[@]}"} --save-results=results "$@" || status=$?
 
 # Then the report over every saved run and device: tables, results/report.csv,
-# results/plots/. BENCH_FAIL_ON="energy_j:5%,samples_per_s:-5%" adds the regression gate.
-gate=()
-IFS=',' read -r -a rules <<<"${BENCH_FAIL_ON:-}"
-for rule in ${rules[@]+"${rules[@]}"}; do
-  [ -n "$rule" ] && gate+=(--fail-on "$rule")
-done
+# results/plots/, with the regression gate of BENCH_FAIL_ON.
 report_status=0
 ".tox/$platform/bin/python" -m bench_support.report results ${gate[@]+"${gate[@]}"} || report_status=$?
 if [ -f results/report.html ]; then

@@ -28,7 +28,7 @@ import torch
 from bench_support.measure.harness import Instruments
 from bench_support.measure.memory import MemoryWindow
 from bench_support.measure.power import PowerWindow
-from bench_support.measure.power_sources import Ina3221Source
+from bench_support.measure.power.sources import Ina3221Source
 from bench_support.workloads.data import DatasetSpec, ensure_dataset, image_folders, make_loader
 from bench_support.workloads.training import bare_epoch, build_model, build_optimizer, train_epoch
 

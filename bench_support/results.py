@@ -190,10 +190,20 @@ class SavedRun:
 
 
 def saved_runs(root: str) -> Iterator[SavedRun]:
-    """Every run file under ``root``, in path order (devices, then interpreters, then numbers)."""
-    for path in sorted(glob.glob(os.path.join(glob.escape(root), "*", "*", "*.json"))):
+    """Every run file under ``root``, in path order (devices, then interpreters, then numbers).
+
+    Two layouts: the suite's ``root/<device>/<machine-id>/*.json`` (``--save-results``), and pytest-benchmark's
+    own ``root/<machine-id>/NNNN_*.json`` (``--benchmark-storage``, ``--benchmark-autosave`` into .benchmarks/),
+    whose runs have no device folder: ``device`` is then "" and the run's own record names it.
+    """
+    base = glob.escape(root)
+    for path in sorted(glob.glob(os.path.join(base, "*", "*", "*.json"))):
         device = os.path.basename(os.path.dirname(os.path.dirname(path)))
         if os.path.basename(os.path.dirname(path)) == "continual":
             continue
         match = _RUN_FILE.match(os.path.basename(path))
         yield SavedRun(device, path, int(match.group(1)) if match else 0)
+    for path in sorted(glob.glob(os.path.join(base, "*", "*.json"))):
+        match = _RUN_FILE.match(os.path.basename(path))
+        if match:
+            yield SavedRun("", path, int(match.group(1)))

@@ -22,6 +22,9 @@ from bench_support.workloads.training import TrainingRun
 
 pytestmark = pytest.mark.benchmark(group="dataloader")
 
+#: --jetson-power-modes runs this grid once per nvpmodel mode (the time/energy trade-off per mode).
+POWER_MODE_SWEEP = True
+
 # image_size: the loader-only pass also reads study-sized 224 px JPEGs (textured, 10-30 KB), whose decoding is
 # the cost workers hide; the 32 px ones (~1 KB) decode in microseconds.
 GRID = {

@@ -19,6 +19,9 @@ from bench_support.workloads.distributed import DistributedRun
 
 pytestmark = pytest.mark.benchmark(group="distributed")
 
+#: Not in a plain ``pytest benchmarks/``: run when this file is named on the command line, as this command does.
+ON_REQUEST = "./run.sh distributed"
+
 # world_size last: world size 1 of a configuration runs before the others, which scale against it.
 GRID = {
     "smoke": {"model": ["mobilenet_v3_small"], "batch": [8], "optimizer": ["sgd"], "backend": ["gloo"],

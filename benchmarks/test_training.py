@@ -14,6 +14,9 @@ from bench_support.workloads.training import TrainingRun
 
 pytestmark = pytest.mark.benchmark(group="training")
 
+#: --jetson-power-modes runs this grid once per nvpmodel mode (the time/energy trade-off per mode).
+POWER_MODE_SWEEP = True
+
 GRID = {
     "smoke": {"model": ["mobilenet_v3_small"], "batch": [8], "optimizer": ["sgd"], "device": ["cpu"],
               "image_size": [32]},

@@ -1,50 +1,96 @@
-"""pytest-benchmark's own comparison during a run: with the last run of the same profile, and it says so."""
+"""pytest-benchmark's own comparison during a --save-results run: with the last run that ran alike (the rule the
+report and the gate use too, bench_support/report/baseline.py), and it says so."""
 
+import json
 import os
 from types import SimpleNamespace
 
 import pytest
 
 from bench_support import results
-from bench_support.plugin.storage import configure_storage
+from bench_support.errors import UserError
+from bench_support.plugin.storage import DEFAULT_STORAGE, configure_storage
+from bench_support.report.baseline import run_baseline
 
 
-def _config():
-    option = SimpleNamespace(benchmark_save=None, benchmark_autosave=False, benchmark_compare=None)
-    return SimpleNamespace(option=option)
+def _option(**given):
+    values = dict(
+        benchmark_save=None, benchmark_autosave=False, benchmark_compare=None, benchmark_storage=DEFAULT_STORAGE
+    )
+    return SimpleNamespace(**{**values, **given})
+
+
+def _block(profile, partial=False, interrupted=False, thread_policy="default"):
+    return {"profile": profile, "interrupted": interrupted, "settings": {"thread_policy": thread_policy},
+            "selection": {"partial": partial}}  # fmt: skip
 
 
 @pytest.fixture
 def device(tmp_path):
     folder = results.storage_dir(str(tmp_path))
     os.makedirs(folder)
-    for label in ("0001_quick", "0002_quick", "0003_smoke"):
-        open(os.path.join(folder, label + ".json"), "w").close()
+    # A run saved under its own name (--benchmark-save mine) is a quick run all the same: its record says so.
+    runs = [("0001_quick", _block("quick")), ("0002_mine", _block("quick")), ("0003_quick", _block("quick", True)),
+            ("0004_smoke", _block("smoke"))]  # fmt: skip
+    for label, block in runs:
+        with open(os.path.join(folder, label + ".json"), "w") as fh:
+            json.dump({"benchmarks": [], "edge_bench": block}, fh)
+    with open(os.path.join(folder, "0005_torn.json"), "w") as fh:
+        fh.write("{")  # unreadable: never the baseline, named by the report
     return str(tmp_path)
 
 
 @pytest.mark.parametrize(
-    "profile, compare, says",
+    "block, compare, says",
     [
-        ("quick", "0002", "compared with 0002_quick, the last quick run of this device; 0003_smoke, newer, used"),
-        ("smoke", "0003", "compared with 0003_smoke, the last smoke run of this device"),
-        ("full", None, "not compared: no earlier full run here (the last run, 0003_smoke, used another profile)"),
+        (
+            _block("quick"),
+            "0002",
+            "compared with 0002_mine, the last run of this device that ran alike; 0004_smoke, newer, did not",
+        ),
+        (_block("quick", partial=True), "0003", "compared with 0003_quick, the last run of this device that ran"),
+        (_block("smoke"), "0004", "compared with 0004_smoke, the last run of this device that ran alike"),
+        (_block("full"), None, "not compared: no earlier run here ran alike (the last, 0004_smoke: profile"),
+        (_block("quick", thread_policy="reserve"), None, "not compared: no earlier run here ran alike"),
     ],
 )
-def test_a_run_is_compared_with_the_last_run_of_its_profile(device, profile, compare, says):
-    config = _config()
-    line = configure_storage(config, device, profile)
-    assert config.option.benchmark_compare == compare and line.startswith(says)
-    assert config.option.benchmark_save == profile and config.option.benchmark_save_data is True
+def test_a_run_is_compared_with_the_last_run_that_ran_alike(device, block, compare, says):
+    option = _option()
+    line = configure_storage(option, device, block["profile"], block)
+    assert option.benchmark_compare == compare and line.startswith(says), line
+    assert option.benchmark_save == block["profile"] and option.benchmark_save_data is True
+    assert option.benchmark_storage == "file://" + device
 
 
-def test_an_explicit_compare_is_kept_and_named(device):
-    config = _config()
-    config.option.benchmark_compare = "0001"
-    assert configure_storage(config, device, "smoke") == "compared with run 0001 as asked (--benchmark-compare)"
-    assert config.option.benchmark_compare == "0001"
+def test_the_terminal_and_the_report_pick_the_same_run(device):
+    folder = results.storage_dir(device)
+    saved = []
+    for name in sorted(os.listdir(folder)):
+        try:
+            with open(os.path.join(folder, name)) as fh:
+                saved.append((name[:-5], json.load(fh)))
+        except ValueError:
+            pass
+    for block in (_block("quick"), _block("quick", partial=True), _block("smoke")):
+        option = _option()
+        configure_storage(option, device, block["profile"], block)
+        picked = run_baseline(saved, {"edge_bench": block}, lambda run: run[1])
+        assert picked[0].split("_")[0] == option.benchmark_compare
+
+
+def test_an_explicit_compare_and_a_run_name_are_kept(device):
+    option = _option(benchmark_compare="0001", benchmark_save="mine")
+    line = configure_storage(option, device, "smoke", _block("smoke"))
+    assert line == "compared with run 0001 as asked (--benchmark-compare)"
+    assert option.benchmark_compare == "0001" and option.benchmark_save == "mine"
+
+
+def test_another_storage_contradicts_save_results(device, tmp_path):
+    with pytest.raises(UserError, match="--save-results .* --benchmark-storage"):
+        configure_storage(_option(benchmark_storage=f"file://{tmp_path}/x"), device, "quick", _block("quick"))
 
 
 def test_a_first_run_compares_with_nothing_and_says_nothing(tmp_path):
-    config = _config()
-    assert configure_storage(config, str(tmp_path), "quick") == "" and config.option.benchmark_compare is None
+    option = _option()
+    assert configure_storage(option, str(tmp_path), "quick", _block("quick")) == ""
+    assert option.benchmark_compare is None

@@ -17,8 +17,10 @@ if TESTS_DIR not in sys.path:
 
 from fakes import jetson_board  # noqa: E402
 
-from bench_support.measure import interference, jetson_setup, machine, power_live  # noqa: E402
-from bench_support.measure.power_sources import (  # noqa: E402
+from bench_support.board import setup as jetson_setup  # noqa: E402
+from bench_support.measure import interference, machine  # noqa: E402
+from bench_support.measure.power import live as power_live  # noqa: E402
+from bench_support.measure.power.sources import (  # noqa: E402
     Ina3221Source,
     JtopSource,
     SourceUnavailable,

@@ -12,14 +12,14 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from bench_support.measure import jetson_setup
-from bench_support.measure.power import (
+from bench_support.board import setup as jetson_setup
+from bench_support.measure.power.session import (
     PowerWindow,
     integrate_rectangle,
     integrate_trapezoid,
     measure_idle_w,
 )
-from bench_support.measure.power_sources import (
+from bench_support.measure.power.sources import (
     Ina3221Source,
     JtopSource,
     NvmlSource,
@@ -521,7 +521,7 @@ def test_a_tegrastats_without_power_lines_is_unavailable_in_bounded_time(fake_te
 
 
 def test_auto_moves_on_past_a_useless_tegrastats(fake_tegrastats, monkeypatch):
-    from bench_support.measure import power_sources
+    from bench_support.measure.power import sources as power_sources
 
     fake_tegrastats("exit 3")
     monkeypatch.setattr(power_sources, "AUTO_ORDER", ("tegrastats", "rapl"))
@@ -570,7 +570,7 @@ def test_no_sample_is_taken_or_integrated_after_a_source_fails():
 
 @given(stale=st.floats(0.01, 100), age=st.floats(0, 200))
 def test_a_reading_is_fresh_exactly_as_long_as_the_timeout(stale, age):
-    from bench_support.measure.power_live import Feed
+    from bench_support.measure.power.live import Feed
 
     now = [0.0]
     feed = Feed("test", stale, clock=lambda: now[0])
@@ -590,7 +590,7 @@ def test_a_reading_is_fresh_exactly_as_long_as_the_timeout(stale, age):
 
 @given(interval=st.floats(0.001, 60))
 def test_the_timeout_is_a_few_intervals_and_never_under_two_seconds(interval):
-    from bench_support.measure.power_live import stale_after_s
+    from bench_support.measure.power.errors import stale_after_s
 
     assert stale_after_s(interval) >= 2.0 and stale_after_s(interval) >= 3 * interval
     assert stale_after_s(interval) == pytest.approx(max(3 * interval, 2.0))
@@ -698,7 +698,7 @@ def test_an_ina3221_channel_that_vanishes_after_selection_fails_closed(tmp_path)
 
 
 def test_a_jtop_service_that_never_answers_cannot_hang_selection(monkeypatch):
-    from bench_support.measure import power_live
+    from bench_support.measure.power import live as power_live
 
     monkeypatch.setattr(power_live, "JTOP_START_S", 0.2)
     hung = threading.Event()

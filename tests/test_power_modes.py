@@ -10,9 +10,9 @@ import time
 
 import pytest
 
+from bench_support.board import power_modes
+from bench_support.board.setup import SetupError
 from bench_support.errors import UserError
-from bench_support.measure import power_modes
-from bench_support.measure.jetson_setup import SetupError
 from conftest import REPO
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -164,7 +164,7 @@ def test_the_report_survives_empty_corrupt_and_old_files(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "0002_torn.json: skipped, not readable JSON" in out
     assert "0003_other.json: skipped, not a pytest-benchmark run" in out
-    assert "0001_old.json: saved by an older suite" in out
+    assert "0001_old.json: saved by an older suite or without its plugin" in out
     assert "(against 0001_old)" in out and "rss_peak_mb – → 500" in out
     with open(tmp_path / "report.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 2
@@ -185,7 +185,8 @@ def test_runs_saved_by_an_older_suite_are_loaded_and_compared(tmp_path):
     runs, problems = load_runs(str(tmp_path))
     assert [(r.label, r.number, r.profile) for r in runs] == [("0001_quick", 1, None), ("0002_quick", 2, "quick")]
     assert problems == [
-        f"{folder / '0001_quick.json'}: saved by an older suite (no edge_bench block); shown with what it has"
+        f"{folder / '0001_quick.json'}: saved by an older suite or without its plugin (no edge_bench block); "
+        "shown with what it has"
     ]
     lines = compare_runs(runs[0], runs[1])
     assert lines[0] == "== box: 0002_quick against 0001_quick"

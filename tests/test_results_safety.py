@@ -44,7 +44,7 @@ def _scratch(tmp_path):
 
 def _command(tmp_path, results_dir, *extra):
     return [
-        sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "bench_support.plugin", "-q",
+        sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
         str(_scratch(tmp_path)), "--data-dir", str(tmp_path), "--power-idle-s", "0", "--device-name", "box",
         "--save-results", str(results_dir), *extra,
     ]  # fmt: skip

@@ -1,16 +1,20 @@
-"""The instrumented epoch: injected loading delays must show up as fetch stall, steps as compute.
+"""The instrumented epoch: injected loading delays must show up as fetch stall, steps as compute;
+the one training step that every training workload runs.
 
 The split is checked on an injected clock that only the fake loading and the fake
 steps advance, so the figures are exact and no busy neighbour can move them.
 """
 
+import contextlib
 import time
+import types
 
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from bench_support.workloads import distributed_rank, training
 from bench_support.workloads.training import TrainingRun, evaluate, summarise, train_epoch
 
 
@@ -133,6 +137,94 @@ def test_training_learns_and_accuracy_is_measured_on_the_held_out_split():
     assert figures["epochs_measured"] == 3
     assert figures["accuracy"] > max(before, 0.85)
     assert figures["loss"] < run.epochs[0].loss
+
+
+def _tiny():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
+    return model, torch.optim.SGD(model.parameters(), lr=0.1)
+
+
+def test_one_step_changes_the_parameters_and_lowers_the_loss_on_its_batch():
+    model, opt = _tiny()
+    data = SlowDataset(32, 0.0)
+    before = [p.detach().clone() for p in model.parameters()]
+    first = training.train_step(model, data.x, data.y, nn.CrossEntropyLoss(), opt)
+    assert all(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
+    with torch.no_grad():
+        after = nn.CrossEntropyLoss()(model(data.x), data.y)
+    assert after < first.detach()
+
+
+def test_an_accumulating_step_adds_its_gradients_and_the_updating_one_spends_them():
+    model, opt = _tiny()
+    data, loss_fn = SlowDataset(8, 0.0), nn.CrossEntropyLoss()
+    weights = model[0].weight.detach().clone()
+    training.train_step(model, data.x, data.y, loss_fn, opt, accumulate=True, update=False)
+    once = model[0].weight.grad.clone()
+    assert torch.equal(model[0].weight, weights)  # no optimizer step
+    training.train_step(model, data.x, data.y, loss_fn, opt, accumulate=True, update=False)
+    assert torch.allclose(model[0].weight.grad, 2 * once)
+    training.train_step(model, data.x, data.y, loss_fn, opt, accumulate=True)
+    assert model[0].weight.grad is None and not torch.equal(model[0].weight, weights)
+
+
+class _DDPLike(nn.Module):
+    """What the rank's epoch and probe use of DistributedDataParallel: forward, train(), no_sync()."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.module, self.unsynced = module, 0
+
+    def forward(self, x):
+        return self.module(x)
+
+    @contextlib.contextmanager
+    def no_sync(self):
+        self.unsynced += 1
+        yield
+
+
+def _rank_without_a_process_group(loader):
+    """A Rank's state as its ``__init__`` leaves it, on the CPU, with a stand-in for the process group."""
+    model, opt = _tiny()
+    rank = distributed_rank.Rank.__new__(distributed_rank.Rank)
+    rank.torch, rank.dist = torch, types.SimpleNamespace(barrier=lambda: None)
+    rank.config, rank.rank, rank.world, rank.device = {}, 0, 1, torch.device("cpu")
+    rank.sampler, rank.loader = types.SimpleNamespace(set_epoch=lambda epoch: None), loader
+    rank.model, rank.optimizer, rank.loss_fn = _DDPLike(model), opt, nn.CrossEntropyLoss()
+    rank.comm, rank.epochs, rank.last = distributed_rank.CommStats(), 0, {}
+    return rank
+
+
+def test_every_training_path_runs_the_one_step(monkeypatch):
+    """The instrumented epoch, the bare one, a rank's epoch and its probe: each step is train_step."""
+    calls = []
+    real = training.train_step
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train_step", counting)
+    loader = DataLoader(SlowDataset(24, 0.0), batch_size=8)  # 3 steps an epoch
+    model, opt = _tiny()
+    assert train_epoch(model, loader, opt, torch.device("cpu")).steps == 3 and len(calls) == 3
+    training.bare_epoch(model, loader, opt, torch.device("cpu"))
+    assert len(calls) == 6
+
+    rank = _rank_without_a_process_group(loader)
+    calls.clear()
+    rank.epoch()
+    assert len(calls) == 3 and rank.last["steps"] == 3
+    calls.clear()
+    figures = rank.probe()
+    pairs = distributed_rank.PROBE_PAIRS
+    assert len(calls) == 2 * pairs and figures["pairs"] == pairs
+    assert [c["no_sync"] for c in calls] == [True, False] * pairs  # no_sync, then sync, in each pair
+    assert [c["update"] for c in calls] == [False, True] * pairs  # only the sync step steps the optimizer
+    assert rank.model.unsynced == pairs
+    assert figures["step_ms_sync"] >= figures["backward_ms_sync"] > 0
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device visible")

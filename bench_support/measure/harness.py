@@ -5,10 +5,10 @@ RSS is reset, the memory and power samplers start, and pytest-benchmark times th
 measured rounds with ``pedantic``. Preparation (``setup``) runs before every round and
 is never timed.
 
-A benchmark written with pytest-benchmark's plain ``benchmark`` fixture gets the same
-families through :class:`MeasuredBenchmark`, which opens the windows around each of
-its calls (pytest-benchmark's calibration and warm-up included: they run inside the
-call and cannot be told apart from outside it; ``measured_around`` says so).
+A benchmark written with pytest-benchmark's plain ``benchmark`` fixture gets the same families
+through :func:`measured_call`, which the plugin puts around each of its calls (pytest-benchmark's
+calibration and warm-up included: they run inside the call and cannot be told apart from outside
+it; ``measured_around`` says so).
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from __future__ import annotations
 import contextlib
 import time
 from typing import Any, Callable, Dict, Optional, Union
-
-from pytest_benchmark.fixture import BenchmarkFixture
 
 from bench_support.measure.interference import InterferenceWindow
 from bench_support.measure.memory import MemoryWindow
@@ -139,33 +137,12 @@ class Harness:
         self.extra_info["rounds_warmup"] = warmup_rounds
 
 
-class MeasuredBenchmark(BenchmarkFixture):
-    """pytest-benchmark's fixture with the memory and power families measured around each call.
-
-    :func:`measure_plain` turns a test's fixture into one (pytest-benchmark insists that
-    the ``benchmark`` funcarg is its own class, so the instance is re-classed rather than
-    wrapped).
-    """
-
-    _power_window: Callable[[], PowerWindow] = PowerWindow
-
-    def _measured(self, call: Callable[[], Any]) -> Any:
-        probed = probe_times()
-        with Instruments(self._power_window) as instruments:
-            result = call()
-        self.extra_info.update(instruments.figures)
-        self.extra_info.update(summarise(probed + probe_times()))
-        self.extra_info["measured_around"] = "the benchmark call (calibration and warm-up included)"
-        return result
-
-    def __call__(self, function_to_benchmark: Callable, *args: Any, **kwargs: Any) -> Any:
-        return self._measured(lambda: BenchmarkFixture.__call__(self, function_to_benchmark, *args, **kwargs))
-
-    def pedantic(self, target: Callable, *args: Any, **kwargs: Any) -> Any:
-        return self._measured(lambda: BenchmarkFixture.pedantic(self, target, *args, **kwargs))
-
-
-def measure_plain(benchmark: BenchmarkFixture, power_window: Callable[[], PowerWindow]) -> None:
-    """Give a benchmark that uses the plain fixture the memory and power families."""
-    benchmark.__class__ = MeasuredBenchmark
-    benchmark._power_window = power_window
+def measured_call(call: Callable[[], Any], extra_info: Dict[str, Any], power_window: Callable[[], PowerWindow]) -> Any:
+    """``call()`` (a plain fixture's whole benchmark call) with every family measured around it."""
+    probed = probe_times()
+    with Instruments(power_window) as instruments:
+        result = call()
+    extra_info.update(instruments.figures)
+    extra_info.update(summarise(probed + probe_times()))
+    extra_info["measured_around"] = "the benchmark call (calibration and warm-up included)"
+    return result

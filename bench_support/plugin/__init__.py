@@ -1,14 +1,17 @@
 """The suite's pytest face: options, state, storage hooks, fixtures, terminal output.
 
-Loaded by the project's conftest.py (so it also applies to ``pytest-benchmark compare``)
-and imported by nothing else in the library: benchmarks receive what they need through
-fixtures, the library never reaches back up here.
+Registered as the installed package's ``pytest11`` entry point (pyproject.toml), so it loads into every pytest
+run of its environment; inert unless the session collects a benchmark (options are parsed, nothing installed
+or written).
+Imported by nothing else in the library: benchmarks receive what they need through fixtures, the library never
+reaches back up here. Importing it imports no torch (the workloads load when a fixture needs them).
 
     options.py   command-line options, checked at parse time by ``type=`` parsers
     state.py     the frozen SuiteState built from them (the ``suite`` fixture)
     session.py   configure, Unavailable/UserError as skip/one-line failure, the exit
     params.py    each benchmark parametrised from its module's GRID for the profile; modules run on request
-    storage.py   pytest-benchmark's storage, machine facts, the saved JSON's suite block
+    storage.py   --save-results as a device folder, the baseline, machine facts, the saved JSON's suite block
+    upstream.py  every use of pytest's and pytest-benchmark's internals, each with the change that would end it
     fixtures.py  suite, profile, image_datasets, harness, power_session, ...
     terminal.py  header, live progress lines, end-of-run summary
 """
@@ -33,9 +36,12 @@ from bench_support.plugin.params import (  # noqa: F401
     pytest_collection_modifyitems,
     pytest_generate_tests,
     pytest_ignore_collect,
+    pytest_report_collectionfinish,
 )
 from bench_support.plugin.session import (  # noqa: F401
+    pytest_collection_finish,
     pytest_configure,
+    pytest_load_initial_conftests,
     pytest_runtest_call,
     pytest_runtest_setup,
     pytest_sessionfinish,

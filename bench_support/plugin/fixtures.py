@@ -10,17 +10,15 @@ import shutil
 import pytest
 
 from bench_support import leftovers
+from bench_support.board.setup import SetupError
 from bench_support.errors import Unavailable
-from bench_support.measure.harness import Harness, measure_plain
-from bench_support.measure.jetson_setup import SetupError
-from bench_support.measure.power import PowerSession
-from bench_support.measure.power_sources import open_source
+from bench_support.measure.harness import Harness, measured_call
+from bench_support.measure.power import PowerSession, open_source
+from bench_support.plugin import upstream
 from bench_support.plugin.state import CONTINUAL, POWER, POWER_MODES, STATE, SuiteState
 from bench_support.plugin.storage import continual_run_dir
 from bench_support.plugin.terminal import bar_writer, live_writer, progress_writer
 from bench_support.profiles import Profile
-from bench_support.workloads import checkpoint, loading, training
-from bench_support.workloads.datasets import DatasetProvider
 
 
 @pytest.fixture(scope="session")
@@ -34,8 +32,10 @@ def profile(suite: SuiteState) -> Profile:
 
 
 @pytest.fixture(scope="session")
-def image_datasets(pytestconfig: pytest.Config, suite: SuiteState) -> DatasetProvider:
+def image_datasets(pytestconfig: pytest.Config, suite: SuiteState):
     """``image_datasets(image_size, data_root="data-dir") -> (train, val, info)``, built once per session."""
+    from bench_support.workloads.datasets import DatasetProvider
+
     p = suite.profile
     return DatasetProvider(
         p.n_train, p.n_val, suite.data_seed, suite.data_roots, suite.cifar_root, progress_writer(pytestconfig)
@@ -67,7 +67,9 @@ def harness(benchmark, power_session: PowerSession) -> Harness:
 def _plain_benchmark_measures(request: pytest.FixtureRequest) -> None:
     """A benchmark written with the plain ``benchmark`` fixture gets the memory and power families too."""
     if "benchmark" in request.fixturenames and "harness" not in request.fixturenames:
-        measure_plain(request.getfixturevalue("benchmark"), request.getfixturevalue("power_session").window)
+        benchmark = request.getfixturevalue("benchmark")
+        window = request.getfixturevalue("power_session").window
+        upstream.measure_plain_fixture(benchmark, lambda call: measured_call(call, benchmark.extra_info, window))
 
 
 @pytest.fixture(scope="session")
@@ -95,12 +97,16 @@ def power_mode(request: pytest.FixtureRequest):
 @pytest.fixture
 def torch_device(device: str) -> str:
     """The grid's ``device``, skipped with the reason where this machine has none."""
+    from bench_support.workloads import training
+
     return training.require_device(device)
 
 
 @pytest.fixture
 def loader_config(num_workers, prefetch_factor, pin_memory, persistent_workers):
     import torch
+
+    from bench_support.workloads import loading
 
     return loading.loader_config(
         num_workers, prefetch_factor, pin_memory, persistent_workers, torch.cuda.is_available()
@@ -110,6 +116,8 @@ def loader_config(num_workers, prefetch_factor, pin_memory, persistent_workers):
 @pytest.fixture
 def ckpt_target_dir(suite: SuiteState, target: str):
     """A fresh folder of this process on the target; removed afterwards."""
+    from bench_support.workloads import checkpoint
+
     base = checkpoint.target_base(target, suite.project_dir, dict(suite.ckpt_dirs))
     directory = os.path.join(base, leftovers.owner_tag())  # pid and start time: a later run reaps it if killed
     os.makedirs(directory, exist_ok=True)

@@ -12,9 +12,8 @@ import os
 
 import pytest
 
-from bench_support.measure.power import DEFAULT_INTERVAL_S
-from bench_support.measure.power_modes import power_modes_option
-from bench_support.measure.power_sources import BACKENDS
+from bench_support.board.power_modes import power_modes_option
+from bench_support.measure.power import BACKENDS, DEFAULT_INTERVAL_S
 from bench_support.plugin.parsers import (
     at_least,
     existing_dir,
@@ -29,6 +28,10 @@ from bench_support.workloads.data import check_cifar_root
 from bench_support.workloads.loading import THREAD_POLICIES
 
 CL_MODELS = ("smallcnn", "mobilenet_v3_small", "resnet18")
+
+#: The options whose value is a path (NAME=PATH included): written apart from their value, pytest would take an
+#: existing one for a test path (plugin/upstream.py, realign_rootdir).
+PATH_OPTIONS = ("--data-dir", "--save-results", "--cifar-root", "--data-root", "--ckpt-dir", "--data-real")
 
 
 # --- the options --------------------------------------------------------------------------

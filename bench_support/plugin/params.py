@@ -6,12 +6,20 @@ function gets the cross product of the grid's parameters it uses, with readable 
 The user's own targets join the grid: ``--ckpt-dir`` names extend ``target``,
 ``--data-root`` names extend ``data_root``; a benchmark that reads data but has no
 ``data_root`` in its grid runs on each user root too, when there are any.
+
+Two more module-level declarations, read here (no list of modules anywhere else):
+``POWER_MODE_SWEEP = True`` makes ``--jetson-power-modes`` run the module's grid once
+per nvpmodel mode; ``ON_REQUEST = "<command>"`` leaves the module out of a plain
+``pytest benchmarks/`` unless it is named on the command line, as ``<command>`` does: it
+is read from the module's source, so a module left out is not even imported (its imports
+would otherwise count in every run's RSS floor).
 """
 
 from __future__ import annotations
 
+import ast
 import os
-from typing import Optional
+from typing import List, Optional
 
 import pytest
 
@@ -34,7 +42,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         values = [c[0] for c in combos] if len(names) == 1 else combos
         metafunc.parametrize(",".join(names), values, ids=ids)
     sweep = metafunc.config.stash.get(POWER_MODES, None)
-    if sweep is not None and os.path.basename(str(metafunc.module.__file__)) in SWEPT_BY_POWER_MODE:
+    if sweep is not None and getattr(metafunc.module, "POWER_MODE_SWEEP", False):
         metafunc.parametrize("power_mode", sweep.names, ids=[f"pm-{n}" for n in sweep.names], indirect=True)
     if "data_root" in metafunc.fixturenames and "data_root" not in names and state.user_data_roots:
         # Only then: the default ids stay comparable with earlier runs.
@@ -42,12 +50,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("data_root", roots, ids=[format_id("data_root", r) for r in roots])
 
 
-#: The grids --jetson-power-modes runs once per mode (the study's time/energy trade-off per mode).
-SWEPT_BY_POWER_MODE = ("test_training.py", "test_dataloader.py")
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items) -> None:
-    """Under a power-mode sweep, every benchmark of a mode before the next mode's: one switch per mode."""
+    """Under a power-mode sweep, every benchmark of a mode runs before the next mode's: one switch per mode."""
     sweep = config.stash.get(POWER_MODES, None)
     if sweep is None:
         return
@@ -61,9 +65,37 @@ def pytest_collection_modifyitems(config: pytest.Config, items) -> None:
     items.sort(key=mode_of)  # stable: within a mode the usual order
 
 
-#: Benchmark modules a plain ``pytest benchmarks/`` leaves out: they run when named on the
-#: command line (or through the run.sh command given here).
-ON_REQUEST = {"test_distributed.py": "./run.sh distributed"}
+def on_request(path: str) -> Optional[str]:
+    """The module's ``ON_REQUEST`` string, read from its source without importing it; None if it has none."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read(), path)
+    except (OSError, SyntaxError, ValueError):
+        return None  # pytest's own collection reports what is wrong with it
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "ON_REQUEST" for t in node.targets):
+            value = node.value
+            return value.value if isinstance(value, ast.Constant) and isinstance(value.value, str) else "on request"
+    return None
+
+
+def pytest_ignore_collect(collection_path, config: pytest.Config) -> Optional[bool]:
+    name = collection_path.name
+    if not (name.startswith("test_") and name.endswith(".py")) or named_on_command_line(str(collection_path), config):
+        return None
+    how = on_request(str(collection_path))
+    if how is None:
+        return None
+    path = os.path.relpath(str(collection_path), str(config.rootpath))
+    config.stash.setdefault(ON_REQUEST_LEFT_OUT, []).append(f"{path} runs on request: {how}")
+    return True
+
+
+ON_REQUEST_LEFT_OUT = pytest.StashKey[List[str]]()
+
+
+def pytest_report_collectionfinish(config: pytest.Config, items) -> List[str]:
+    return [f"edge-bench: {line}" for line in config.stash.get(ON_REQUEST_LEFT_OUT, [])]
 
 
 def named_on_command_line(path: str, config: pytest.Config) -> bool:
@@ -72,9 +104,3 @@ def named_on_command_line(path: str, config: pytest.Config) -> bool:
         if target == os.path.abspath(path):
             return True
     return False
-
-
-def pytest_ignore_collect(collection_path, config: pytest.Config) -> Optional[bool]:
-    if collection_path.name in ON_REQUEST and not named_on_command_line(str(collection_path), config):
-        return True
-    return None

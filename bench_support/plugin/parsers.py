@@ -106,17 +106,22 @@ def one_line_usage_errors(parser: pytest.Parser) -> None:
     A misspelt option then reads as one line, with the nearest real option suggested.
     Wraps this parser instance only; if pytest's internals change, its own message shows.
     """
-    original = getattr(parser, "parse", None)
-    if original is None:
-        return
+    # An installed plugin's options are known from pytest's early parse on, so a bad value can fail there
+    # (parse_known_args) as well as in the final parse.
+    for name in ("parse", "parse_known_args", "parse_known_and_unknown_args"):
+        original = getattr(parser, name, None)
+        if original is not None:
+            setattr(parser, name, _compacting(original, parser))
 
+
+def _compacting(original, parser: pytest.Parser):
     def parse(args, namespace=None):
         try:
             return original(args, namespace=namespace)
         except pytest.UsageError as exc:
             raise pytest.UsageError(compact_usage(str(exc), parser)) from None
 
-    parser.parse = parse
+    return parse
 
 
 def compact_usage(text: str, parser: pytest.Parser) -> str:

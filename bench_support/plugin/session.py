@@ -1,10 +1,14 @@
-"""The session's life: state and guards at configure time, errors as skips or one-line
-failures while tests run, and the exit.
+"""The session's life: state at configure time, guards once benchmarks are collected, errors as skips or
+one-line failures while tests run, and the exit.
+
+Installed, the plugin loads into every pytest run of its environment, as pytest-benchmark does; it stays inert
+(options parsed, nothing installed, nothing written) unless the session collected a benchmark.
 """
 
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import importlib.util
 import os
 import sys
@@ -13,9 +17,12 @@ import pytest
 from pytest_benchmark.session import PerformanceRegression
 
 from bench_support import leftovers, netguard
+from bench_support.board import setup as jetson_setup
+from bench_support.board.power_modes import PowerModeSweep
 from bench_support.errors import Unavailable, UserError
-from bench_support.measure import jetson_setup
-from bench_support.measure.power_modes import PowerModeSweep
+from bench_support.measure.memory import rss_now_mb
+from bench_support.plugin import upstream
+from bench_support.plugin.options import PATH_OPTIONS
 from bench_support.plugin.state import (
     COMPARED_WITH,
     FAILED_AFTER_TESTS,
@@ -25,13 +32,16 @@ from bench_support.plugin.state import (
     SESSION,
     STATE,
     build_state,
+    ensure_data_dir,
 )
-from bench_support.plugin.storage import (
-    configure_storage,
-    drop_unfinished,
-    make_saving_transactional,
-    silence_default_machine_info_comparison,
-)
+from bench_support.plugin.storage import configure_storage, this_run_block
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, args, parser) -> None:
+    # Before pytest looks for conftests and test paths: an existing folder given as an option's value
+    # (--data-dir /x) must not have moved the rootdir away from the project and its pytest.ini.
+    upstream.realign_rootdir(early_config, args, PATH_OPTIONS)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -60,20 +70,55 @@ def pytest_configure(config: pytest.Config) -> None:
         except jetson_setup.SetupError as exc:
             raise pytest.UsageError(str(exc)) from None
     config.stash[STATE] = state
+    if state.results_dir:
+        try:
+            config.stash[COMPARED_WITH] = configure_storage(
+                config.option, state.results_dir, state.profile.name, this_run_block(config)
+            )
+        except UserError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    upstream.silence_default_machine_info_comparison(config)
+    if (state.results_dir or _runs_the_suites_benchmarks(config)) and not config.getoption("allow_network"):
+        netguard.install()  # before the benchmark modules are even imported
+
+
+def _runs_the_suites_benchmarks(config: pytest.Config) -> bool:
+    """The run names the project's benchmarks/ folder (or a file in it), or falls back to it through testpaths."""
+    folder = os.path.join(str(config.rootpath), "benchmarks")
+    for arg in config.args:
+        path = os.path.abspath(os.path.join(str(config.invocation_params.dir), str(arg).split("::")[0]))
+        if path == folder or path.startswith(folder + os.sep):
+            return True
+    return False
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[SESSION] = session
+    upstream.make_saving_transactional(session.config, session.config.stash.setdefault(SAVE_PROBLEMS, []))
+
+
+#: The fixtures that read or write the data folder: only a run using one of them makes ./data.
+DATA_FIXTURES = ("image_datasets", "continual_scenario")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Benchmarks collected: the guards go up, and the RSS floor is read with their libraries imported."""
+    if not any("benchmark" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    config = session.config
+    state = config.stash[STATE]
+    if any(name in getattr(item, "fixturenames", ()) for item in session.items for name in DATA_FIXTURES):
+        try:
+            ensure_data_dir(state)
+        except UserError as exc:
+            pytest.exit(f"edge-bench: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
     # What killed runs left (checkpoints in /dev/shm hold RAM), owned by processes that are gone.
     line = leftovers.reap_line(leftovers.reap(state.project_dir, ckpt_dirs=list(state.ckpt_dirs.values())))
     if line:
         sys.stderr.write(f"edge-bench: {line}\n")
     if not config.getoption("allow_network"):
-        netguard.install()
-    if state.results_dir:
-        config.stash[COMPARED_WITH] = configure_storage(config, state.results_dir, state.profile.name)
-    silence_default_machine_info_comparison(config)
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    session.config.stash[SESSION] = session
-    make_saving_transactional(session.config)
+        netguard.install()  # a second install is a no-op (installed at configure for the suite's own runs)
+    config.stash[STATE] = dataclasses.replace(state, rss_at_start_mb=round(rss_now_mb(), 1))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -84,7 +129,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
     config = session.config
     if exitstatus == pytest.ExitCode.INTERRUPTED:
         config.stash[INTERRUPTED] = True
-        drop_unfinished(config)
+        upstream.drop_unfinished(config)
     try:
         result = yield
     except PerformanceRegression:  # --benchmark-compare-fail: the gate users wire into CI; its table was printed
@@ -132,8 +177,15 @@ pytest_runtest_call = _suite_errors_as_outcomes()
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(SESSION, None)
-    ran_benchmarks = bool(getattr(getattr(config, "_benchmarksession", None), "benchmarks", None))
-    if session is not None and ran_benchmarks and not config.getoption("no_fast_exit") and _pytest_is_main():
+    ran_benchmarks = bool(upstream.finished_benchmarks(config))
+    torch_loaded = "torch" in sys.modules  # the teardown it skips is torch's: another project's run exits as usual
+    if (
+        session is not None
+        and ran_benchmarks
+        and torch_loaded
+        and not config.getoption("no_fast_exit")
+        and _pytest_is_main()
+    ):
         atexit.register(_exit_without_teardown, int(session.exitstatus))
 
 
@@ -155,7 +207,7 @@ def _exit_without_teardown(status: int) -> None:
     disagree with ``rss_peak_mb``.
     """
     atexit.unregister(_exit_without_teardown)
-    atexit._run_exitfuncs()  # everyone else's handlers, in their usual order
+    upstream.run_other_exit_handlers()  # everyone else's handlers, in their usual order
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

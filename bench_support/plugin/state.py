@@ -15,7 +15,6 @@ import pytest
 
 from bench_support.errors import UserError
 from bench_support.measure import machine
-from bench_support.measure.memory import rss_now_mb
 from bench_support.profiles import PROFILES, Profile
 from bench_support.workloads.datasets import data_root_dir
 from bench_support.workloads.torchrun import Topology
@@ -88,6 +87,13 @@ def _topology(option) -> Topology:
     return Topology(nnodes, node_rank, master, option("dist_ifname"))
 
 
+def ensure_data_dir(state: SuiteState) -> None:
+    """The default data folder (./data), made when first needed; UserError when it cannot be."""
+    from bench_support.plugin.parsers import writable_dir
+
+    writable_dir("data directory", state.data_dir, create=True)
+
+
 def build_state(config: pytest.Config) -> SuiteState:
     """The state of this session from its options; UserError (one line) when they do not fit together."""
     from bench_support.continual import scenario
@@ -100,8 +106,8 @@ def build_state(config: pytest.Config) -> SuiteState:
         data_dir = option("data_dir")
     elif os.environ.get("BENCH_DATA_DIR"):  # given, so it must exist: a typo must not make a new folder
         data_dir = writable_dir("BENCH_DATA_DIR", os.environ["BENCH_DATA_DIR"])
-    else:
-        data_dir = writable_dir("data directory", os.path.join(root, "data"), create=True)
+    else:  # made once benchmarks are collected (ensure_data_dir): a run that benchmarks nothing writes nothing
+        data_dir = os.path.join(root, "data")
     data_roots = {"data-dir": data_dir}
     for name, path in _unique("--data-root", option("data_root")).items():
         data_roots[name] = data_root_dir(path)
@@ -140,5 +146,4 @@ def build_state(config: pytest.Config) -> SuiteState:
         power_idle_s=option("power_idle_s"),
         continual=scenario.settings_from(cl_options, profile, root),
         topology=_topology(option),
-        rss_at_start_mb=round(rss_now_mb(), 1),
     )

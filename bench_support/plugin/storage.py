@@ -4,116 +4,87 @@ machine, how runs are compared, and the suite's block in the saved JSON.
 
 from __future__ import annotations
 
+import json
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import pytest
-from pytest_benchmark.storage.file import FileStorage
-from pytest_benchmark.utils import safe_dumps
 
 from bench_support import results
-from bench_support.files import write_atomic
+from bench_support.errors import UserError
 from bench_support.measure import machine
-from bench_support.plugin.state import CONTINUAL, INTERRUPTED, POWER, SAVE_PROBLEMS, STATE
+from bench_support.plugin.state import CONTINUAL, INTERRUPTED, POWER, STATE
+from bench_support.report.baseline import differences, run_baseline, settings_of
 from bench_support.report.summary import fastest_loaders
 from bench_support.report.validity import validity
 
-SUITE_VERSION = "0.1.0"
+
+def _suite_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("edge-bench")
+    except Exception:  # noqa: BLE001 - a checkout used without installing it
+        return "unknown"
 
 
-def configure_storage(config: pytest.Config, device_folder: str, run_name: str) -> str:
-    """Save into the device's own folder; compare with its last run of the same profile.
+#: What a figure means can change between versions (0.2.0: the distributed probe's no_sync step, the RSS floor read
+#: after collection): a run of another version is never the baseline (bench_support/report/baseline.py).
+SUITE_VERSION = _suite_version()
 
-    pytest-benchmark alone compares with the newest run, whatever its profile: a smoke run
-    against a quick one reads as -90 %. Returns the line saying which run is compared and
-    why (or why none is).
+
+#: pytest-benchmark's own default for --benchmark-storage: any other value was the user's choice.
+DEFAULT_STORAGE = "file://./.benchmarks"
+
+
+def configure_storage(option: Any, device_folder: str, run_name: str, this_run: Dict[str, Any]) -> str:
+    """``--save-results``: save into the device's own folder, compared with its last run that ran alike.
+
+    pytest-benchmark's options keep their meaning: a ``--benchmark-save NAME`` or ``--benchmark-autosave`` names
+    the run, an explicit ``--benchmark-compare`` is obeyed, and a ``--benchmark-storage`` elsewhere contradicts
+    ``--save-results`` (refused, as a UserError). pytest-benchmark alone compares with the newest run whatever it
+    ran; here the baseline is the one :mod:`bench_support.report.baseline` picks for the report and the gate too.
+    ``this_run`` is the run's own edge_bench block (:func:`this_run_block`). Returns the line saying which run is
+    compared and why (or why none is).
     """
-    option = config.option
-    option.benchmark_storage = "file://" + device_folder
+    storage = "file://" + device_folder
+    chosen = getattr(option, "benchmark_storage", DEFAULT_STORAGE)
+    if chosen not in (DEFAULT_STORAGE, storage):
+        raise UserError(
+            f"--save-results saves into {device_folder}, --benchmark-storage into {chosen}: give one of them"
+        )
+    option.benchmark_storage = storage
     if not option.benchmark_save and not option.benchmark_autosave:
         option.benchmark_save = run_name
-    option.benchmark_save_data = True  # per-round data: comparisons need more than a mean
+    option.benchmark_save_data = True  # per-round data: the report's intervals and plots need more than a mean
     if option.benchmark_compare:
         return f"compared with run {option.benchmark_compare} as asked (--benchmark-compare)"
-    labels = sorted(os.path.splitext(os.path.basename(p))[0] for p in results.compared_run_files(device_folder))
-    if not labels:
+    earlier = _saved_runs(results.compared_run_files(device_folder))
+    if not earlier:
         return ""
-    alike = [label for label in labels if label.split("_", 1)[-1] == run_name]
-    if not alike:
-        return f"not compared: no earlier {run_name} run here (the last run, {labels[-1]}, used another profile)"
-    option.benchmark_compare = alike[-1].split("_", 1)[0]
-    later = f"; {labels[-1]}, newer, used another profile" if labels[-1] != alike[-1] else ""
-    return f"compared with {alike[-1]}, the last {run_name} run of this device{later}"
+    this_run = {"edge_bench": this_run}
+    base = run_baseline(earlier, this_run, lambda run: run[1])
+    newest = earlier[-1][0]
+    if base is None:
+        why = "; ".join(differences(settings_of(earlier[-1][1]), settings_of(this_run))) or "partial or interrupted"
+        return f"not compared: no earlier run here ran alike (the last, {newest}: {why})"
+    option.benchmark_compare = base[0].split("_", 1)[0]
+    later = f"; {newest}, newer, did not run alike" if newest != base[0] else ""
+    return f"compared with {base[0]}, the last run of this device that ran alike{later}"
 
 
-def silence_default_machine_info_comparison(config: pytest.Config) -> None:
-    """Drop pytest-benchmark's own comparison of machine_info.
-
-    It warns whenever the whole dict differs, which it does at every run (CPU
-    frequency, available memory; upstream issue #255). Ours below compares only the
-    stable facts and names them. The hook is not firstresult, so the default has to be
-    switched off rather than overridden.
-    """
-    hook = config.pluginmanager.hook.pytest_benchmark_compare_machine_info
-    for impl in hook.get_hookimpls():
-        if getattr(impl.function, "__module__", "") == "pytest_benchmark.plugin":
-            impl.function = lambda *args, **kwargs: None
-
-
-class TransactionalStorage(FileStorage):
-    """pytest-benchmark's file storage, saving through :func:`bench_support.results.save_run`.
-
-    pytest-benchmark picks the next number and then opens that name with O_TRUNC: two
-    runs saving at once overwrite each other and a crash leaves a torn file. Installed by
-    re-classing the session's storage object (its constructor already ran).
-    """
-
-    problems: List[str]
-
-    def save(self, output_json, save):
-        folder = str(self.get("probe").parent)
+def _saved_runs(paths: List[str]) -> List[Tuple[str, Dict[str, Any]]]:
+    """(label, data) of each readable run file, by number; unreadable ones are the report's to name."""
+    found = []
+    for path in paths:
         try:
-            path = results.save_run(folder, save, safe_dumps(output_json, ensure_ascii=True, indent=4).encode())
-        except OSError as exc:
-            self.problems.append(f"the run was NOT saved to {folder}: {exc.strerror or exc}")
-            return
-        self.logger.info(f"Saved benchmark data in: {path}")
-
-
-def make_saving_transactional(config: pytest.Config) -> None:
-    """Save runs (and --benchmark-json) whole or not at all; failures are counted, not lost."""
-    session = getattr(config, "_benchmarksession", None)
-    if session is None:
-        return
-    problems: List[str] = config.stash.setdefault(SAVE_PROBLEMS, [])
-    if isinstance(session.storage, FileStorage):
-        session.storage.__class__ = TransactionalStorage
-        session.storage.problems = problems
-
-    def save_json(output_json) -> None:
-        def write(tmp: str) -> None:
-            with open(tmp, "wb") as fh:
-                fh.write(safe_dumps(output_json, ensure_ascii=True, indent=4).encode())
-
-        path = str(session.json)
-        try:
-            write_atomic(path, write, suffix=".part")
-        except OSError as exc:
-            problems.append(f"--benchmark-json {path} was NOT written: {exc.strerror or exc}")
-
-    session.save_json = save_json
-
-
-def drop_unfinished(config: pytest.Config) -> int:
-    """Remove benchmarks that were interrupted before a round finished (pytest-benchmark's
-    statistics fail on them and the whole run would be lost); returns how many."""
-    session = getattr(config, "_benchmarksession", None)
-    if session is None:
-        return 0
-    finished = [b for b in session.benchmarks if getattr(getattr(b, "stats", None), "data", None)]
-    dropped = len(session.benchmarks) - len(finished)
-    session.benchmarks[:] = finished
-    return dropped
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            found.append((os.path.splitext(os.path.basename(path))[0], data))
+    return sorted(found, key=lambda item: item[0])
 
 
 def continual_run_dir(config: pytest.Config) -> str:
@@ -161,14 +132,22 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json:
         "fastest_loader": next(iter(by_size.values()), None),  # the smallest size's, as before sizes were kept
         "fastest_loader_by_size": by_size,
         "suite_version": SUITE_VERSION,
-        "profile": state.profile.name,
         "device_id": state.device_id,
         "platform": state.platform,
         "data_dir": state.data_dir,
         "cifar_root": state.cifar_root,
-        "interrupted": config.stash.get(INTERRUPTED, False),
         "rss_at_start_mb": state.rss_at_start_mb,
-        # What makes two runs comparable beyond the profile, and whether this run ran only part of the suite.
+        **this_run_block(config),
+    }
+
+
+def this_run_block(config: pytest.Config) -> Dict[str, Any]:
+    """What makes two runs comparable beyond the profile, and whether this run ran only part of the suite."""
+    state = config.stash[STATE]
+    return {
+        "profile": state.profile.name,
+        "suite_version": SUITE_VERSION,
+        "interrupted": config.stash.get(INTERRUPTED, False),
         "settings": {
             "thread_policy": state.thread_policy,
             "cache_drop": state.cache_drop,

@@ -6,6 +6,7 @@ from typing import Callable
 
 import pytest
 
+from bench_support.plugin import upstream
 from bench_support.plugin.progress import Bar
 from bench_support.plugin.state import COMPARED_WITH, CONTINUAL, INTERRUPTED, SAVE_PROBLEMS, STATE
 from bench_support.report.summary import fastest_loader_line, fastest_loaders
@@ -80,7 +81,7 @@ def flagged_lines(benchmarks, profile_name: str):
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
-    session = getattr(config, "_benchmarksession", None)
+    session = upstream.benchmark_session(config)
     state = config.stash.get(STATE, None)
     if state is not None:
         for line in flagged_lines(getattr(session, "benchmarks", None) or [], state.profile.name):

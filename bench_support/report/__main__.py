@@ -9,6 +9,7 @@ from typing import Dict, List, Optional, Sequence
 
 from bench_support import report as package
 from bench_support import results
+from bench_support.report.baseline import run_baseline
 from bench_support.report.csvout import write_csv
 from bench_support.report.gate import Rule, check_rule, gate
 from bench_support.report.html import write_html
@@ -29,11 +30,28 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench_support.report", description=(package.__doc__ or "").splitlines()[0]
     )
-    parser.add_argument("results_dir", nargs="?", default="results")
+    parser.add_argument(
+        "results_dir",
+        nargs="?",
+        default="results",
+        help="the saved runs: a --save-results folder (one sub-folder per device) or pytest-benchmark's own storage "
+        "such as .benchmarks (default: results); report.csv, report.html and plots/ are written there",
+    )
     parser.add_argument("--device", help="the device whose latest run the gate checks (default: every device)")
-    parser.add_argument("--fail-on", action="append", default=[], metavar="METRIC:THRESHOLD")
-    parser.add_argument("--baseline", metavar="FILE", help="saved run to compare against (default: the previous)")
-    parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument(
+        "--fail-on",
+        action="append",
+        default=[],
+        metavar="METRIC:THRESHOLD",
+        help="the regression gate: fail (exit 1) when METRIC of the latest run got worse than its baseline by more "
+        "than THRESHOLD, e.g. median:10%% or samples_per_s:-5%%; repeatable (./run.sh: BENCH_FAIL_ON=a,b)",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="FILE",
+        help="saved run to compare against (default: the device's last earlier run that ran alike)",
+    )
+    parser.add_argument("--no-plots", action="store_true", help="tables, CSV and HTML only: no PNG plots")
     args = parser.parse_args(argv)
     try:
         rules = [Rule.parse(text) for text in args.fail_on]
@@ -99,16 +117,18 @@ def _usage(message: str) -> int:
 def run_gate(devices: Dict[str, List[Run]], rules: Sequence[Rule], baseline: Optional[Run]) -> bool:
     """Print the gate's verdicts on each device's latest run; True when one failed.
 
-    The baseline is ``baseline`` or the device's previous run; the history band comes from
-    the device's earlier runs of the latest run's profile (another profile's sizes differ).
+    The baseline is ``baseline`` or the device's last earlier run that ran alike (:mod:`.baseline`, the rule the
+    terminal and the tables use too); the history band comes from the device's earlier runs of the latest run's
+    profile (another profile's sizes differ).
     A rule no benchmark of both runs carries gets a line saying it was not judged.
     """
     counts = {"FAIL": 0, "ok": 0, "skip": 0}
     for device, device_runs in sorted(devices.items()):
         last = device_runs[-1]
-        base = baseline or (device_runs[-2] if len(device_runs) >= 2 else None)
+        base = baseline or run_baseline(device_runs[:-1], last.data, lambda run: run.data)
         if base is None:
-            print(f"gate: {device}: only one saved run, nothing to compare with")
+            why = "only one saved run" if len(device_runs) < 2 else "no earlier run ran alike"
+            print(f"gate: {device}: {why}, nothing to compare with")
             continue
         history = [run for run in device_runs[:-1] if run.profile == last.profile]
         verdicts = gate(base, last, rules, history=history)

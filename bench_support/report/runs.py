@@ -67,12 +67,21 @@ def load_runs(results_dir: str) -> Tuple[List[Run], List[str]]:
             problems.append(f"{path}: skipped, not a pytest-benchmark run ({problem})")
             continue
         if "edge_bench" not in data:
-            problems.append(f"{path}: saved by an older suite (no edge_bench block); shown with what it has")
-        runs.append(Run(saved.device, path, saved.number, data))
+            why = "saved by an older suite or without its plugin (no edge_bench block)"
+            problems.append(f"{path}: {why}; shown with what it has")
+        runs.append(Run(saved.device or device_of(data, path), path, saved.number, data))
     runs.sort(key=lambda r: (r.device, r.data.get("datetime") or "", r.number))
     if not runs and not problems:
         problems.append(f"{results_dir}: no saved runs yet (run ./run.sh first)")
     return runs, problems
+
+
+def device_of(data: Dict[str, Any], path: str) -> str:
+    """The device a run in pytest-benchmark's own storage layout names, else its machine-id folder's name."""
+    for block in ((data.get("edge_bench") or {}), ((data.get("machine_info") or {}).get("device") or {})):
+        if isinstance(block, dict) and isinstance(block.get("device_id"), str) and block["device_id"]:
+            return block["device_id"]
+    return os.path.basename(os.path.dirname(path))
 
 
 def load_run_file(path: str, device: str = "baseline") -> Tuple[Optional[Run], str]:

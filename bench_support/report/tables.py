@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from bench_support import metrics
 from bench_support.measure.machine import stable_differences
+from bench_support.report.baseline import benchmark_baseline, differences, run_baseline
 from bench_support.report.runs import Run, machine_moved, metric
 from bench_support.report.validity import flag, validity
 
@@ -63,12 +64,8 @@ def compare_runs(old: Run, new: Run) -> List[str]:
 
 
 def settings_differences(old: Run, new: Run) -> List[str]:
-    """'name: old -> new' for each setting (profile, thread policy, data roots...) that differs.
-
-    A setting one of the runs does not record (saved by an older suite) is unknown, not different.
-    """
-    a, b = old.settings, new.settings
-    return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in sorted(set(a) & set(b)) if a[k] != b[k]]
+    """'name: old -> new' for each setting (profile, thread policy, data roots...) that differs (:mod:`.baseline`)."""
+    return differences(old.settings, new.settings)
 
 
 def compare_history(runs: List[Run]) -> List[str]:
@@ -81,23 +78,31 @@ def compare_history(runs: List[Run]) -> List[str]:
     what = f"{new.profile or '?'} profile" + (", partial run" if new.partial else "")
     if not earlier:
         return [f"== {new.device}: {new.label} ({what}), the first run of this device"]
-    same = [r for r in earlier if not settings_differences(r, new)]
+    run_base = run_baseline(earlier, new.data, _data)
     lines = [f"== {new.device}: {new.label} ({what}), each benchmark against the last run that ran it alike"]
     previous = earlier[-1]
     changes = settings_differences(previous, new)
     if changes:
         lines.append(f"   not compared with the previous run {previous.label}: " + "; ".join(changes))
-    if same:
-        lines.extend(_speed_line(same[-1], new))
+    if run_base is not None:
+        lines.extend(_speed_line(run_base, new))
     for group, benches in sorted(_groups(new).items()):
         lines.append(f"-- {group}")
         for bench in benches:
-            base = next((r for r in reversed(same) if any(b["name"] == bench["name"] for b in r.benchmarks())), None)
+            base = benchmark_baseline(earlier, new.data, bench["name"], _data, _names)
             before = next((b for b in base.benchmarks() if b["name"] == bench["name"]), None) if base else None
             against = f"against {base.label}" if base else "no earlier run alike"
             lines.append(f"   {bench['name']}{flag(validity(bench, new.profile))} ({against})")
             lines.append("      " + "; ".join(_changes(group, before, bench)))
     return lines
+
+
+def _data(run: Run) -> Dict[str, Any]:
+    return run.data
+
+
+def _names(run: Run) -> List[str]:
+    return [b["name"] for b in run.benchmarks()]
 
 
 def _speed_line(old: Run, new: Run) -> List[str]:

@@ -17,7 +17,8 @@ one over the process group, so every rank runs the same sequence:
 On every node, local rank 0 answers its own node's benchmark process (a node other than
 the first receives no commands: its benchmark process waits for the answers).
 
-All-reduce time and bytes: :mod:`bench_support.workloads.comm_hook`.
+All-reduce time and bytes: :func:`timed_allreduce_hook`. Every step is
+:func:`bench_support.workloads.training.train_step` (imported with torch, after the network guard).
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ import time
 from typing import Any, Dict, List, Optional
 
 from bench_support.measure.memory import rss_hwm_mb, rss_now_mb
-from bench_support.workloads.comm_hook import CommStats, timed_allreduce_hook
 
 #: A collective that waits longer than this means a rank is gone: fail rather than hang.
 COLLECTIVE_TIMEOUT_S = 300
@@ -42,6 +42,44 @@ PROBE_PAIRS = 8
 
 def _round(mb: Optional[float]) -> Optional[float]:
     return None if mb is None else round(mb, 1)
+
+
+class CommStats:
+    """What the communication hook saw: all-reduce seconds and bytes, bucket calls."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.seconds = 0.0
+        self.bytes = 0
+        self.calls = 0
+
+
+def timed_allreduce_hook(stats: CommStats):
+    """A DDP communication hook that does what DDP's default does and times it.
+
+    It averages each gradient bucket with one all-reduce, as DDP's default hook does, and
+    records every bucket's bytes and the time from its hand-off to the end of its all-reduce
+    (buckets overlap the backward pass and one another: a sum, not the time a step waits).
+    """
+    import torch.distributed as dist
+
+    def hook(state, bucket):  # no annotations: DDP checks them against its own types
+        start = time.perf_counter()
+        tensor = bucket.buffer()
+        stats.bytes += tensor.numel() * tensor.element_size()
+        stats.calls += 1
+        tensor.div_(dist.get_world_size())
+        future = dist.all_reduce(tensor, async_op=True).get_future()
+
+        def done(fut: Any):
+            stats.seconds += time.perf_counter() - start
+            return fut.value()[0]
+
+        return future.then(done)
+
+    return hook
 
 
 class Rank:
@@ -94,6 +132,8 @@ class Rank:
             yield inputs.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
 
     def epoch(self) -> None:
+        from bench_support.workloads.training import train_step
+
         self.model.train()
         self.sampler.set_epoch(self.epochs)
         self.epochs += 1
@@ -102,9 +142,7 @@ class Rank:
         start = time.perf_counter()
         mark = start
         for inputs, targets in self._batches():
-            self.optimizer.zero_grad(set_to_none=True)
-            self.loss_fn(self.model(inputs), targets).backward()
-            self.optimizer.step()
+            train_step(self.model, inputs, targets, self.loss_fn, self.optimizer)
             self._sync()
             now = time.perf_counter()
             step_s.append(now - mark)
@@ -133,10 +171,18 @@ class Rank:
         The gradients of a ``no_sync`` step are kept and averaged by the next step's
         all-reduce (gradient accumulation), so the model stays the same on every rank.
         """
+        from bench_support.workloads.training import train_step
+
         self.model.train()
         batches = self._batches()
         backward: Dict[str, List[float]] = {"sync": [], "no_sync": []}
         step: Dict[str, List[float]] = {"sync": [], "no_sync": []}
+        times: List[float] = []  # the step's start, then after its loss and after its backward
+
+        def mark() -> None:
+            self._sync()
+            times.append(time.perf_counter())
+
         for _ in range(PROBE_PAIRS):
             for kind in ("no_sync", "sync"):
                 try:
@@ -144,22 +190,21 @@ class Rank:
                 except StopIteration:
                     batches = self._batches()
                     inputs, targets = next(batches)
-                start = time.perf_counter()
-                loss = self.loss_fn(self.model(inputs), targets)
-                self._sync()
-                mid = time.perf_counter()
-                if kind == "no_sync":
-                    with self.model.no_sync():
-                        loss.backward()
-                else:
-                    loss.backward()
-                self._sync()
-                end = time.perf_counter()
+                times[:] = [time.perf_counter()]
+                train_step(
+                    self.model,
+                    inputs,
+                    targets,
+                    self.loss_fn,
+                    self.optimizer,
+                    accumulate=True,  # the sync step steps on both steps' gradients, then clears them
+                    update=kind == "sync",
+                    no_sync=kind == "no_sync",
+                    mark=mark,
+                )
+                start, mid, end = times
                 backward[kind].append(end - mid)
                 step[kind].append(end - start)
-                if kind == "sync":
-                    self.optimizer.step()
-                    self.optimizer.zero_grad(set_to_none=True)
         self.dist.barrier()
         return {
             "rank": self.rank,

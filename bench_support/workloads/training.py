@@ -4,6 +4,9 @@ Fixed as in the Jetson study: cross-entropy loss, SGD lr 0.01 momentum 0.9; Adam
 (lr 1e-3) as in the continual-learning seed. Models come from torchvision with random
 weights (nothing is ever downloaded).
 
+Every training workload's step is :func:`train_step` (this epoch, the bare baseline, the
+distributed ranks' epoch and communication probe): a change to how a step runs is made there.
+
 Timing of one epoch (see :mod:`bench_support.stall` for the split):
 - CPU: host timestamps only — blocked in the loader vs batch-in-hand to step done.
 - CUDA: the host wait for each batch is the fetch stall; compute is bracketed by CUDA
@@ -14,6 +17,7 @@ Timing of one epoch (see :mod:`bench_support.stall` for the split):
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
@@ -71,6 +75,48 @@ class EpochResult:
         return self.fetch_stall_s / self.epoch_s if self.epoch_s > 0 else 0.0
 
 
+def train_step(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    *,
+    accumulate: bool = False,
+    update: bool = True,
+    no_sync: bool = False,
+    mark: Optional[Callable[[], None]] = None,
+) -> torch.Tensor:
+    """One training step, the one every training workload runs: returns the loss (its graph freed).
+
+    Clear the gradients (set to None), forward, loss, backward, optimizer step. Nothing here
+    synchronises or reads a clock: each caller's timing brackets the call.
+
+    ``accumulate``: keep the gradients already there (the backward adds to them); such a step that
+    also ``update``s clears them after its optimizer step, having spent them.
+    ``update=False``: no optimizer step (the gradients wait for a later step's).
+    ``no_sync``: forward and backward under ``model.no_sync()``: DistributedDataParallel decides in the
+    forward whether the backward all-reduces, so a backward alone inside it still communicates (the probe
+    did that before 0.2.0, and its backward_ms_no_sync included the all-reduce).
+    ``mark``: called after the loss and again after the backward, before the optimizer step (the
+    distributed probe synchronises and reads its clock there).
+    """
+    if not accumulate:
+        optimizer.zero_grad(set_to_none=True)
+    with model.no_sync() if no_sync else contextlib.nullcontext():
+        loss = loss_fn(model(inputs), targets)
+        if mark is not None:
+            mark()
+        loss.backward()
+    if mark is not None:
+        mark()
+    if update:
+        optimizer.step()
+        if accumulate:
+            optimizer.zero_grad(set_to_none=True)
+    return loss
+
+
 def train_epoch(
     model: nn.Module,
     loader,
@@ -104,10 +150,7 @@ def train_epoch(
         if cuda:
             begin = torch.cuda.Event(enable_timing=True)
             begin.record()
-        optimizer.zero_grad(set_to_none=True)
-        loss = criterion(model(inputs), targets)
-        loss.backward()
-        optimizer.step()
+        loss = train_step(model, inputs, targets, criterion, optimizer)
         if cuda:
             finish = torch.cuda.Event(enable_timing=True)
             finish.record()
@@ -155,9 +198,7 @@ def bare_epoch(
         if device.type == "cuda":
             inputs = inputs.to(device, non_blocking=True)
             targets = targets.to(device, non_blocking=True)
-        optimizer.zero_grad(set_to_none=True)
-        criterion(model(inputs), targets).backward()
-        optimizer.step()
+        train_step(model, inputs, targets, criterion, optimizer)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 

@@ -15,9 +15,9 @@ import os
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
+from bench_support.board.setup import SetupError, jtop_factory
 from bench_support.errors import UserError
 from bench_support.measure.jetson import devfreq_clocks_mhz, nvpmodel_mode
-from bench_support.measure.jetson_setup import SetupError, jtop_factory
 from bench_support.measure.sysfs import read_text, rooted
 
 SETTLE_READS = 3  # consecutive reads within the caps

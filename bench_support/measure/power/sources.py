@@ -8,7 +8,7 @@ Each takes its sysfs root, command or client object as a parameter, so tests can
 it a fake. ``open_source`` tries them in the order of ``AUTO_ORDER`` and returns the
 first that works, or the reason each one could not. ``read()`` never blocks; a source
 that can no longer measure raises :class:`SourceUnavailable` from it. tegrastats and
-jtop, fed by a process or client beside the benchmark, live in ``power_live`` (fresh
+jtop, fed by a process or client beside the benchmark, live in ``live`` (fresh
 or fail); they are re-exported here.
 """
 
@@ -19,10 +19,10 @@ import os
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
-from bench_support.measure.power_live import (
+from bench_support.measure.power.errors import SourceUnavailable
+from bench_support.measure.power.live import (
     INPUT_RAILS,
     JtopSource,
-    SourceUnavailable,
     TegrastatsSource,
     parse_tegrastats,
     tegrastats_total,

@@ -26,7 +26,7 @@ import time
 from bisect import bisect_left
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from bench_support.measure.power_live import SourceUnavailable, stale_after_s
+from bench_support.measure.power.errors import SourceUnavailable, stale_after_s
 
 POWER_KEYS = ("energy_j", "energy_net_j", "power_avg_w", "power_idle_w", "power_source", "power_samples")
 MIN_SAMPLES = 3

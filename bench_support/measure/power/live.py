@@ -18,19 +18,10 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
+from bench_support.measure.power.errors import SourceUnavailable, stale_after_s
+
 #: Rails that measure a Jetson module's whole input (Nano, Xavier NX, Orin NX/Nano, Thor).
 INPUT_RAILS = ("VDD_IN", "POM_5V_IN", "VIN")
-STALE_INTERVALS = 3
-MIN_STALE_S = 2.0
-
-
-class SourceUnavailable(Exception):
-    """This source cannot measure here (or no longer can); the message says why."""
-
-
-def stale_after_s(interval_s: float) -> float:
-    """How long a reading stays fresh: a few reading intervals, never under ``MIN_STALE_S``."""
-    return max(STALE_INTERVALS * interval_s, MIN_STALE_S)
 
 
 def _readings(n: int) -> str:

@@ -1,0 +1,202 @@
+"""Every place the plugin leans on pytest's or pytest-benchmark's internals, and nowhere else.
+
+Each function below uses something neither project documents as API. They are kept in this one module so that a
+new release breaks one file, and ``tests/test_upstream_contract.py`` checks each against the installed versions
+(the supported ranges are in pyproject.toml). Each docstring names the upstream change that would remove it;
+docs/architecture.md ("Upstream") collects them, ready to send.
+"""
+
+from __future__ import annotations
+
+import atexit
+import copy
+import inspect
+import sys
+from typing import Any, Callable, List, Optional, Sequence
+
+import pytest
+from pytest_benchmark.fixture import BenchmarkFixture
+from pytest_benchmark.storage.file import FileStorage
+from pytest_benchmark.utils import safe_dumps
+
+from bench_support import results
+from bench_support.files import write_atomic
+
+# --- pytest-benchmark -------------------------------------------------------------------------
+
+
+def benchmark_session(config: pytest.Config) -> Any:
+    """pytest-benchmark's BenchmarkSession of this run, or None (plugin disabled, or before it configured).
+
+    Upstream: a public accessor (a stash key, or ``config.pluginmanager.get_plugin("benchmarksession")``).
+    """
+    return getattr(config, "_benchmarksession", None)
+
+
+def finished_benchmarks(config: pytest.Config) -> List[Any]:
+    session = benchmark_session(config)
+    return list(getattr(session, "benchmarks", None) or [])
+
+
+class TransactionalStorage(FileStorage):
+    """pytest-benchmark's file storage, saving through :func:`bench_support.results.save_run`.
+
+    pytest-benchmark picks the next number and then opens that name with O_TRUNC: two runs saving at once overwrite
+    each other and a crash leaves a torn file. Installed by re-classing the session's storage object (its
+    constructor already ran). Upstream: ``FileStorage.save`` writing a temp file and linking it to a name it claims
+    exclusively (``O_EXCL``), or a ``pytest_benchmark_storage`` hook that lets a plugin supply the storage.
+    """
+
+    problems: List[str]
+
+    def save(self, output_json, save):
+        folder = str(self.get("probe").parent)
+        try:
+            path = results.save_run(folder, save, safe_dumps(output_json, ensure_ascii=True, indent=4).encode())
+        except OSError as exc:
+            self.problems.append(f"the run was NOT saved to {folder}: {exc.strerror or exc}")
+            return
+        self.logger.info(f"Saved benchmark data in: {path}")
+
+
+def make_saving_transactional(config: pytest.Config, problems: List[str]) -> None:
+    """Save runs (and --benchmark-json) whole or not at all; failures go to ``problems``, not lost.
+
+    Upstream: the same exclusive, atomic write in ``BenchmarkSession.save_json`` (temp file + rename), and save
+    failures reported instead of raised after the results table.
+    """
+    session = benchmark_session(config)
+    if session is None:
+        return
+    if isinstance(session.storage, FileStorage):
+        session.storage.__class__ = TransactionalStorage
+        session.storage.problems = problems
+
+    def save_json(output_json) -> None:
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as fh:
+                fh.write(safe_dumps(output_json, ensure_ascii=True, indent=4).encode())
+
+        path = str(session.json)
+        try:
+            write_atomic(path, write, suffix=".part")
+        except OSError as exc:
+            problems.append(f"--benchmark-json {path} was NOT written: {exc.strerror or exc}")
+
+    session.save_json = save_json
+
+
+def silence_default_machine_info_comparison(config: pytest.Config) -> None:
+    """Switch off pytest-benchmark's own comparison of machine_info.
+
+    It warns whenever the whole dict differs, which it does at every run (CPU frequency, available memory;
+    upstream issue #255); the suite's hook compares only the stable facts and names them. The hook is not
+    firstresult, so the default has to be switched off rather than overridden. Upstream: compare a documented
+    subset, or make ``pytest_benchmark_compare_machine_info`` firstresult.
+    """
+    hook = config.pluginmanager.hook.pytest_benchmark_compare_machine_info
+    for impl in hook.get_hookimpls():
+        if getattr(impl.function, "__module__", "") == "pytest_benchmark.plugin":
+            impl.function = lambda *args, **kwargs: None
+
+
+def drop_unfinished(config: pytest.Config) -> int:
+    """Remove benchmarks interrupted before a round finished; returns how many.
+
+    pytest-benchmark's statistics fail on a benchmark without rounds, and the whole run would be lost.
+    Upstream: skip benchmarks without data when saving.
+    """
+    session = benchmark_session(config)
+    if session is None:
+        return 0
+    finished = [b for b in session.benchmarks if getattr(getattr(b, "stats", None), "data", None)]
+    dropped = len(session.benchmarks) - len(finished)
+    session.benchmarks[:] = finished
+    return dropped
+
+
+def measure_plain_fixture(benchmark: BenchmarkFixture, measured: Callable[[Callable[[], Any]], Any]) -> None:
+    """Run every call of a plain ``benchmark`` fixture through ``measured`` (which opens the instruments).
+
+    pytest-benchmark insists that the ``benchmark`` funcarg is its own class, so the instance is re-classed rather
+    than wrapped. Upstream: a hook around a benchmark's timed call (``pytest_benchmark_wrap_call``).
+    """
+
+    class MeasuredBenchmark(type(benchmark)):
+        def __call__(self, function_to_benchmark, *args, **kwargs):
+            return measured(lambda: BenchmarkFixture.__call__(self, function_to_benchmark, *args, **kwargs))
+
+        def pedantic(self, target, *args, **kwargs):
+            return measured(lambda: BenchmarkFixture.pedantic(self, target, *args, **kwargs))
+
+    benchmark.__class__ = MeasuredBenchmark
+
+
+# --- CPython --------------------------------------------------------------------------------------
+
+
+def run_other_exit_handlers() -> None:
+    """Every registered atexit handler, in the usual order, before the process leaves with ``os._exit``.
+
+    Upstream (CPython): none; ``atexit._run_exitfuncs`` is the only way to run them early.
+    """
+    atexit._run_exitfuncs()
+
+
+# --- pytest -------------------------------------------------------------------------------------
+
+
+def _determine_setup(config: pytest.Config, file_or_dir: List[str], rootdir: Optional[str]):
+    """pytest's own rootdir/inifile choice for these free arguments: (rootpath, inipath, inicfg)."""
+    from _pytest.config.findpaths import determine_setup
+
+    ns = config.known_args_namespace
+    known = inspect.signature(determine_setup).parameters
+    kwargs = {"inifile": None, "args": file_or_dir, "rootdir_cmd_arg": rootdir}
+    if "invocation_dir" in known:
+        kwargs["invocation_dir"] = config.invocation_params.dir
+    if "override_ini" in known:
+        kwargs["override_ini"] = getattr(ns, "override_ini", None)
+    found = determine_setup(**kwargs)
+    return found[0], found[1], dict(found[2])
+
+
+def realign_rootdir(config: pytest.Config, args: List[str], value_options: Sequence[str]) -> Optional[str]:
+    """Choose pytest's rootdir and ini file again, now that the suite's options are known.
+
+    pytest chooses them before any installed plugin loads, from the arguments it cannot tell from paths: in
+    ``--data-dir /some/existing/dir`` the folder counts as a test path, the rootdir moves there, and the project's
+    pytest.ini (testpaths, addopts) is never read. Called from ``pytest_load_initial_conftests``, before pytest
+    looks for conftests and decides the test paths: when the choice made without option values differs, it is
+    applied (rootdir, ini file and its values, its addopts and pythonpath, the conftest cut-off). Only when one of
+    ``value_options`` (the suite's options that take a path) is written with its value apart: any other run, this
+    project's or another's, is left as pytest set it. An explicit ``-c`` is never second-guessed, nor an explicit
+    ``--rootdir``. Returns a line saying what moved, or None.
+
+    Upstream: pytest could choose the rootdir after plugins have registered their options (or let
+    ``parser.addoption`` declare a path-valued option early), so that option values never count as test paths.
+    """
+    ns = config.known_args_namespace
+    if getattr(ns, "inifilename", None) or not any(arg in value_options for arg in args):
+        return None
+    rootpath, inipath, inicfg = _determine_setup(config, list(ns.file_or_dir), getattr(ns, "rootdir", None))
+    if rootpath == config.rootpath and inipath == config.inipath:
+        return None
+    moved_from = config.rootpath
+    old_cut = str(config.inipath.parent if config.inipath is not None else config.rootpath)
+    config._rootpath, config._inipath = rootpath, inipath
+    if hasattr(config, "_inicfg"):
+        config._inicfg = inicfg
+    else:  # pytest < 9
+        config.inicfg = inicfg
+    config._inicache.clear()
+    config._parser.extra_info["rootdir"] = str(rootpath)
+    config._parser.extra_info["inifile"] = str(inipath)
+    args[:] = [*config.getini("addopts"), *args]
+    config.known_args_namespace = config._parser.parse_known_args(args, namespace=copy.copy(config.option))
+    if config.known_args_namespace.confcutdir in (None, old_cut):
+        config.known_args_namespace.confcutdir = str(inipath.parent if inipath is not None else rootpath)
+    for path in reversed(config.getini("pythonpath")):
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+    return f"rootdir {rootpath} (pytest took an option's value for a test path and first chose {moved_from})"

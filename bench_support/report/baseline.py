@@ -1,0 +1,68 @@
+"""The one rule that picks what a run is compared with.
+
+Used by the terminal (the run pytest-benchmark's ``--benchmark-compare`` is pointed at under ``--save-results``),
+the report's tables and the gate, so they judge alike:
+
+- two runs are *alike* when no setting both record differs (the profile, the suite's version, and what changes
+  what a benchmark measures: thread policy, cache drop, power backend, data roots, checkpoint targets); a setting
+  only one of them records (a run saved by an older suite) is unknown, not different;
+- a run's baseline (the terminal's comparison, the gate, the report's run-wide speed line) is the newest earlier
+  run that ran alike; a partial (``-k``, a path) or interrupted run is never the baseline of a whole one;
+- one benchmark's row in the report's table is against the newest earlier alike run that ran that benchmark,
+  partial or not (its finished benchmarks are whole).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Optional, Sequence, TypeVar
+
+T = TypeVar("T")
+
+
+def settings_of(data: Dict[str, Any]) -> Dict[str, Any]:
+    """A saved run's profile and settings ({} for runs saved before the suite recorded them)."""
+    block = data.get("edge_bench") if isinstance(data, dict) else None
+    block = block if isinstance(block, dict) else {}
+    known = {key: block[key] for key in ("profile", "suite_version") if block.get(key)}
+    settings = block.get("settings")
+    return {**known, **(settings if isinstance(settings, dict) else {})}
+
+
+def is_whole(data: Dict[str, Any]) -> bool:
+    """Neither partial (a selection of the suite) nor interrupted."""
+    block = data.get("edge_bench") if isinstance(data, dict) else None
+    block = block if isinstance(block, dict) else {}
+    selection = block.get("selection") if isinstance(block.get("selection"), dict) else {}
+    return not selection.get("partial") and not block.get("interrupted")
+
+
+def differences(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
+    """'name: old -> new' for each setting both record that differs."""
+    return [f"{k}: {old[k]!r} -> {new[k]!r}" for k in sorted(set(old) & set(new)) if old[k] != new[k]]
+
+
+def run_baseline(earlier: Sequence[T], new: Dict[str, Any], data_of: Callable[[T], Dict[str, Any]]) -> Optional[T]:
+    """The newest of ``earlier`` (oldest first) that ran alike with ``new`` (a run's saved data)."""
+    want_whole = is_whole(new)
+    for run in reversed(earlier):
+        data = data_of(run)
+        if differences(settings_of(data), settings_of(new)):
+            continue
+        if want_whole and not is_whole(data):
+            continue
+        return run
+    return None
+
+
+def benchmark_baseline(
+    earlier: Sequence[T],
+    new: Dict[str, Any],
+    name: str,
+    data_of: Callable[[T], Dict[str, Any]],
+    names_of: Callable[[T], Sequence[str]],
+) -> Optional[T]:
+    """The newest of ``earlier`` that ran alike with ``new`` and ran the benchmark ``name``."""
+    for run in reversed(earlier):
+        if not differences(settings_of(data_of(run)), settings_of(new)) and name in names_of(run):
+            return run
+    return None

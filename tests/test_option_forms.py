@@ -1,0 +1,79 @@
+"""Every path-valued option works written ``--opt value`` and ``--opt=value``, the path existing or not.
+
+pytest chooses its rootdir and ini file before any installed plugin has registered its options, so in
+``--data-dir /existing/dir`` the folder counts as a test path (docs/architecture.md, Upstream): the plugin must
+put the project's rootdir, pytest.ini, testpaths and addopts back. A scratch project shows it: its pytest.ini
+points at bench/ and a stray test sits beside it, collected only if the ini was lost.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+PATH_OPTIONS = [
+    # (option, value from a fresh existing folder, whether the folder must exist beforehand)
+    ("--data-dir", lambda d: d, True),
+    ("--save-results", lambda d: d, True),
+    ("--save-results", lambda d: os.path.join(d, "new"), False),
+    ("--data-real", lambda d: d, True),
+    ("--ckpt-dir", lambda d: f"usb={d}", True),
+    ("--data-root", lambda d: f"sd={d}", True),
+]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("project")
+    (root / "pytest.ini").write_text("[pytest]\ntestpaths = bench\naddopts = -p no:cacheprovider\n")
+    (root / "bench").mkdir()
+    (root / "bench" / "test_a.py").write_text("def test_a(benchmark):\n    benchmark(sum, range(10))\n")
+    (root / "stray").mkdir()
+    (root / "stray" / "test_stray.py").write_text("def test_stray():\n    pass\n")
+    return root
+
+
+def _collect(project, *args):
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "BENCH_DATA_DIR")}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", *args],
+        cwd=project, capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("form", ["space", "equals"])
+@pytest.mark.parametrize(
+    "option,value,exists", PATH_OPTIONS, ids=[f"{o}-{'existing' if e else 'new'}" for o, _, e in PATH_OPTIONS]
+)
+def test_path_option_both_forms(project, tmp_path, option, value, exists, form):
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    given = value(str(folder))
+    assert os.path.exists(given) is exists or "=" in given
+    args = [option, given] if form == "space" else [f"{option}={given}"]
+    result = _collect(project, *args)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "bench/test_a.py::test_a" in result.stdout
+    assert "stray" not in result.stdout, "pytest.ini was not read: its testpaths were lost"
+
+
+def test_the_option_value_reaches_the_suite(project, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "--data-dir", str(data), "--save-results", str(tmp_path)],
+        cwd=project, capture_output=True, text=True, timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert f"rootdir: {project}" in result.stdout
+    assert f"edge-bench: data in {data}" in result.stdout
+    assert f"edge-bench: results saved under {tmp_path}{os.sep}" in result.stdout
+
+
+def test_an_explicit_rootdir_is_obeyed(project, tmp_path):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    result = _collect(project, "--rootdir", str(project), "-c", str(project / "pytest.ini"), "--data-dir", str(folder))
+    assert result.returncode == 0 and "stray" not in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]

@@ -1,0 +1,96 @@
+"""The contract of bench_support/plugin/upstream.py with the installed pytest and pytest-benchmark.
+
+Each workaround there leans on something neither project documents; these tests check each such thing on the
+versions installed, so that an upgrade fails here, by name, instead of silently in a benchmark run. The end-to-end
+behaviour (transactional saves, compare, interrupted runs, option forms) is tested elsewhere; this is the list.
+"""
+
+import atexit
+import inspect
+import re
+from importlib.metadata import version
+
+import pytest
+import pytest_benchmark.plugin
+from _pytest.config import Config
+from _pytest.config.findpaths import determine_setup
+from pytest_benchmark.fixture import BenchmarkFixture
+from pytest_benchmark.session import BenchmarkSession
+from pytest_benchmark.storage.file import FileStorage
+
+from bench_support.plugin import upstream
+from tests.conftest import REPO
+
+
+def _range(requirement: str):
+    """(lower, upper) of 'name>=A,<B' as tuples of ints."""
+    low = re.search(r">=([\d.]+)", requirement)
+    high = re.search(r"<([\d.]+)", requirement)
+    as_tuple = lambda text: tuple(int(x) for x in text.split("."))  # noqa: E731
+    return as_tuple(low.group(1)), as_tuple(high.group(1)) if high else None
+
+
+def _installed(name: str):
+    return tuple(int(x) for x in re.findall(r"\d+", version(name))[:3])
+
+
+def test_the_installed_pytest_benchmark_is_in_the_supported_range():
+    text = open(f"{REPO}/pyproject.toml").read()
+    requirement = re.search(r'"pytest-benchmark([^"]*)"', text).group(1)
+    low, high = _range(requirement)
+    assert low <= _installed("pytest-benchmark")[: len(low)]
+    assert high is None or _installed("pytest-benchmark")[: len(high)] < high
+
+
+def test_the_benchmark_session_lives_on_the_config():
+    # benchmark_session(): pytest-benchmark keeps its session as config._benchmarksession.
+    assert "config._benchmarksession = " in inspect.getsource(pytest_benchmark.plugin.pytest_configure)
+    init = inspect.getsource(BenchmarkSession.__init__)
+    for attribute in ("self.storage", "self.benchmarks", "self.json"):
+        assert attribute in init, attribute
+    assert callable(getattr(BenchmarkSession, "save_json", None))
+    # save_json is looked up on the instance when the run is saved (so an instance attribute replaces it).
+    assert "self.save_json(" in inspect.getsource(BenchmarkSession)
+
+
+def test_file_storage_save_and_probe():
+    # TransactionalStorage.save overrides save(output_json, save) and finds the folder through get("probe").
+    assert list(inspect.signature(FileStorage.save).parameters) == ["self", "output_json", "save"]
+    assert "def get(" in inspect.getsource(FileStorage)
+    assert issubclass(upstream.TransactionalStorage, FileStorage)
+
+
+def test_the_default_machine_info_comparison_is_a_plain_hookimpl():
+    assert callable(pytest_benchmark.plugin.pytest_benchmark_compare_machine_info)
+    from pytest_benchmark import hookspec
+
+    # Not firstresult: the default runs beside the suite's, so it has to be switched off, not overridden.
+    marker = getattr(hookspec.pytest_benchmark_compare_machine_info, "pytest_spec", {})
+    assert not marker.get("firstresult")
+
+
+def test_a_benchmark_fixture_can_be_reclassed():
+    assert callable(BenchmarkFixture.__call__) and callable(BenchmarkFixture.pedantic)
+    assert "stats" in inspect.getsource(BenchmarkFixture)  # drop_unfinished reads benchmark.stats.data
+
+
+def test_atexit_can_run_the_handlers_early():
+    assert callable(atexit._run_exitfuncs)
+
+
+def test_pytest_rootdir_internals():
+    # realign_rootdir: determine_setup's keywords, and the Config attributes it resets.
+    params = inspect.signature(determine_setup).parameters
+    assert {"inifile", "args", "rootdir_cmd_arg"} <= set(params)
+    source = inspect.getsource(Config)
+    for name in ("self._rootpath", "self._inipath", "self._inicache", "known_args_namespace", "extra_info"):
+        assert name in source, name
+    assert "_inicfg" in source or "self.inicfg" in source
+    # The hook it runs in comes after the entry points load and before conftests are looked for.
+    parse = inspect.getsource(getattr(Config, "_preparse", Config.parse))  # pytest < 9: _preparse
+    assert parse.index('load_setuptools_entrypoints("pytest11")') < parse.index("pytest_load_initial_conftests")
+
+
+@pytest.mark.parametrize("name", ["benchmark_session", "make_saving_transactional", "realign_rootdir"])
+def test_each_workaround_names_the_upstream_change_that_ends_it(name):
+    assert "Upstream" in inspect.getdoc(getattr(upstream, name))
