@@ -121,7 +121,8 @@ def test_a_cold_read_of_large_files_reads_their_bytes_from_the_device(tmp_path):
     read_mb = nbytes / float(1 << 20)
     assert abs(figures["disk_read_mb"] - read_mb) / read_mb < 0.05, figures
     assert abs(figures["proc_read_mb"] - read_mb) / read_mb < 0.05, figures
-    assert figures["read_iops"] > 0 and figures["r_await_ms"] is not None and 0 < figures["util_pct"] <= 100
+    # util_pct comes from io_ticks (whole milliseconds of busy device): a fast 32 MB read can round to 0.
+    assert figures["read_iops"] > 0 and figures["r_await_ms"] is not None and 0 <= figures["util_pct"] <= 100
 
 
 NOBODY = 65534

@@ -243,7 +243,7 @@ def test_results_are_saved_per_device_and_the_second_run_compares(tmp_path, shar
         "0002_smoke.json",
     ]
     assert "0001_smoke" in second.stdout and "(NOW)" in second.stdout
-    assert "edge-bench: compared with 0001_smoke, the last smoke run of this device" in second.stdout
+    assert "edge-bench: compared with 0001_smoke, the last run of this device that ran alike" in second.stdout
 
     other = run_pytest(*args[:-1], "Bench Board B", "--benchmark-histogram", str(tmp_path / "hist" / "h"))
     assert other.returncode == 0, other.stdout[-3000:] + other.stderr[-3000:]
