@@ -77,3 +77,18 @@ def test_an_explicit_rootdir_is_obeyed(project, tmp_path):
     folder.mkdir()
     result = _collect(project, "--rootdir", str(project), "-c", str(project / "pytest.ini"), "--data-dir", str(folder))
     assert result.returncode == 0 and "stray" not in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+def test_every_option_taking_a_path_is_realigned():
+    """PATH_OPTIONS (what realign_rootdir watches) holds every option of options.py whose value is a path."""
+    import ast
+
+    from bench_support.plugin import options
+
+    tree = ast.parse(open(options.__file__).read())
+    pathy = set()
+    for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "add"):
+        metavar = next((k.value.value for k in call.keywords if k.arg == "metavar"), None)
+        if metavar in ("DIR", "NAME=PATH"):
+            pathy.add(call.args[0].value)
+    assert pathy and pathy == set(options.PATH_OPTIONS)

@@ -4,9 +4,8 @@ machine, how runs are compared, and the suite's block in the saved JSON.
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict
 
 import pytest
 
@@ -15,16 +14,17 @@ from bench_support.errors import UserError
 from bench_support.measure import machine
 from bench_support.plugin.state import CONTINUAL, INTERRUPTED, POWER, STATE
 from bench_support.report.baseline import differences, run_baseline, settings_of
+from bench_support.report.runs import load_run_file
 from bench_support.report.summary import fastest_loaders
 from bench_support.report.validity import validity
 
 
 def _suite_version() -> str:
-    try:
-        from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
         return version("edge-bench")
-    except Exception:  # noqa: BLE001 - a checkout used without installing it
+    except PackageNotFoundError:  # a checkout used without installing it
         return "unknown"
 
 
@@ -59,32 +59,20 @@ def configure_storage(option: Any, device_folder: str, run_name: str, this_run: 
     option.benchmark_save_data = True  # per-round data: the report's intervals and plots need more than a mean
     if option.benchmark_compare:
         return f"compared with run {option.benchmark_compare} as asked (--benchmark-compare)"
-    earlier = _saved_runs(results.compared_run_files(device_folder))
+    # Unreadable files are skipped here; the report names them.
+    loaded = (load_run_file(path)[0] for path in sorted(results.compared_run_files(device_folder)))
+    earlier = [run for run in loaded if run is not None]
     if not earlier:
         return ""
     this_run = {"edge_bench": this_run}
-    base = run_baseline(earlier, this_run, lambda run: run[1])
-    newest = earlier[-1][0]
+    base = run_baseline(earlier, this_run)
+    newest = earlier[-1].label
     if base is None:
-        why = "; ".join(differences(settings_of(earlier[-1][1]), settings_of(this_run))) or "partial or interrupted"
+        why = "; ".join(differences(settings_of(earlier[-1].data), settings_of(this_run))) or "partial or interrupted"
         return f"not compared: no earlier run here ran alike (the last, {newest}: {why})"
-    option.benchmark_compare = base[0].split("_", 1)[0]
-    later = f"; {newest}, newer, did not run alike" if newest != base[0] else ""
-    return f"compared with {base[0]}, the last run of this device that ran alike{later}"
-
-
-def _saved_runs(paths: List[str]) -> List[Tuple[str, Dict[str, Any]]]:
-    """(label, data) of each readable run file, by number; unreadable ones are the report's to name."""
-    found = []
-    for path in paths:
-        try:
-            with open(path, encoding="utf-8") as fh:
-                data = json.load(fh)
-        except (OSError, ValueError):
-            continue
-        if isinstance(data, dict):
-            found.append((os.path.splitext(os.path.basename(path))[0], data))
-    return sorted(found, key=lambda item: item[0])
+    option.benchmark_compare = base.label.split("_", 1)[0]
+    later = f"; {newest}, newer, did not run alike" if newest != base.label else ""
+    return f"compared with {base.label}, the last run of this device that ran alike{later}"
 
 
 def continual_run_dir(config: pytest.Config) -> str:
@@ -131,7 +119,6 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json:
         "continual": outcome.json_block() if outcome is not None else None,
         "fastest_loader": next(iter(by_size.values()), None),  # the smallest size's, as before sizes were kept
         "fastest_loader_by_size": by_size,
-        "suite_version": SUITE_VERSION,
         "device_id": state.device_id,
         "platform": state.platform,
         "data_dir": state.data_dir,

@@ -125,7 +125,7 @@ def run_gate(devices: Dict[str, List[Run]], rules: Sequence[Rule], baseline: Opt
     counts = {"FAIL": 0, "ok": 0, "skip": 0}
     for device, device_runs in sorted(devices.items()):
         last = device_runs[-1]
-        base = baseline or run_baseline(device_runs[:-1], last.data, lambda run: run.data)
+        base = baseline or run_baseline(device_runs[:-1], last.data)
         if base is None:
             why = "only one saved run" if len(device_runs) < 2 else "no earlier run ran alike"
             print(f"gate: {device}: {why}, nothing to compare with")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Sequence, TypeVar
 
-T = TypeVar("T")
+T = TypeVar("T")  # a saved run: report.runs.Run, unless data_of (and names_of) say how to read another
 
 
 def settings_of(data: Dict[str, Any]) -> Dict[str, Any]:
@@ -41,7 +41,17 @@ def differences(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
     return [f"{k}: {old[k]!r} -> {new[k]!r}" for k in sorted(set(old) & set(new)) if old[k] != new[k]]
 
 
-def run_baseline(earlier: Sequence[T], new: Dict[str, Any], data_of: Callable[[T], Dict[str, Any]]) -> Optional[T]:
+def _data(run: Any) -> Dict[str, Any]:
+    return run.data
+
+
+def _names(run: Any) -> List[str]:
+    return [b["name"] for b in run.benchmarks()]
+
+
+def run_baseline(
+    earlier: Sequence[T], new: Dict[str, Any], data_of: Callable[[T], Dict[str, Any]] = _data
+) -> Optional[T]:
     """The newest of ``earlier`` (oldest first) that ran alike with ``new`` (a run's saved data)."""
     want_whole = is_whole(new)
     for run in reversed(earlier):
@@ -58,8 +68,8 @@ def benchmark_baseline(
     earlier: Sequence[T],
     new: Dict[str, Any],
     name: str,
-    data_of: Callable[[T], Dict[str, Any]],
-    names_of: Callable[[T], Sequence[str]],
+    data_of: Callable[[T], Dict[str, Any]] = _data,
+    names_of: Callable[[T], Sequence[str]] = _names,
 ) -> Optional[T]:
     """The newest of ``earlier`` that ran alike with ``new`` and ran the benchmark ``name``."""
     for run in reversed(earlier):

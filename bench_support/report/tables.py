@@ -78,7 +78,7 @@ def compare_history(runs: List[Run]) -> List[str]:
     what = f"{new.profile or '?'} profile" + (", partial run" if new.partial else "")
     if not earlier:
         return [f"== {new.device}: {new.label} ({what}), the first run of this device"]
-    run_base = run_baseline(earlier, new.data, _data)
+    run_base = run_baseline(earlier, new.data)
     lines = [f"== {new.device}: {new.label} ({what}), each benchmark against the last run that ran it alike"]
     previous = earlier[-1]
     changes = settings_differences(previous, new)
@@ -89,20 +89,12 @@ def compare_history(runs: List[Run]) -> List[str]:
     for group, benches in sorted(_groups(new).items()):
         lines.append(f"-- {group}")
         for bench in benches:
-            base = benchmark_baseline(earlier, new.data, bench["name"], _data, _names)
+            base = benchmark_baseline(earlier, new.data, bench["name"])
             before = next((b for b in base.benchmarks() if b["name"] == bench["name"]), None) if base else None
             against = f"against {base.label}" if base else "no earlier run alike"
             lines.append(f"   {bench['name']}{flag(validity(bench, new.profile))} ({against})")
             lines.append("      " + "; ".join(_changes(group, before, bench)))
     return lines
-
-
-def _data(run: Run) -> Dict[str, Any]:
-    return run.data
-
-
-def _names(run: Run) -> List[str]:
-    return [b["name"] for b in run.benchmarks()]
 
 
 def _speed_line(old: Run, new: Run) -> List[str]:
