@@ -34,6 +34,12 @@ class Profile:
     factory_epochs: int
     finetune_epochs: int  # continual learning: fine-tune epochs on the photos
     min_valid_rounds: int  # fewer measured rounds mark a result invalid (every area runs at least these)
+    # Precision (docs/methods.md): after its rounds, a benchmark keeps adding rounds until the 95 % interval of its
+    # median is within precision_target of it (a fraction), or round_budget_s (wall) is spent, or max_rounds is
+    # reached; a result still wider is flagged. None: no target (a smoke run only checks that things run).
+    precision_target: Optional[float] = None
+    round_budget_s: float = 0.0
+    max_rounds: int = 0
 
     def with_sizes(self, n_train: Optional[int] = None, n_val: Optional[int] = None) -> Profile:
         from dataclasses import replace
@@ -77,6 +83,9 @@ PROFILES: Dict[str, Profile] = {
             factory_epochs=8,
             finetune_epochs=4,
             min_valid_rounds=3,
+            precision_target=0.05,
+            round_budget_s=8.0,
+            max_rounds=100,
         ),
         Profile(
             "full",
@@ -94,6 +103,9 @@ PROFILES: Dict[str, Profile] = {
             factory_epochs=8,
             finetune_epochs=4,
             min_valid_rounds=5,
+            precision_target=0.02,
+            round_budget_s=60.0,
+            max_rounds=200,
         ),
     )
 }

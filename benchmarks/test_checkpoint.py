@@ -30,8 +30,22 @@ GRID = {
 }  # fmt: skip
 
 
-def test_checkpoint_write(harness, profile, ckpt_target_dir, target, mode, payload, existing):
-    writes = checkpoint.CheckpointRounds(checkpoint.payload(payload), ckpt_target_dir, mode, existing)
+@pytest.fixture(scope="module")
+def payload_states():
+    """Each payload built once for this module, and freed with it."""
+    states = {}
+
+    def state(name):
+        if name not in states:
+            states[name] = checkpoint.build_payload(name)
+        return states[name]
+
+    yield state
+    states.clear()
+
+
+def test_checkpoint_write(harness, profile, payload_states, ckpt_target_dir, target, mode, payload, existing):
+    writes = checkpoint.CheckpointRounds(payload_states(payload), ckpt_target_dir, mode, existing)
     harness.run(writes.write, profile.checkpoint, setup=writes.setup)
 
     info = harness.extra_info

@@ -8,6 +8,7 @@ study. Everything built here (dataset, model, optimiser, loaders) is untimed.
 import pytest
 
 from bench_support.measure.diskio import storage_of
+from bench_support.measure.memory import added_mb
 from bench_support.measure.power import energy_per_sample_mj
 from bench_support.workloads.data import make_loader
 from bench_support.workloads.training import TrainingRun
@@ -44,6 +45,7 @@ def test_training_epoch(
 
     figures = run.figures(harness.measured_rounds)
     figures["energy_per_sample_mj"] = energy_per_sample_mj(harness.extra_info["energy_j"], figures["samples_measured"])
+    figures["rss_train_delta_mb"] = added_mb(harness.extra_info.get("rss_peak_mb"), harness.extra_info["rss_built_mb"])
     harness.extra_info.update(figures, num_workers=0, **info, **storage_of(info["dataset_dir"]))
     if suite.trace_steps:
         harness.extra_info["steps"] = run.step_trace(harness.measured_rounds)

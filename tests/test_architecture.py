@@ -25,6 +25,7 @@ LAYERS = {
     "bench_support.results": 0,
     "bench_support.netguard": 0,
     "bench_support.leftovers": 0,
+    "bench_support.intervals": 0,
     # the instruments, measure.power included: they read, never set
     "bench_support.measure": 1,
     # what changes the board (power modes, clocks): may read through measure

@@ -130,3 +130,19 @@ def test_the_residency_finding_reads_the_measured_fractions_not_the_targets():
     assert values["monotonic"] is True and len(curve.evidence) == 5
     assert "30.0 ms at 0% resident to 5.0 ms at 100%, falling at every step" in curve.text
     assert values["bend"][0] == 0.49  # slope -21.7 ms/unit before it, -32 after: the largest change
+
+
+def test_a_finding_says_which_flagged_results_it_rests_on():
+    """The page's finding carries its caveats; a finding on precise results carries none."""
+    history = _device_runs()
+    run = history["box"][0]
+    profile = run.data["edge_bench"]["profile"] = "quick"  # a profile with a precision target
+    assert profile
+    for bench in run.data["benchmarks"]:
+        if bench["name"] == "test_checkpoint_write[project]":
+            bench["stats"]["data"] = [0.040, 0.060, 0.030, 0.050, 0.045, 0.070, 0.035, 0.055]  # ±50 %
+    found = {f.title: f for f in findings(history, "box")}
+    caveats = found["A durable checkpoint on each target"].caveats
+    assert len(caveats) == 1 and caveats[0].startswith("test_checkpoint_write[project] [imprecise]: 95% interval")
+    # Three rounds of the loaders give no 95 % interval: the fastest-loader finding says so too.
+    assert any("no 95% interval" in c for c in found["Fastest DataLoader configuration"].caveats)

@@ -316,9 +316,11 @@ def test_the_verdict_names_the_alpha_used():
 
 def test_a_rule_no_benchmark_carries_says_so(tmp_path, capsys):
     _saved_pair(tmp_path)
-    assert main([str(tmp_path), "--no-plots", "--fail-on", "rss_peak_mb:10%"]) == 0
+    assert main([str(tmp_path), "--no-plots", "--fail-on", "rss_peak_mb:10%"]) == 3  # judged nothing: not a pass
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("gate")]
     assert any("rss_peak_mb" in line and "not judged" in line for line in lines), lines
+    assert lines[-1].startswith("gate: no check could be judged")
+    assert main([str(tmp_path), "--no-plots", "--fail-on", "rss_peak_mb:10%", "--allow-unjudged"]) == 0
 
 
 # --- contended and throttled results -----------------------------------------------------------
@@ -347,7 +349,7 @@ def test_missing_or_unknown_validity_keys_are_judged():
 def test_the_command_says_a_contended_result_was_not_judged(tmp_path, capsys):
     why = "contended: other processes used 49% of the CPU during the rounds"
     _saved_pair(tmp_path, new_extra={"energy_j": 150.0, "validity": {"contended": True, "conditions": [why]}})
-    assert main([str(tmp_path), "--no-plots", "--fail-on", "energy_j:5%"]) == 0
+    assert main([str(tmp_path), "--no-plots", "--fail-on", "energy_j:5%"]) == 3
     out = capsys.readouterr().out
     assert "gate skip: dev test_a[x] energy_j 100 → 150 (not judged: contended (latest run: other processes" in out
     assert "gate: 0 failed, 0 passed, 1 not judged" in out
@@ -396,9 +398,10 @@ def test_the_command_judges_30_rounds_without_the_exact_count(tmp_path, monkeypa
 # --- the machine's speed between runs ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("probe_new, judged", [(6.0, False), (4.0, False), (5.4, True), (None, True)])
+@pytest.mark.parametrize("probe_new, judged", [(6.0, False), (4.0, True), (5.4, True), (None, True)])
 def test_a_time_change_is_not_judged_when_the_speed_probe_moved(probe_new, judged):
-    """The same fixed workload took 20 % longer (or shorter): the machine, not the benchmark, changed."""
+    """The same fixed workload took 20 % longer: the machine, not the benchmark, changed. A probe 20 % *faster*
+    beside a benchmark 50 % slower explains nothing, so the change is judged (and fails)."""
     old = _one(1, {"samples_per_s": 100.0, "peak_mb": 1.0, "speed_probe_ms": 5.0}, _noisy(2.0, seed=1))
     new_extra = {"samples_per_s": 70.0, "speed_probe_ms": probe_new}
     new = _one(2, new_extra, [x * 1.5 for x in _noisy(2.0, seed=2)])
@@ -416,3 +419,13 @@ def test_a_figure_not_derived_from_time_is_judged_whatever_the_machine_speed():
     new = _one(2, {"rss_peak_mb": 150.0, "speed_probe_ms": 9.0})
     [verdict] = gate(old, new, [Rule.parse("rss_peak_mb:10%")])
     assert verdict.judged and verdict.failed
+
+
+def test_a_probe_noisier_than_its_change_keeps_quiet():
+    from bench_support.report.runs import machine_moved
+
+    before = {"stats": {"median": 1.0}, "extra_info": {"speed_probe_ms": 5.0, "speed_probe_iqr": 0.15}}
+    after = {"stats": {"median": 1.3}, "extra_info": {"speed_probe_ms": 6.25, "speed_probe_iqr": 0.15}}
+    assert machine_moved(before, after) == ""  # +25 %, but the two probes' own spread adds up to 30 %
+    after["extra_info"]["speed_probe_iqr"] = 0.02
+    assert machine_moved(before, after).startswith("the machine ran 25% slower")

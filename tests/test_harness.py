@@ -59,3 +59,54 @@ def test_every_area_of_a_profile_runs_the_rounds_its_validity_rule_asks_for():
             rounds = getattr(profile, field.name)
             if isinstance(rounds, Rounds):
                 assert rounds.measured >= profile.min_valid_rounds, (profile.name, field.name)
+
+
+THREE = Rounds(3, 0)
+
+
+def _adaptive(times, target=0.05, budget_s=60.0, max_rounds=40, rounds=THREE):
+    """A harness whose rounds take the given times, in turn (the profile's first, then any extra ones)."""
+    from bench_support.measure.harness import Precision
+
+    supply = iter(times)
+    benchmark = FakeBenchmark()
+    benchmark.data = []
+
+    def pedantic(target, setup=None, teardown=None, rounds=1, warmup_rounds=0, iterations=1):
+        for _ in range(rounds):
+            target()
+            benchmark.data.append(next(supply))
+
+    def extra_round(bench, target, setup, teardown):
+        target()
+        bench.data.append(next(supply))
+
+    benchmark.pedantic = pedantic
+    precision = Precision(target, budget_s, max_rounds, lambda b: list(b.data), extra_round)
+    harness = Harness(benchmark, lambda: PowerWindow(None, "no sensor in this test"), precision)
+    harness.run(lambda: None, rounds)
+    return harness
+
+
+def test_rounds_are_added_until_the_median_is_precise():
+    harness = _adaptive([1.0, 1.01, 0.99] + [1.0] * 50)
+    info = harness.extra_info
+    # 6 rounds are the fewest with a 95 % interval; these are within 1 %, so it stops there.
+    assert info["rounds_stopped"] == "precise" and info["rounds_measured"] == 6 == harness.measured_rounds
+    assert info["median_ci_rel"] <= 0.05 and info["median_ci_level"] >= 0.95
+    assert info["median_ci_low_s"] == 0.99 and info["median_ci_high_s"] == 1.01
+
+
+def test_an_imprecise_benchmark_stops_at_its_cap_or_budget_and_says_so():
+    scatter = [1.0, 2.0] * 100
+    capped = _adaptive(scatter, max_rounds=10)
+    assert capped.extra_info["rounds_stopped"] == "max rounds" and capped.extra_info["rounds_measured"] == 10
+    assert capped.extra_info["median_ci_rel"] > 0.05
+    spent = _adaptive(scatter, budget_s=0.0)
+    assert spent.extra_info["rounds_stopped"] == "budget" and spent.extra_info["rounds_measured"] == 3
+    assert spent.extra_info["median_ci_rel"] is None and "needs 6" in spent.extra_info["median_ci_unavailable"]
+
+
+def test_a_fixed_round_count_is_not_extended():
+    harness = _adaptive([1.0, 3.0] * 10, rounds=4)
+    assert harness.extra_info["rounds_stopped"] == "fixed" and harness.extra_info["rounds_measured"] == 4

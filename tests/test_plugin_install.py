@@ -100,3 +100,21 @@ def test_the_plugin_imports_no_torch():
     code = "import sys, bench_support.plugin; print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_rounds_added_for_precision_are_pytest_benchmarks_own(own_project, tmp_path):
+    """Against the installed pytest-benchmark: extra rounds land in its statistics and its saved round data."""
+    (own_project / "test_mine.py").write_text(
+        "def test_adaptive(harness, profile):\n    harness.run(lambda: sum(range(20000)), profile.loader_pass)\n"
+    )
+    out = tmp_path / "run.json"
+    result = _pytest(
+        own_project, "--profile", "quick", "--power-idle-s", "0", "--benchmark-save-data", "--benchmark-json", str(out)
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    bench = json.loads(out.read_text())["benchmarks"][0]
+    info, stats = bench["extra_info"], bench["stats"]
+    assert info["rounds_stopped"] in ("precise", "budget", "max rounds")
+    assert stats["rounds"] == len(stats["data"]) == info["rounds_measured"] >= 6
+    assert info["median_ci_low_s"] <= stats["median"] <= info["median_ci_high_s"]
+    assert info["precision_target_rel"] == 0.05 and info["round_budget_s"] == 8.0

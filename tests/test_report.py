@@ -246,7 +246,8 @@ def test_saved_runs_pass_honestly_and_fail_when_made_worse(tmp_path, shared_data
     assert set(flags) >= {"noisy", "invalid", "throttled"}
 
     rules = ["--fail-on", "rss_peak_mb:10%", "--fail-on", "rss_tree_peak_mb:10%", "--no-plots"]
-    assert main([str(results), *rules]) == 0
+    # nothing fails (on a busy machine the results are contended and nothing is judged: allowed here)
+    assert main([str(results), *rules, "--allow-unjudged"]) == 0
 
     # the copy as if measured on a quiet machine (this one may be shared: a contended run is not judged)
     latest = json.load(open(saved[-1]))
@@ -262,7 +263,8 @@ def test_saved_runs_pass_honestly_and_fail_when_made_worse(tmp_path, shared_data
     worse["benchmarks"][0]["extra_info"]["validity"]["contended"] = True
     with open(worse_path, "w") as fh:
         json.dump(worse, fh)
-    assert main([str(results), *rules]) == 0
+    # contended: not judged, so not failed (0 when another result was judged ok, 3 when nothing could be)
+    assert main([str(results), *rules]) in (0, 3)
 
 
 def test_a_later_partial_run_does_not_empty_the_plots_of_what_it_did_not_run():
@@ -288,9 +290,10 @@ def test_each_benchmark_is_compared_with_the_last_run_that_ran_it_alike():
         data = {"benchmarks": benches, "edge_bench": block}
         return Run("dev", f"/r/dev/m/{number:04d}_{profile}.json", number, data)
 
-    a1, b1 = _bench("test_a[x]", "training", [1.0, 1.0, 1.0]), _bench("test_b[x]", "training", [2.0, 2.0, 2.0])
+    # Six equal rounds: a precise median (no flag in the lines below).
+    a1, b1 = _bench("test_a[x]", "training", [1.0] * 6), _bench("test_b[x]", "training", [2.0] * 6)
     smoke = _bench("test_a[x]", "training", [0.1])
-    a3 = _bench("test_a[x]", "training", [1.5, 1.5, 1.5])
+    a3 = _bench("test_a[x]", "training", [1.5] * 6)
     history = [run(1, "quick", [a1, b1]), run(2, "smoke", [smoke]), run(3, "quick", [a3], partial=True)]
     lines = compare_history(history)
     assert lines[0] == (

@@ -74,6 +74,18 @@ def test_a_benchmark_fixture_can_be_reclassed():
     assert "stats" in inspect.getsource(BenchmarkFixture)  # drop_unfinished reads benchmark.stats.data
 
 
+def test_extra_rounds_are_timed_and_recorded_as_pedantic_does():
+    # extra_round: pedantic times a round with _make_runner(...)(None) -> (duration, result), then stats.update.
+    pedantic = inspect.getsource(BenchmarkFixture._raw_pedantic)
+    assert "self._make_runner(target, args, kwargs)" in pedantic and "stats.update(duration)" in pedantic
+    assert "def _make_runner(self, function_to_benchmark, args, kwargs)" in inspect.getsource(BenchmarkFixture)
+    from pytest_benchmark.stats import Stats
+
+    stats = Stats()
+    stats.update(0.5)
+    assert stats.data == [0.5]  # round_times reads .data; statistics are computed later, from all of it
+
+
 def test_atexit_can_run_the_handlers_early():
     assert callable(atexit._run_exitfuncs)
 
@@ -91,6 +103,8 @@ def test_pytest_rootdir_internals():
     assert parse.index('load_setuptools_entrypoints("pytest11")') < parse.index("pytest_load_initial_conftests")
 
 
-@pytest.mark.parametrize("name", ["benchmark_session", "make_saving_transactional", "realign_rootdir"])
+@pytest.mark.parametrize(
+    "name", ["benchmark_session", "make_saving_transactional", "realign_rootdir", "extra_round", "round_times"]
+)
 def test_each_workaround_names_the_upstream_change_that_ends_it(name):
     assert "Upstream" in inspect.getdoc(getattr(upstream, name))

@@ -278,5 +278,35 @@ def write_all(results, targets, directory, lines, budget_mb=None) -> Dict[str, A
     log_path = os.path.join(directory, "log.txt")
     with open(log_path, "w") as fh:
         fh.write("\n".join(lines) + "\n")
-    plots = write_plots(results, targets, os.path.join(directory, "plots"), budget_mb)
+    plots = plots_in_child(results, targets, os.path.join(directory, "plots"), budget_mb)
     return {"directory": directory, "csv": csv_path, "log": log_path, "plots": plots}
+
+
+def plots_in_child(results, targets, directory, budget_mb=None) -> List[str]:
+    """:func:`write_plots` in a child process: matplotlib (~40 MB) never loads into the benchmark process, where
+    it would sit in every later benchmark's RSS. OSError with the child's last line when it fails."""
+    import json
+    import subprocess
+    import sys
+
+    job = json.dumps({"results": results, "targets": list(targets), "directory": directory, "budget_mb": budget_mb})
+    child = subprocess.run(
+        [sys.executable, "-m", "bench_support.continual.outputs"],
+        input=job, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    if child.returncode != 0:
+        last = (child.stderr.strip().splitlines() or ["no message"])[-1]
+        raise OSError(f"the plots were not drawn ({last})")
+    return json.loads(child.stdout)
+
+
+def _draw_from_stdin() -> None:
+    import json
+    import sys
+
+    job = json.load(sys.stdin)
+    json.dump(write_plots(job["results"], job["targets"], job["directory"], job["budget_mb"]), sys.stdout)
+
+
+if __name__ == "__main__":
+    _draw_from_stdin()

@@ -289,7 +289,8 @@ class Scenario:
         try:
             written = outputs.write_all(self.results, list(self.targets), directory, self.lines, budget)
         except OSError as exc:
-            written = {"error": f"cannot write the continual-learning outputs to {directory}: {exc.strerror}"}
+            why = exc.strerror or str(exc)
+            written = {"error": f"cannot write the continual-learning outputs to {directory}: {why}"}
         return Outcome(
             outputs=written,
             configs=[{k: r[k] for k in SUMMARY_KEYS if k in r} for r in self.results],

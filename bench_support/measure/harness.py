@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any, Callable, Dict, Optional, Union
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Union
 
+from bench_support.intervals import interval_figures, median_interval
 from bench_support.measure.interference import InterferenceWindow
-from bench_support.measure.memory import MemoryWindow
+from bench_support.measure.memory import MemoryWindow, release_freed, rss_now_mb
 from bench_support.measure.power import PowerWindow
 from bench_support.measure.speed import probe_times, summarise
 from bench_support.measure.timeline import Timeline
@@ -81,12 +83,35 @@ class Instruments:
             self.figures["timeline"] = self.timeline.figures(self._power.watts())
 
 
+@dataclass(frozen=True)
+class Precision:
+    """When a benchmark has measured enough: its median's 95 % interval within ``target`` (a fraction of the
+    median), else when ``budget_s`` of wall time on extra rounds is spent or ``max_rounds`` are reached.
+
+    ``rounds_so_far(benchmark)`` and ``extra_round(benchmark, target, setup, teardown)`` reach into the timing
+    fixture (the plugin supplies them); without them, or without a target, the profile's rounds are all.
+    """
+
+    target: Optional[float] = None
+    budget_s: float = 0.0
+    max_rounds: int = 0
+    rounds_so_far: Optional[Callable[[Any], List[float]]] = None
+    extra_round: Optional[Callable[..., None]] = None
+
+    @property
+    def adaptive(self) -> bool:
+        return bool(self.target and self.rounds_so_far and self.extra_round and self.max_rounds)
+
+
 class Harness:
     """Wraps pytest-benchmark's fixture for one benchmark."""
 
-    def __init__(self, benchmark, power_window: Callable[[], PowerWindow] = PowerWindow) -> None:
+    def __init__(
+        self, benchmark, power_window: Callable[[], PowerWindow] = PowerWindow, precision: Optional[Precision] = None
+    ) -> None:
         self.benchmark = benchmark
         self.power_window = power_window
+        self.precision = precision or Precision()
         self.measured_rounds = 0
 
     @property
@@ -104,12 +129,17 @@ class Harness:
     ) -> None:
         """Warm-up rounds, then the measured ones; setup/teardown run untimed around each.
 
-        ``rounds`` is a profile's :class:`Rounds` (measured and warm-up) or a count.
+        ``rounds`` is a profile's :class:`Rounds` (measured and warm-up), after which the
+        :class:`Precision` policy may add rounds, or a fixed count.
         ``memory=False`` when the work runs in another process that measures its own
         memory: this process's RSS would describe the wrong process.
         """
+        adaptive = isinstance(rounds, Rounds) and self.precision.adaptive and self.benchmark.enabled
         if isinstance(rounds, Rounds):
             rounds, warmup_rounds = rounds.measured, rounds.warmup
+        if memory:
+            release_freed()  # untimed: what earlier benchmarks freed is not this one's memory
+            self.extra_info["rss_built_mb"] = round(rss_now_mb(), 2)  # the work built, before its first round
         probed = probe_times()  # the machine's speed, before and after the benchmark, never in a window
         for _ in range(warmup_rounds):
             _warmup_round(target, setup, teardown)
@@ -131,14 +161,36 @@ class Harness:
             self.benchmark.pedantic(
                 counted, setup=setup, teardown=teardown, rounds=rounds, warmup_rounds=0, iterations=1
             )
+            stopped = self._more_rounds(counted, setup, teardown) if adaptive else "fixed"
         self.extra_info.update(instruments.figures)
+        if self.precision.rounds_so_far is not None and self.benchmark.enabled:
+            self.extra_info.update(interval_figures(self.precision.rounds_so_far(self.benchmark)))
+            self.extra_info["rounds_stopped"] = stopped
+            self.extra_info["precision_target_rel"] = self.precision.target
+            self.extra_info["round_budget_s"] = self.precision.budget_s if adaptive else None
         self.extra_info.update(summarise(probed + probe_times()))
         self.extra_info["rounds_measured"] = self.measured_rounds
         self.extra_info["rounds_warmup"] = warmup_rounds
 
+    def _more_rounds(self, counted: Callable, setup: Setup, teardown: Optional[Callable[..., Any]]) -> str:
+        """Rounds until the median is precise enough or the budget is spent; returns why it stopped."""
+        policy = self.precision
+        started = time.monotonic()
+        while True:
+            times = policy.rounds_so_far(self.benchmark)
+            found = median_interval(times)
+            if found is not None and found.half_width_rel <= policy.target:
+                return "precise"
+            if len(times) >= policy.max_rounds:
+                return "max rounds"
+            if time.monotonic() - started >= policy.budget_s:
+                return "budget"
+            policy.extra_round(self.benchmark, counted, setup, teardown)
+
 
 def measured_call(call: Callable[[], Any], extra_info: Dict[str, Any], power_window: Callable[[], PowerWindow]) -> Any:
     """``call()`` (a plain fixture's whole benchmark call) with every family measured around it."""
+    release_freed()
     probed = probe_times()
     with Instruments(power_window) as instruments:
         result = call()

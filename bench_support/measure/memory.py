@@ -61,6 +61,28 @@ def rss_hwm_mb(proc_root: str = "/proc") -> Optional[float]:
     return None if kb is None else kb / 1024.0
 
 
+def release_freed() -> None:
+    """Give freed memory back before a benchmark: collect cycles, and ask glibc to return free heap pages.
+
+    What an earlier benchmark freed but the allocator kept would otherwise count in the next one's RSS,
+    so its absolute peak would depend on what ran before (``-k`` vs a whole run).
+    """
+    import gc
+
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc (musl, macOS): nothing to trim
+
+
+def added_mb(peak: Optional[float], before: Optional[float]) -> Optional[float]:
+    """What a piece of work added to the RSS: its peak minus the RSS before it; None where either is unknown."""
+    return None if peak is None or before is None else round(peak - before, 2)
+
+
 def reset_peak_rss(proc_root: str = "/proc") -> bool:
     """Reset this process's RSS high-water mark; False where the kernel does not allow it."""
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import List
 
-from bench_support.metrics import Metric
+from bench_support.metrics import LOWER, Metric
 
 #: Units of figures derived from elapsed time (a share of it, for the stall fraction).
 _TIMED_UNITS = ("s", "ms", "samples/s", "MB/s", "J", "mJ", "W", "%", "IOPS")
@@ -74,6 +74,19 @@ CONDITIONS: List[Metric] = [
             ("rounds_warmup", "count", None, "untimed rounds before them"),
             ("validity", "record", None, "noisy / invalid flags and their reasons"),
             ("measured_around", "text", None, "plain benchmark fixture: what the memory and power windows span"),
+        ],
+    ),  # fmt: skip
+    *family(
+        "precision",
+        [
+            ("median_ci_low_s", "s", None, "low end of the 95 % confidence interval of the median round time"),
+            ("median_ci_high_s", "s", None, "high end of that interval"),
+            ("median_ci_rel", "fraction", LOWER, "the interval's larger half-width over the median"),
+            ("median_ci_level", "fraction", None, "the interval's exact coverage (at least 0.95)"),
+            ("median_ci_unavailable", "text", None, "why there is no interval (fewer than 6 rounds)"),
+            ("precision_target_rel", "fraction", None, "the profile's target for median_ci_rel"),
+            ("round_budget_s", "s", None, "wall time the benchmark could spend on rounds beyond the profile's"),
+            ("rounds_stopped", "text", None, "why the rounds stopped: precise, budget, max rounds, or fixed"),
         ],
     ),  # fmt: skip
 ]

@@ -13,6 +13,9 @@ HOW: Dict[str, str] = {
     "rss_now_mb": "psutil `memory_info().rss`",
     "rss_delta_mb": "`rss_peak_mb − rss_baseline_mb`",
     "rss_baseline_mb": "psutil",
+    "rss_built_mb": "psutil, after `gc.collect()` and glibc `malloc_trim(0)` (what earlier benchmarks freed is "
+    "returned first)",
+    "rss_train_delta_mb": "`rss_peak_mb − rss_built_mb`",
     "rss_tree_peak_mb": "sampled every 0.1 s: own RSS + children's private pages (`smaps_rollup`, read at first "
     "sight, on a new `statm` RSS high (+4 MB), else when 400x its read cost has passed), at least the peak",
     "speed_probe_ms": "`perf_counter` around 15 conv2d forward+backward passes (16x32x32x32, torch's threads) "

@@ -67,6 +67,14 @@ VOCABULARY: List[Metric] = [
             ("rss_now_mb", "MB", None, "RSS at the end of the measured rounds"),
             ("rss_delta_mb", "MB", LOWER, "peak minus the RSS just before the measured rounds"),
             ("rss_baseline_mb", "MB", None, "RSS just before the measured rounds"),
+            ("rss_built_mb", "MB", None, "RSS once the work is built, before its first (warm-up) round"),
+            (
+                "rss_train_delta_mb",
+                "MB",
+                LOWER,
+                "what training adds: peak of the measured epochs minus the RSS with model, optimizer and loader "
+                "built, before the first step (gradients, optimizer state, activations)",
+            ),
             ("rss_peak_method", "text", None, "how the peak was read (VmHWM after a reset, or sampled)"),
             ("rss_tree_samples", "count", None, "process-tree samples taken"),
         ],

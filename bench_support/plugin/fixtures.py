@@ -12,7 +12,7 @@ import pytest
 from bench_support import leftovers
 from bench_support.board.setup import SetupError
 from bench_support.errors import Unavailable
-from bench_support.measure.harness import Harness, measured_call
+from bench_support.measure.harness import Harness, Precision, measured_call
 from bench_support.measure.power import PowerSession, open_source
 from bench_support.plugin import upstream
 from bench_support.plugin.state import CONTINUAL, POWER, POWER_MODES, STATE, SuiteState
@@ -59,8 +59,12 @@ def power_session(pytestconfig: pytest.Config, suite: SuiteState):
 
 
 @pytest.fixture
-def harness(benchmark, power_session: PowerSession) -> Harness:
-    return Harness(benchmark, power_session.window)
+def harness(benchmark, suite: SuiteState, power_session: PowerSession) -> Harness:
+    p = suite.profile
+    precision = Precision(
+        p.precision_target, p.round_budget_s, p.max_rounds, upstream.round_times, upstream.extra_round
+    )
+    return Harness(benchmark, power_session.window, precision)
 
 
 @pytest.fixture(autouse=True)

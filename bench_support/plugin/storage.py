@@ -10,6 +10,7 @@ from typing import Any, Dict
 import pytest
 
 from bench_support import results
+from bench_support.continual.photos import has_photo_files
 from bench_support.errors import UserError
 from bench_support.measure import machine
 from bench_support.plugin.state import CONTINUAL, INTERRUPTED, POWER, STATE
@@ -131,6 +132,7 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json:
 def this_run_block(config: pytest.Config) -> Dict[str, Any]:
     """What makes two runs comparable beyond the profile, and whether this run ran only part of the suite."""
     state = config.stash[STATE]
+    folder = state.continual["data_real"]
     return {
         "profile": state.profile.name,
         "suite_version": SUITE_VERSION,
@@ -141,6 +143,8 @@ def this_run_block(config: pytest.Config) -> Dict[str, Any]:
             "power_backend": state.power_backend,
             "data_roots": sorted(state.data_roots),
             "ckpt_dirs": sorted(state.ckpt_dirs),
+            # The continual results' photos: the user's folder, or generated stand-ins when it holds none.
+            "photos": folder if has_photo_files(folder) else "stand-ins",
         },
         "selection": selection(config),
     }

@@ -71,11 +71,14 @@ def flagged_lines(benchmarks, profile_name: str):
     for bench in benchmarks:
         stats = getattr(bench, "stats", None)
         as_saved = {
-            "stats": {k: getattr(stats, k, None) for k in ("rounds", "iqr", "median")} if stats else {},
+            "stats": {
+                **({k: getattr(stats, k, None) for k in ("rounds", "iqr", "median")} if stats else {}),
+                "data": list(getattr(stats, "data", None) or []),
+            },
             "extra_info": getattr(bench, "extra_info", {}),
         }
         v = validity(as_saved, profile_name)
-        why = v["invalid_reasons"] + v["conditions"]
+        why = v["invalid_reasons"] + ([v["precision_reason"]] if v["noisy"] else []) + v["conditions"]
         if why:
             yield f"{getattr(bench, 'name', '?')}{flag(v)}: {'; '.join(why)}"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from bench_support import report as package
 from bench_support import results
@@ -52,6 +52,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         help="saved run to compare against (default: the device's last earlier run that ran alike)",
     )
     parser.add_argument("--no-plots", action="store_true", help="tables, CSV and HTML only: no PNG plots")
+    parser.add_argument(
+        "--allow-unjudged",
+        action="store_true",
+        help="exit 0 when the gate could judge none of its checks (default: exit 3, so a gate that judged nothing "
+        "never passes silently)",
+    )
     args = parser.parse_args(argv)
     try:
         rules = [Rule.parse(text) for text in args.fail_on]
@@ -106,7 +112,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not rules:
         return 0
     chosen = {d: r for d, r in devices.items() if not args.device or d == args.device}
-    return 1 if run_gate(chosen, rules, baseline) else 0
+    failed, judged = run_gate(chosen, rules, baseline)
+    if failed:
+        return 1
+    if not judged and not args.allow_unjudged:
+        print("gate: no check could be judged (the lines above say why): exit 3; --allow-unjudged accepts that")
+        return UNJUDGED
+    return 0
+
+
+#: The exit status of a gate that could judge none of its checks.
+UNJUDGED = 3
 
 
 def _usage(message: str) -> int:
@@ -114,8 +130,8 @@ def _usage(message: str) -> int:
     return 2
 
 
-def run_gate(devices: Dict[str, List[Run]], rules: Sequence[Rule], baseline: Optional[Run]) -> bool:
-    """Print the gate's verdicts on each device's latest run; True when one failed.
+def run_gate(devices: Dict[str, List[Run]], rules: Sequence[Rule], baseline: Optional[Run]) -> Tuple[bool, int]:
+    """Print the gate's verdicts on each device's latest run; (whether one failed, how many checks were judged).
 
     The baseline is ``baseline`` or the device's last earlier run that ran alike (:mod:`.baseline`, the rule the
     terminal and the tables use too); the history band comes from the device's earlier runs of the latest run's
@@ -147,7 +163,7 @@ def run_gate(devices: Dict[str, List[Run]], rules: Sequence[Rule], baseline: Opt
                     f"{last.label}; not judged"
                 )
     print(f"gate: {counts['FAIL']} failed, {counts['ok']} passed, {counts['skip']} not judged")
-    return counts["FAIL"] > 0
+    return counts["FAIL"] > 0, counts["FAIL"] + counts["ok"]
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def write_csv(runs: Sequence[Run], path: str) -> int:
                 row[f"time_{key}_s"] = stats.get(key)
             row["rounds"] = stats.get("rounds")
             v = validity(bench, run.profile)
-            row.update(noisy=v["noisy"], invalid=v["invalid"])
+            row.update(median_ci_rel=v["median_ci_rel"], imprecise=v["noisy"], invalid=v["invalid"])
             for key, value in (bench.get("extra_info") or {}).items():
                 if value is None or isinstance(value, (int, float, str, bool)):
                     row[key] = value

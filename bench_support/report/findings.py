@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional
 from bench_support.report.plot_data import benches, curve_bend, latest_with, residency_curves
 from bench_support.report.runs import Run, metric
 from bench_support.report.summary import describe
+from bench_support.report.validity import flag, validity
 
 #: Below this share of the epoch spent waiting for data, training is called compute-bound.
 STALL_BOUND = 0.5
@@ -25,6 +26,7 @@ class Finding:
     evidence: List[str]  # benchmark names
     run: str  # the run label the numbers come from
     values: Dict[str, Any] = field(default_factory=dict)
+    caveats: List[str] = field(default_factory=list)  # the flagged results it rests on, and why each is flagged
 
 
 def _benches(run: Run, group: str, **facts: Any) -> List[Dict[str, Any]]:
@@ -198,5 +200,21 @@ def findings(history: Dict[str, List[Run]], device: str) -> List[Finding]:
         run = latest_with({device: history[device]}, group).get(device)
         result = find(run) if run is not None else None
         if result is not None:
+            result.caveats = caveats(run, result.evidence)
             out.append(result)
+    return out
+
+
+def caveats(run: Run, evidence: List[str]) -> List[str]:
+    """'name: imprecise (95 % interval of the median ±7.1 % > ...)' for each flagged result a finding rests on."""
+    out = []
+    by_name = {b["name"]: b for b in run.benchmarks()}
+    for name in evidence:
+        bench = by_name.get(name)
+        if bench is None:
+            continue
+        v = validity(bench, run.profile)
+        why = v["invalid_reasons"] + ([v["precision_reason"]] if v["noisy"] else []) + v["conditions"]
+        if v["invalid"] or v["noisy"] or v.get("contended") or v.get("throttled"):
+            out.append(f"{name}{flag(v)}: {'; '.join(why)}")
     return out

@@ -17,7 +17,7 @@ from typing import Dict, List, Sequence
 from bench_support.files import write_atomic
 from bench_support.report.findings import findings
 from bench_support.report.runs import Run
-from bench_support.report.validity import NOISY, validity
+from bench_support.report.validity import validity
 
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; padding: 0 1em; }
@@ -72,6 +72,12 @@ def _device(device: str, runs: List[Run], timelines: Sequence[str]) -> List[str]
     found = findings({device: runs}, device)
     for finding in found:
         out.append(f'<div class="finding"><b>{_e(finding.title)}</b>{_e(finding.text)}')
+        if finding.caveats:
+            out.append(
+                f'<p class="flag">Rests on {len(finding.caveats)} flagged result(s): '
+                + "; ".join(_e(c) for c in finding.caveats)
+                + "</p>"
+            )
         if finding.evidence:
             names = ", ".join(f"<code>{_e(n)}</code>" for n in finding.evidence)
             out.append(f"<details><summary>from run {_e(finding.run)}</summary>{names}</details>")
@@ -81,13 +87,12 @@ def _device(device: str, runs: List[Run], timelines: Sequence[str]) -> List[str]
     flagged = []
     for bench in latest.benchmarks():
         v = validity(bench, latest.profile)
-        marks = [m for m, on in (("invalid", v["invalid"]), ("noisy", v["noisy"]), ("contended", v.get("contended")),
-                                 ("throttled", v.get("throttled"))) if on]  # fmt: skip
+        flags = (("invalid", v["invalid"]), ("imprecise", v["noisy"]), ("contended", v.get("contended")),
+                 ("throttled", v.get("throttled")))  # fmt: skip
+        marks = [m for m, on in flags if on]
         if marks:
-            noisy = (
-                [] if v["invalid_reasons"] or not v["noisy"] else [f"IQR/median {v['iqr_over_median']:.2f} > {NOISY}"]
-            )
-            why = "; ".join(v["invalid_reasons"] + noisy + v["conditions"])
+            imprecise = [v["precision_reason"]] if v["noisy"] and v.get("precision_reason") else []
+            why = "; ".join(v["invalid_reasons"] + imprecise + v["conditions"])
             flagged.append(f'<tr><td><code>{_e(bench["name"])}</code></td><td class="flag">{_e(", ".join(marks))}</td>'
                            f"<td>{_e(why)}</td></tr>")  # fmt: skip
     out.append(f"<h3>Flagged results of {_e(latest.label)}</h3>")

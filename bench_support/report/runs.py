@@ -175,10 +175,22 @@ MACHINE_BAND = 0.10
 
 
 def machine_moved(before: Optional[Dict[str, Any]], bench: Dict[str, Any]) -> str:
-    """'the machine ran 14 % slower (speed probe 6.1 → 7.0 ms)' when the probe moved beyond the band, else ""."""
+    """'the machine ran 14 % slower (speed probe 6.1 → 7.0 ms)', or "" when the probe cannot explain a change.
+
+    The probe speaks only when its change is beyond the band and beyond its own spread (the two probes' IQR/median
+    added: a noisier probe than the change it would explain keeps quiet), and when the benchmark's median moved the
+    same way (a probe saying "slower" beside a benchmark that got faster explains nothing).
+    """
     old = metric(before, "speed_probe_ms") if before else None
     new = metric(bench, "speed_probe_ms")
-    if not old or not new or abs(new / old - 1) <= MACHINE_BAND:
+    if not old or not new:
+        return ""
+    change = new / old - 1
+    own_noise = (metric(before, "speed_probe_iqr") or 0.0) + (metric(bench, "speed_probe_iqr") or 0.0)
+    if abs(change) <= max(MACHINE_BAND, own_noise):
+        return ""
+    t_old, t_new = metric(before, "median"), metric(bench, "median")
+    if t_old and t_new and (t_new / t_old - 1) * change <= 0:
         return ""
     pace = "slower" if new > old else "faster"
     return f"the machine ran {abs(new / old - 1):.0%} {pace} (speed probe {old:.3g} → {new:.3g} ms)"

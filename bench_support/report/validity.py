@@ -1,19 +1,24 @@
-"""Is a result usable: noisy or invalid flags from its rounds.
+"""Is a result usable: judged by the precision of its median, not by how its rounds scatter.
 
-The pytest plugin stores ``validity(bench, profile_name)`` in every saved result's
-extra_info; the report flags results with it.
+A result is *imprecise* (the ``noisy`` flag, kept under its old name) when the 95 % confidence interval of its
+median (:mod:`bench_support.intervals`, from the saved rounds, else from the figures the harness recorded) is wider
+than the profile's target on either side, or when too few rounds give no such interval; *invalid* when it has fewer
+rounds than the profile's minimum. Many scattered rounds can still pin a median down; three tight ones cannot.
+The pytest plugin stores ``validity(bench, profile_name)`` in every saved result's extra_info; the report flags
+results with it.
 """
 
 from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
+from bench_support.intervals import LEVEL, median_interval, min_rounds_for
 from bench_support.measure.interference import CONTENDED_SHARE
 from bench_support.profiles import PROFILES
-from bench_support.report.runs import spread
+from bench_support.report.runs import rounds_of, spread
 
-#: IQR/median of the rounds above which a result is noisy, and above which it is invalid.
-NOISY, INVALID = 0.10, 0.25
+#: The speed probe's IQR/median above which the machine's own speed is said to have varied.
+NOISY = 0.10
 
 
 def min_rounds(profile_name: Optional[str]) -> int:
@@ -22,15 +27,46 @@ def min_rounds(profile_name: Optional[str]) -> int:
     return profile.min_valid_rounds if profile else 1
 
 
+def precision(bench: Dict[str, Any], profile_name: Optional[str]) -> Dict[str, Any]:
+    """The median's interval against the profile's target: {median_ci_rel, target, imprecise, reason}."""
+    profile = PROFILES.get(profile_name or "")
+    target = profile.precision_target if profile else None
+    if target is None:  # a profile without a target (smoke) only checks that things run
+        return {"median_ci_rel": None, "target": None, "imprecise": False, "reason": ""}
+    info = bench.get("extra_info") or {}
+    data = rounds_of(bench)
+    found = median_interval(data) if data else None
+    if found is not None:
+        rel, n = found.half_width_rel, found.rounds
+    else:
+        recorded = info.get("median_ci_rel")
+        rel = float(recorded) if isinstance(recorded, (int, float)) and not isinstance(recorded, bool) else None
+        n = int((bench.get("stats") or {}).get("rounds") or len(data) or 0)
+    out = {"median_ci_rel": rel, "target": target, "imprecise": False, "reason": ""}
+    stopped = info.get("rounds_stopped")
+    if stopped == "fixed":
+        # The rounds are part of what is measured (a fine-tune's epochs, a cold start's cold epochs): the time is
+        # reported with its interval where one exists, but a scenario is not a repeated measurement to judge.
+        out["reason"] = f"not judged: {n} round(s) fixed by the benchmark's design"
+        return out
+    after = f"{n} round(s)" + (f", stopped: {stopped}" if stopped and stopped != "precise" else "")
+    if rel is None:
+        out.update(imprecise=True, reason=f"no {LEVEL:.0%} interval of the median from {after} "
+                   f"(needs {min_rounds_for()})")  # fmt: skip
+    elif rel > target:
+        out.update(imprecise=True, reason=f"{LEVEL:.0%} interval of the median ±{rel:.1%} > the target "
+                   f"±{target:.0%} ({after})")  # fmt: skip
+    return out
+
+
 def validity(bench: Dict[str, Any], profile_name: Optional[str]) -> Dict[str, Any]:
-    """noisy / invalid flags from the rounds; contended and throttled from the interference figures."""
+    """imprecise (``noisy``) / invalid flags from the rounds; contended and throttled from the interference figures."""
     rounds = int((bench.get("stats") or {}).get("rounds") or 0)
     info = bench.get("extra_info") or {}
     rel = spread(bench)
+    judged = precision(bench, profile_name)
     minimum = min_rounds(profile_name)
     reasons = []
-    if rel is not None and rel > INVALID:
-        reasons.append(f"IQR/median {rel:.2f} > {INVALID}")
     if rounds < minimum:
         reasons.append(f"{rounds} round(s), the {profile_name} profile's minimum is {minimum}")
     share = info.get("foreign_cpu_share")
@@ -45,12 +81,15 @@ def validity(bench: Dict[str, Any], profile_name: Optional[str]) -> Dict[str, An
     if isinstance(steal, (int, float)) and steal > 0.05:
         why.append(f"the hypervisor took {steal:.0%} of the CPU (steal)")
     probe = info.get("speed_probe_iqr")
-    if isinstance(probe, (int, float)) and probe > NOISY and ((rel is not None and rel > NOISY) or reasons):
+    if isinstance(probe, (int, float)) and probe > NOISY and (judged["imprecise"] or reasons):
         # A noisy result, and the same fixed work repeated around it varied too: the machine was noisy.
         why.append(f"the machine's own speed varied: the speed probe's IQR/median was {probe:.2f}")
     out = {
         "iqr_over_median": rel,
-        "noisy": rel is not None and rel > NOISY,
+        "median_ci_rel": judged["median_ci_rel"],
+        "precision_target": judged["target"],
+        "noisy": judged["imprecise"],
+        "precision_reason": judged["reason"],
         "invalid": bool(reasons),
         "invalid_reasons": reasons,
         "contended": contended if share is not None else None,
@@ -72,7 +111,7 @@ def _throttle_reason(info: Dict[str, Any]) -> str:
 
 def flag(v: Dict[str, Any]) -> str:
     """`` [INVALID]``, `` [noisy]``, plus why (contended, throttled), for a benchmark's line in a table."""
-    out = " [INVALID]" if v["invalid"] else (" [noisy]" if v["noisy"] else "")
+    out = " [INVALID]" if v["invalid"] else (" [imprecise]" if v["noisy"] else "")
     if v.get("contended"):
         out += f" [contended {v['foreign_cpu_share']:.0%}]"
     if v.get("throttled"):

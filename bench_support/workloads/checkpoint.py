@@ -200,27 +200,26 @@ def durability(mode: str, fs_type: Optional[str]) -> Dict[str, Any]:
 # --- the benchmark's rounds ---------------------------------------------------------------
 
 PHASES = ("write_ms", "fsync_ms", "rename_ms", "dirsync_ms", "total_ms")
-_PAYLOADS: Dict[str, Any] = {}
 
 
-def payload(name: str) -> Dict[str, Any]:
-    """``<model>-weights`` or ``<model>-weights+adam``: a state dict to save, built once (seeded)."""
-    if name not in _PAYLOADS:
-        import torch
+def build_payload(name: str) -> Dict[str, Any]:
+    """``<model>-weights`` or ``<model>-weights+adam``: a state dict to save (seeded). The caller keeps it only as
+    long as it needs it (the benchmark module's fixture): held for the whole run, it would sit in every later
+    benchmark's RSS."""
+    import torch
 
-        from bench_support.workloads.training import build_model
+    from bench_support.workloads.training import build_model
 
-        model_name, _, what = name.partition("-")
-        torch.manual_seed(0)
-        model = build_model(model_name, num_classes=10)
-        state = {"model": model.state_dict()}
-        if what == "weights+adam":
-            optimizer = torch.optim.Adam(model.parameters())
-            model(torch.randn(2, 3, 32, 32)).sum().backward()
-            optimizer.step()  # Adam's two moment buffers exist only after a step
-            state["optimizer"] = optimizer.state_dict()
-        _PAYLOADS[name] = state
-    return _PAYLOADS[name]
+    model_name, _, what = name.partition("-")
+    torch.manual_seed(0)
+    model = build_model(model_name, num_classes=10)
+    state = {"model": model.state_dict()}
+    if what == "weights+adam":
+        optimizer = torch.optim.Adam(model.parameters())
+        model(torch.randn(2, 3, 32, 32)).sum().backward()
+        optimizer.step()  # Adam's two moment buffers exist only after a step
+        state["optimizer"] = optimizer.state_dict()
+    return state
 
 
 def tensor_bytes(obj: Any) -> int:
