@@ -9,9 +9,11 @@ a result with fewer rounds cannot claim that precision, and says so.
 from __future__ import annotations
 
 import math
+import random
+import statistics
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 LEVEL = 0.95
 
@@ -81,9 +83,15 @@ def median_interval(values: Sequence[float], level: float = LEVEL) -> Optional[M
     return MedianInterval(middle, data[k - 1], data[n - k], coverage, n)
 
 
-def interval_figures(values: Sequence[float], level: float = LEVEL) -> dict:
-    """The extra_info figures of a time's interval (seconds); the key ``median_ci_unavailable`` says why not."""
-    found = median_interval(values, level)
+def interval_figures(
+    values: Sequence[float], level: float = LEVEL, trials: Optional[Sequence[Sequence[float]]] = None
+) -> dict:
+    """The extra_info figures of a time's interval (seconds); the key ``median_ci_unavailable`` says why not.
+
+    ``trials``: the same rounds cut into their trials, where there were several (:func:`trial_interval`).
+    """
+    several = trials is not None and sum(1 for t in trials if len(t)) > 1
+    found = trial_interval(trials, level) if several else median_interval(values, level)
     if found is None:
         return {
             "median_ci_low_s": None,
@@ -97,4 +105,186 @@ def interval_figures(values: Sequence[float], level: float = LEVEL) -> dict:
         "median_ci_high_s": found.high,
         "median_ci_rel": round(found.half_width_rel, 4),
         "median_ci_level": round(found.level, 4),
+        "median_ci_method": f"order statistics widened over {len(trials)} trials" if several else "order statistics",
     }
+
+
+# --- across trials ----------------------------------------------------------------------------------------------
+
+#: Bootstrap resamples for intervals across trials and for effects; seeded, so a report is reproducible.
+RESAMPLES = 2000
+
+
+def _two_stage(trials: Sequence[Sequence[float]], rng: random.Random) -> float:
+    """One resample's median: trials drawn with replacement, then each drawn trial's rounds with replacement."""
+    sample: List[float] = []
+    for _ in trials:
+        trial = trials[rng.randrange(len(trials))]
+        sample.extend(trial[rng.randrange(len(trial))] for _ in trial)
+    return statistics.median(sample)
+
+
+#: A trial with more rounds (a plain fixture's calibrated micro-benchmark has 10^5) enters the bootstrap as this many
+#: evenly spaced order statistics of its rounds: the same distribution, resampled as if fewer rounds had been taken,
+#: so the interval can only come out wider (conservative), in milliseconds instead of minutes.
+THIN_TO = 200
+
+
+def _thinned(trial: List[float]) -> List[float]:
+    if len(trial) <= THIN_TO:
+        return trial
+    ordered = sorted(trial)
+    return [ordered[int((i + 0.5) * len(ordered) / THIN_TO)] for i in range(THIN_TO)]
+
+
+def _pooled_median(trials: Sequence[Sequence[float]], rng: random.Random) -> float:
+    """The median of the given trials' rounds, each trial's rounds drawn with replacement."""
+    return statistics.median([trial[rng.randrange(len(trial))] for trial in trials for _ in trial])
+
+
+def _percentiles(values: List[float], level: float) -> tuple:
+    values.sort()
+    n = len(values)
+    low = values[max(0, int(math.floor((1 - level) / 2 * n)))]
+    high = values[min(n - 1, int(math.ceil((1 + level) / 2 * n)) - 1)]
+    return low, high
+
+
+#: Trials whose rounds a rank test tells apart at this level (Bonferroni over the trials) disagree.
+DISAGREE_P = 0.05
+
+
+def trials_apart(trials: Sequence[Sequence[float]], alpha: float = DISAGREE_P) -> bool:
+    """Some trial's rounds lie apart from the other trials' beyond their own scatter: a two-sided Mann-Whitney test
+    of each trial against the rest pooled, at ``alpha`` over the number of comparisons. Short trials can only be told
+    apart when their rounds differ throughout (two against six rounds never can): medians alone are no evidence of a
+    drift, and with so few rounds the order-statistic interval already runs from the smallest to the largest."""
+    from bench_support.ranks import mann_whitney_p
+
+    trials = [list(t) for t in trials if len(t)]
+    if len(trials) < 2:
+        return False
+    tests = 1 if len(trials) == 2 else len(trials)  # two trials: one comparison, whichever is taken first
+    for i, trial in enumerate(trials[:tests]):
+        rest = [v for j, t in enumerate(trials) if j != i for v in t]
+        p = 2 * min(mann_whitney_p(trial, rest), mann_whitney_p(rest, trial))
+        if p <= alpha / tests:
+            return True
+    return False
+
+
+def trial_interval(
+    trials: Sequence[Sequence[float]], level: float = LEVEL, resamples: int = RESAMPLES, seed: int = 0
+) -> Optional[MedianInterval]:
+    """The median of all rounds with an interval that covers what another run would see.
+
+    One trial: the order-statistic interval of its rounds. Several (the same benchmark measured in interleaved passes,
+    docs/methods.md): the order-statistic interval of all their rounds, and, where the trials disagree
+    (:func:`trials_apart`), widened to span every trial's own median and the percentile interval of a bootstrap over
+    whole trials: the interval is then as wide as their disagreement, never narrower. None below the rounds an
+    order-statistic interval needs (6 in all).
+    """
+    trials = [[float(v) for v in t] for t in trials if len(t)]
+    pooled = [v for t in trials for v in t]
+    found = median_interval(pooled, level)
+    if len(trials) <= 1 or found is None or not trials_apart(trials):
+        return found
+    rng = random.Random(seed)
+    thinned = [_thinned(t) for t in trials]  # the same distributions, cheap to take medians of
+    medians = []
+    for _ in range(resamples):
+        drawn = [thinned[rng.randrange(len(thinned))] for _ in thinned]
+        medians.append(statistics.median([v for t in drawn for v in t]))
+    boot_low, boot_high = _percentiles(medians, level)
+    trial_medians = [statistics.median(t) for t in trials]
+    low = min(found.low, boot_low, *trial_medians)
+    high = max(found.high, boot_high, *trial_medians)
+    return MedianInterval(found.median, low, high, found.level, found.rounds)
+
+
+def split_trials(rounds: Sequence[float], trial_rounds: Optional[Sequence[int]]) -> List[List[float]]:
+    """Rounds saved in trial order, cut back into their trials by the recorded counts (one trial when unknown)."""
+    rounds = list(rounds)
+    counts = [int(c) for c in trial_rounds or () if isinstance(c, int) and c > 0]
+    if len(counts) < 2 or sum(counts) != len(rounds):
+        return [rounds] if rounds else []
+    out, start = [], 0
+    for count in counts:
+        out.append(rounds[start : start + count])
+        start += count
+    return out
+
+
+@dataclass(frozen=True)
+class Effect:
+    """``a`` over ``b`` as a ratio of medians, with its bootstrap interval."""
+
+    ratio: float
+    low: float
+    high: float
+    level: float
+
+    @property
+    def clear(self) -> bool:
+        """The interval excludes "no change" (a ratio of 1)."""
+        return self.low > 1 or self.high < 1
+
+
+def effect(
+    a: Sequence[Sequence[float]],
+    b: Sequence[Sequence[float]],
+    level: float = LEVEL,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+) -> Optional[Effect]:
+    """median(a) / median(b) with a percentile interval from resampling both sides (two-stage over their trials).
+
+    Where both sides ran in the same number of trials (the interleaved passes of one run), the trials are resampled
+    as pairs: trial t of ``a`` with trial t of ``b``, which ran minutes apart at most, under the same drift of the
+    host. A drift that slows a whole trial then cancels in the ratio, as the interleaving intends (RMIT). The
+    interval says how sure this run is of the comparison; a re-run's effect can still move by more (docs/methods.md:
+    the variance between processes). None when either side has no rounds or a median of zero.
+    """
+    a = [[float(v) for v in t] for t in a if len(t)]
+    b = [[float(v) for v in t] for t in b if len(t)]
+    if not a or not b:
+        return None
+    med_a = statistics.median([v for t in a for v in t])
+    med_b = statistics.median([v for t in b for v in t])
+    if med_b == 0:
+        return None
+    rng = random.Random(seed)
+    a, b = [_thinned(t) for t in a], [_thinned(t) for t in b]
+    paired = len(a) == len(b) > 1
+    ratios = []
+    for _ in range(resamples):
+        if paired:
+            picks = [rng.randrange(len(a)) for _ in a]
+            numerator = _pooled_median([a[i] for i in picks], rng)
+            denominator = _pooled_median([b[i] for i in picks], rng)
+        else:
+            numerator, denominator = _two_stage(a, rng), _two_stage(b, rng)
+        if denominator != 0:
+            ratios.append(numerator / denominator)
+    if not ratios:
+        return None
+    low, high = _percentiles(ratios, level)
+    return Effect(med_a / med_b, low, high, level)
+
+
+# --- a proportion (an accuracy on a held-out set) ---------------------------------------------------------------
+
+
+def proportion_interval(successes: int, n: int, level: float = LEVEL) -> Optional[tuple]:
+    """The Wilson score interval of ``successes`` out of ``n`` (an accuracy on n held-out photos); None for n = 0.
+
+    Chosen over the plain normal interval because it stays inside [0, 1] and keeps its coverage at the small n
+    and the accuracies near 1 that a few photos give.
+    """
+    if n <= 0:
+        return None
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)

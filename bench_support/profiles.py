@@ -40,6 +40,9 @@ class Profile:
     precision_target: Optional[float] = None
     round_budget_s: float = 0.0
     max_rounds: int = 0
+    # Trials (docs/methods.md): every benchmark is measured in this many interleaved passes over its module's grid,
+    # each with the rounds above, and the passes are merged; its interval then spans what changes between them.
+    trials: int = 1
 
     def with_sizes(self, n_train: Optional[int] = None, n_val: Optional[int] = None) -> Profile:
         from dataclasses import replace
@@ -72,33 +75,36 @@ PROFILES: Dict[str, Profile] = {
             "default: the core grid",
             n_train=512,
             n_val=128,
-            training=Rounds(3, 1),
-            loader_pass=Rounds(3, 1),
-            loader_training=Rounds(3, 1),
-            stall_breakdown=Rounds(3, 1),
-            checkpoint=Rounds(8, 1),
-            pagecache_read=Rounds(5),
-            cold_start=Rounds(3, 3),
+            # Per trial (2 trials, pooled): two trials are what fits the quick profile's 6 minutes on a 2-core VM
+            # (docs/methods.md, "Trials"); the last trial adds rounds until precise or round_budget_s is spent.
+            training=Rounds(2, 1),
+            loader_pass=Rounds(2, 1),
+            loader_training=Rounds(2, 1),
+            stall_breakdown=Rounds(2),  # each round's setup runs a synthetic and a warm epoch: the warm-up is there
+            checkpoint=Rounds(3, 1),
+            pagecache_read=Rounds(2),
+            cold_start=Rounds(2, 1),
             factory_images=16384,
             factory_epochs=8,
             finetune_epochs=4,
             min_valid_rounds=3,
             precision_target=0.05,
-            round_budget_s=8.0,
+            round_budget_s=3.0,
             max_rounds=100,
+            trials=2,
         ),
         Profile(
             "full",
             "the Jetson study's grid: more models, batch sizes, epochs (hours)",
             n_train=4096,
             n_val=1024,
-            training=Rounds(5, 1),
-            loader_pass=Rounds(5, 1),
-            loader_training=Rounds(5, 1),
-            stall_breakdown=Rounds(5, 1),
-            checkpoint=Rounds(30, 2),
-            pagecache_read=Rounds(10),
-            cold_start=Rounds(5, 5),
+            training=Rounds(3, 1),
+            loader_pass=Rounds(3, 1),
+            loader_training=Rounds(3, 1),
+            stall_breakdown=Rounds(3),
+            checkpoint=Rounds(10, 2),
+            pagecache_read=Rounds(4),
+            cold_start=Rounds(2, 2),
             factory_images=32768,
             factory_epochs=8,
             finetune_epochs=4,
@@ -106,6 +112,7 @@ PROFILES: Dict[str, Profile] = {
             precision_target=0.02,
             round_budget_s=60.0,
             max_rounds=200,
+            trials=3,
         ),
     )
 }

@@ -13,6 +13,9 @@ import pytest
 
 pytestmark = pytest.mark.benchmark(group="continual")
 
+#: One fine-tune per configuration: its epochs are the measurement (a scenario, not a repeated timing).
+TRIALS = 1
+
 GRID = {
     "smoke": {"finetune": ["whole"], "optimizer": ["adam"]},
     "quick": {"finetune": ["whole", "head"], "optimizer": ["adam", "sgd"]},

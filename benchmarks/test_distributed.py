@@ -21,6 +21,8 @@ pytestmark = pytest.mark.benchmark(group="distributed")
 
 #: Not in a plain ``pytest benchmarks/``: run when this file is named on the command line, as this command does.
 ON_REQUEST = "./run.sh distributed"
+#: Each trial would launch torchrun again for every world size: measured once per run.
+TRIALS = 1
 
 # world_size last: world size 1 of a configuration runs before the others, which scale against it.
 GRID = {

@@ -26,6 +26,8 @@ LAYERS = {
     "bench_support.netguard": 0,
     "bench_support.leftovers": 0,
     "bench_support.intervals": 0,
+    "bench_support.trials": 0,
+    "bench_support.ranks": 0,
     # the instruments, measure.power included: they read, never set
     "bench_support.measure": 1,
     # what changes the board (power modes, clocks): may read through measure

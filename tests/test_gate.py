@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from bench_support.report import main
 from bench_support.report.gate import Rule, check_rule, gate, mann_whitney_p
-from bench_support.report.runs import Run
+from bench_support.report.runs import Run, metric
 
-gate_module = importlib.import_module("bench_support.report.ranks")  # where the exact count lives
+gate_module = importlib.import_module("bench_support.ranks")  # where the exact count lives
 
 MACHINE = "Linux-CPython-3.9-64bit"
 
@@ -398,20 +398,31 @@ def test_the_command_judges_30_rounds_without_the_exact_count(tmp_path, monkeypa
 # --- the machine's speed between runs ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("probe_new, judged", [(6.0, False), (4.0, True), (5.4, True), (None, True)])
-def test_a_time_change_is_not_judged_when_the_speed_probe_moved(probe_new, judged):
-    """The same fixed workload took 20 % longer: the machine, not the benchmark, changed. A probe 20 % *faster*
-    beside a benchmark 50 % slower explains nothing, so the change is judged (and fails)."""
+@pytest.mark.parametrize("probe_new, corrected", [(6.0, True), (4.0, False), (5.4, False), (None, False)])
+def test_a_time_change_is_judged_corrected_when_the_speed_probe_moved(probe_new, corrected):
+    """The same fixed workload took 20 % longer: the machine changed too, so the time is judged as the baseline's
+    machine would have measured it (still 25 % slower here: it fails, and says it was corrected). A probe 20 %
+    *faster* beside a benchmark 50 % slower explains nothing, so the change is judged as measured (and fails)."""
     old = _one(1, {"samples_per_s": 100.0, "peak_mb": 1.0, "speed_probe_ms": 5.0}, _noisy(2.0, seed=1))
     new_extra = {"samples_per_s": 70.0, "speed_probe_ms": probe_new}
     new = _one(2, new_extra, [x * 1.5 for x in _noisy(2.0, seed=2)])
     verdicts = gate(old, new, [Rule.parse("median:10%"), Rule.parse("samples_per_s:-5%")])
-    assert [v.judged for v in verdicts] == [judged, judged]
-    assert [v.failed for v in verdicts] == [judged, judged]
-    if not judged:
-        pace = "slower" if probe_new > 5.0 else "faster"
-        says = f"not judged: the machine ran 20% {pace} (speed probe 5 → {probe_new:g} ms)"
-        assert all(says in v.note for v in verdicts)
+    assert [v.judged for v in verdicts] == [True, True]
+    assert [v.failed for v in verdicts] == [True, True]
+    says = [": the machine ran 20% slower (speed probe 5 → 6 ms))", "judged corrected for the machine's speed (x"]
+    assert all(all(part in v.note for part in says) == corrected for v in verdicts)
+    assert ("(x0.833:" in verdicts[0].note, "(x1.200:" in verdicts[1].note) == (corrected, corrected)  # time, rate
+    if corrected:
+        assert verdicts[0].new == pytest.approx(metric(new.benchmarks()[0], "median") * 5 / 6)
+
+
+def test_a_change_the_machine_explains_passes_once_corrected():
+    """20 % slower, and the probe 20 % slower: corrected, no change is left to fail on."""
+    old = _one(1, {"speed_probe_ms": 5.0, "energy_j": 10.0}, _noisy(2.0, seed=1))
+    new = _one(2, {"speed_probe_ms": 6.0, "energy_j": 13.0}, [x * 1.2 for x in _noisy(2.0, seed=1)])
+    median, energy = gate(old, new, [Rule.parse("median:10%"), Rule.parse("energy_j:10%")])
+    assert median.judged and not median.failed and "corrected" in median.note
+    assert not energy.judged and energy.note.startswith("not judged: the machine ran 20% slower")  # no correction
 
 
 def test_a_figure_not_derived_from_time_is_judged_whatever_the_machine_speed():

@@ -49,7 +49,7 @@ def test_with_benchmarks_disabled_the_round_still_gets_its_teardown():
     assert harness.extra_info["rounds_measured"] == 1
 
 
-def test_every_area_of_a_profile_runs_the_rounds_its_validity_rule_asks_for():
+def test_every_area_of_a_profile_runs_over_its_trials_the_rounds_its_validity_rule_asks_for():
     from dataclasses import fields
 
     from bench_support.profiles import PROFILES
@@ -57,14 +57,14 @@ def test_every_area_of_a_profile_runs_the_rounds_its_validity_rule_asks_for():
     for profile in PROFILES.values():
         for field in fields(profile):
             rounds = getattr(profile, field.name)
-            if isinstance(rounds, Rounds):
-                assert rounds.measured >= profile.min_valid_rounds, (profile.name, field.name)
+            if isinstance(rounds, Rounds):  # per trial: the trials' rounds are pooled
+                assert rounds.measured * profile.trials >= profile.min_valid_rounds, (profile.name, field.name)
 
 
 THREE = Rounds(3, 0)
 
 
-def _adaptive(times, target=0.05, budget_s=60.0, max_rounds=40, rounds=THREE):
+def _adaptive(times, target=0.05, budget_s=60.0, max_rounds=40, rounds=THREE, trial=(1, 1), earlier=()):
     """A harness whose rounds take the given times, in turn (the profile's first, then any extra ones)."""
     from bench_support.measure.harness import Precision
 
@@ -82,7 +82,8 @@ def _adaptive(times, target=0.05, budget_s=60.0, max_rounds=40, rounds=THREE):
         bench.data.append(next(supply))
 
     benchmark.pedantic = pedantic
-    precision = Precision(target, budget_s, max_rounds, lambda b: list(b.data), extra_round)
+    precision = Precision(target, budget_s, max_rounds, lambda b: list(b.data), extra_round, trial,
+                          lambda b: [list(t) for t in earlier])  # fmt: skip
     harness = Harness(benchmark, lambda: PowerWindow(None, "no sensor in this test"), precision)
     harness.run(lambda: None, rounds)
     return harness
@@ -110,3 +111,20 @@ def test_an_imprecise_benchmark_stops_at_its_cap_or_budget_and_says_so():
 def test_a_fixed_round_count_is_not_extended():
     harness = _adaptive([1.0, 3.0] * 10, rounds=4)
     assert harness.extra_info["rounds_stopped"] == "fixed" and harness.extra_info["rounds_measured"] == 4
+
+
+def test_only_the_last_trial_adds_rounds_judged_over_every_trial():
+    first = _adaptive([1.0, 1.5, 0.7] + [1.0] * 50, trial=(1, 3))
+    assert first.extra_info["rounds_stopped"] == "trial 1 of 3" and first.measured_rounds == 3
+    # The last trial: its own rounds agree, but with the earlier trials' the interval spans their medians too.
+    agreeing = _adaptive([1.0, 1.0, 1.0] + [1.0] * 50, trial=(3, 3), earlier=([1.0, 1.01], [0.99, 1.0]))
+    assert agreeing.extra_info["rounds_stopped"] == "precise" and agreeing.measured_rounds == 3
+    assert agreeing.extra_info["median_ci_method"] == "order statistics widened over 3 trials"
+    # Earlier trials 30 % apart: no round of the last can bring the interval (which spans them) within 5 %.
+    drifting = _adaptive([1.0] * 60, trial=(3, 3), earlier=([1.3, 1.31, 1.3, 1.32], [1.0, 1.01, 1.0, 1.02]),
+                         max_rounds=20)  # fmt: skip
+    assert drifting.extra_info["rounds_stopped"] == "trials disagree" and drifting.measured_rounds == 3
+    assert drifting.extra_info["median_ci_rel"] > 0.05
+    # Apart by less than the target: the last trial measures on until precise or capped.
+    close = _adaptive([1.0, 1.2, 0.8] * 20, trial=(3, 3), earlier=([1.0, 1.02], [1.01, 1.03]), max_rounds=20)
+    assert close.extra_info["rounds_stopped"] in ("precise", "max rounds") and close.measured_rounds > 3

@@ -125,7 +125,8 @@ def test_thread_policies():
             pass
 
 
-def _bench(name, workers, rate, iqr_frac=0.02):
+def _bench(name, workers, rate, jitter=0.03):
+    """A loader result of 3 trials x 2 rounds whose pass time matches its rate (512 samples per pass)."""
     extra = {
         "measure": "loader",
         "samples_per_s": rate,
@@ -133,18 +134,21 @@ def _bench(name, workers, rate, iqr_frac=0.02):
         "prefetch_factor": 2,
         "pin_memory": False,
         "persistent_workers": False,
+        "trial_rounds": [2, 2, 2],
     }
-    stats = SimpleNamespace(median=1.0, iqr=iqr_frac)
-    return SimpleNamespace(name=name, group="dataloader", extra_info=extra, stats=SimpleNamespace(stats=stats))
+    seconds = 512 / rate
+    data = [seconds * (1 + jitter * d) for d in (-1, 0.5, 0, 1, -0.5, 0.2)]
+    return SimpleNamespace(name=name, group="dataloader", extra_info=extra, stats=SimpleNamespace(data=data))
 
 
-def test_fastest_loader_names_the_winner_and_the_ties():
-    benches = [_bench("w0", 0, 1000.0), _bench("w1", 1, 1900.0), _bench("w2", 2, 2000.0)]
+def test_fastest_loader_names_the_winner_or_the_tie():
+    benches = [_bench("w0", 0, 1000.0), _bench("w1", 1, 1980.0), _bench("w2", 2, 2000.0)]
     result = summary.fastest_loader(benches)
     assert result["config"]["num_workers"] == 2 and result["samples_per_s"] == 2000.0
-    assert [t["num_workers"] for t in result["tied_within_noise"]] == [1]  # 5 % of 2000
+    assert [t["num_workers"] for t in result["tied"]] == [1]  # 1 % apart, rounds 3 % apart: no clear difference
     line = summary.fastest_loader_line(result)
-    assert line.startswith("fastest loader here: num_workers=2") and "within noise" in line
-    noisy = summary.fastest_loader([_bench("w0", 0, 1000.0), _bench("w2", 2, 1100.0, iqr_frac=0.2)])
-    assert [t["num_workers"] for t in noisy["tied_within_noise"]] == [0]
+    assert line.startswith("fastest loader here: no clear winner — num_workers=2") and "ties with num_workers=1" in line
+    apart = summary.fastest_loader([_bench("w0", 0, 1000.0), _bench("w2", 2, 1500.0)])
+    assert apart["tied"] == [] and apart["runner_up"]["clear"] and apart["runner_up"]["gain"] == pytest.approx(0.5)
+    assert "+50% (95 % interval" in summary.fastest_loader_line(apart)
     assert summary.fastest_loader([]) is None

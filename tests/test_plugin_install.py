@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from bench_support.profiles import PROFILES
 from tests.conftest import REPO
 
 OWN_TESTS = """
@@ -114,7 +115,9 @@ def test_rounds_added_for_precision_are_pytest_benchmarks_own(own_project, tmp_p
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     bench = json.loads(out.read_text())["benchmarks"][0]
     info, stats = bench["extra_info"], bench["stats"]
-    assert info["rounds_stopped"] in ("precise", "budget", "max rounds")
+    assert info["rounds_stopped"] in ("precise", "budget", "max rounds", "trials disagree")
     assert stats["rounds"] == len(stats["data"]) == info["rounds_measured"] >= 6
     assert info["median_ci_low_s"] <= stats["median"] <= info["median_ci_high_s"]
-    assert info["precision_target_rel"] == 0.05 and info["round_budget_s"] == 8.0
+    quick = PROFILES["quick"]
+    assert info["precision_target_rel"] == quick.precision_target and info["round_budget_s"] == quick.round_budget_s
+    assert info["trials"] == quick.trials and len(info["trial_rounds"]) == quick.trials

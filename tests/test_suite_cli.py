@@ -272,7 +272,7 @@ def test_network_access_in_a_benchmark_run_is_an_error(tmp_path):
         "    a, b = socket.socketpair(socket.AF_UNIX)\n"
         "    a.close(); b.close()\n"
     )
-    result = run_pytest(str(probe), "-q", "--data-dir", str(tmp_path), "--power-idle-s", "0")
+    result = run_pytest(str(probe), "-q", "--data-dir", str(tmp_path), "--power-idle-s", "0", "--trials", "1")
     assert result.returncode == 1
     assert result.stdout.count("NetworkForbidden") >= 2
     assert "2 failed, 2 passed" in result.stdout

@@ -22,7 +22,6 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from bench_support.continual import outputs, photos
 from bench_support.continual.factory import pretraining_for
-from bench_support.continual.incremental import final_accuracies
 from bench_support.continual.outputs import Outcome
 from bench_support.continual.standin import NEW_CLASSES, STANDIN_CLASSES, ensure_standin
 from bench_support.continual.targets import checkpoint_targets, remove_targets, unavailable_lines
@@ -230,6 +229,8 @@ class Scenario:
         return result
 
     def _result(self, config_id, finetune, optimizer, ready, before, rows) -> Dict[str, Any]:
+        from bench_support.continual.incremental import final_accuracies  # torch: not at configure time
+
         budget = self.settings.get("rss_budget_mb")
         peak = max(r["mem_peak_abs_mb"] for r in rows)
         result: Dict[str, Any] = {

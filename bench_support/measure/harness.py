@@ -14,11 +14,12 @@ it; ``measured_around`` says so).
 from __future__ import annotations
 
 import contextlib
+import statistics
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
-from bench_support.intervals import interval_figures, median_interval
+from bench_support.intervals import interval_figures, trial_interval, trials_apart
 from bench_support.measure.interference import InterferenceWindow
 from bench_support.measure.memory import MemoryWindow, release_freed, rss_now_mb
 from bench_support.measure.power import PowerWindow
@@ -90,6 +91,8 @@ class Precision:
 
     ``rounds_so_far(benchmark)`` and ``extra_round(benchmark, target, setup, teardown)`` reach into the timing
     fixture (the plugin supplies them); without them, or without a target, the profile's rounds are all.
+    Measured in trials (``trial`` = (this one, how many)), a benchmark adds rounds only in its last trial, judged by
+    the interval over all its trials (``earlier(benchmark)``: the rounds of those that finished).
     """
 
     target: Optional[float] = None
@@ -97,10 +100,36 @@ class Precision:
     max_rounds: int = 0
     rounds_so_far: Optional[Callable[[Any], List[float]]] = None
     extra_round: Optional[Callable[..., None]] = None
+    trial: Tuple[int, int] = (1, 1)
+    earlier: Optional[Callable[[Any], List[List[float]]]] = None
 
     @property
     def adaptive(self) -> bool:
         return bool(self.target and self.rounds_so_far and self.extra_round and self.max_rounds)
+
+    @property
+    def last_trial(self) -> bool:
+        return self.trial[0] >= self.trial[1]
+
+    def trials_so_far(self, benchmark: Any) -> List[List[float]]:
+        """Every finished trial's rounds, then this one's."""
+        earlier = self.earlier(benchmark) if self.earlier is not None else []
+        return [*earlier, self.rounds_so_far(benchmark)]
+
+
+#: Bootstrap resamples of the stopping check after each extra round (the saved interval uses the full count): the
+#: check only asks "within the target yet?", and 2000 resamples per round cost more than a checkpoint write.
+STOPPING_RESAMPLES = 300
+
+
+def trials_disagree(finished: List[List[float]], target: float) -> bool:
+    """The finished trials are told apart by their rounds (:func:`~bench_support.intervals.trials_apart`) and their
+    medians lie further apart than the target allows: whatever the last trial measures, the interval (which then
+    spans every trial's median) cannot come within it."""
+    medians = [statistics.median(t) for t in finished if t]
+    if len(medians) < 2 or max(medians) <= 0 or not trials_apart(finished):
+        return False
+    return (max(medians) - min(medians)) / (2 * max(medians)) > target
 
 
 class Harness:
@@ -161,10 +190,11 @@ class Harness:
             self.benchmark.pedantic(
                 counted, setup=setup, teardown=teardown, rounds=rounds, warmup_rounds=0, iterations=1
             )
-            stopped = self._more_rounds(counted, setup, teardown) if adaptive else "fixed"
+            stopped = self._stopped(counted, setup, teardown) if adaptive else "fixed"
         self.extra_info.update(instruments.figures)
         if self.precision.rounds_so_far is not None and self.benchmark.enabled:
-            self.extra_info.update(interval_figures(self.precision.rounds_so_far(self.benchmark)))
+            trials = self.precision.trials_so_far(self.benchmark)
+            self.extra_info.update(interval_figures([v for t in trials for v in t], trials=trials))
             self.extra_info["rounds_stopped"] = stopped
             self.extra_info["precision_target_rel"] = self.precision.target
             self.extra_info["round_budget_s"] = self.precision.budget_s if adaptive else None
@@ -172,16 +202,20 @@ class Harness:
         self.extra_info["rounds_measured"] = self.measured_rounds
         self.extra_info["rounds_warmup"] = warmup_rounds
 
-    def _more_rounds(self, counted: Callable, setup: Setup, teardown: Optional[Callable[..., Any]]) -> str:
+    def _stopped(self, counted: Callable, setup: Setup, teardown: Optional[Callable[..., Any]]) -> str:
         """Rounds until the median is precise enough or the budget is spent; returns why it stopped."""
         policy = self.precision
+        if not policy.last_trial:
+            return f"trial {policy.trial[0]} of {policy.trial[1]}"  # the last trial decides, from all of them
+        if trials_disagree(policy.trials_so_far(self.benchmark)[:-1], policy.target):
+            return "trials disagree"  # the interval spans the trials' medians: more rounds here cannot narrow it
         started = time.monotonic()
         while True:
-            times = policy.rounds_so_far(self.benchmark)
-            found = median_interval(times)
+            trials = policy.trials_so_far(self.benchmark)
+            found = trial_interval(trials, resamples=STOPPING_RESAMPLES)
             if found is not None and found.half_width_rel <= policy.target:
                 return "precise"
-            if len(times) >= policy.max_rounds:
+            if sum(len(t) for t in trials) >= policy.max_rounds:
                 return "max rounds"
             if time.monotonic() - started >= policy.budget_s:
                 return "budget"

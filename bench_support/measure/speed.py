@@ -15,8 +15,12 @@ import statistics
 import time
 from typing import Callable, Dict, List
 
-#: Timed repetitions (after one untimed one): ~5 ms each, under 0.1 s in all on a 2-core x86 VM.
-PROBE_REPS = 15
+from bench_support.intervals import median_interval
+
+#: Timed repetitions (after one untimed one), before and after each benchmark: 12 in all, enough for the 95 %
+#: interval of their median (6 at least). One call took 0.45 s with 15 repetitions on a 2-core x86 VM, twice per
+#: benchmark and trial: 2 of the quick profile's 6 minutes, hence 6.
+PROBE_REPS = 6
 
 
 def _quartiles(values: List[float]) -> tuple:
@@ -28,10 +32,14 @@ def summarise(times_s: List[float]) -> Dict[str, float]:
     """The probe's figures from its repetition times: median (ms) and spread (IQR / median)."""
     median = statistics.median(times_s)
     low, high = _quartiles(times_s) if len(times_s) >= 2 else (median, median)
-    return {
+    out = {
         "speed_probe_ms": round(median * 1000, 3),
         "speed_probe_iqr": round((high - low) / median, 4) if median > 0 else 0.0,
     }
+    found = median_interval(times_s)
+    if found is not None:  # how precisely the probe knows the machine's speed: what it may explain is beyond this
+        out["speed_probe_ci_rel"] = round(found.half_width_rel, 4)
+    return out
 
 
 def probe_times(reps: int = PROBE_REPS, clock: Callable[[], float] = time.perf_counter) -> List[float]:

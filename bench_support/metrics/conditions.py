@@ -48,6 +48,7 @@ CONDITIONS: List[Metric] = [
         [
             ("speed_probe_ms", "ms", None, "median time of a fixed torch workload run before and after"),
             ("speed_probe_iqr", "fraction", None, "that probe's interquartile range over its median"),
+            ("speed_probe_ci_rel", "fraction", None, "the 95 % interval of the probe's median, half-width over it"),
         ],
     ),  # fmt: skip
     *family(
@@ -82,11 +83,21 @@ CONDITIONS: List[Metric] = [
             ("median_ci_low_s", "s", None, "low end of the 95 % confidence interval of the median round time"),
             ("median_ci_high_s", "s", None, "high end of that interval"),
             ("median_ci_rel", "fraction", LOWER, "the interval's larger half-width over the median"),
-            ("median_ci_level", "fraction", None, "the interval's exact coverage (at least 0.95)"),
+            ("median_ci_level", "fraction", None, "the interval's level (order statistics: its exact coverage)"),
+            ("median_ci_method", "text", None, "order statistics, widened over trials where there were several"),
             ("median_ci_unavailable", "text", None, "why there is no interval (fewer than 6 rounds)"),
             ("precision_target_rel", "fraction", None, "the profile's target for median_ci_rel"),
             ("round_budget_s", "s", None, "wall time the benchmark could spend on rounds beyond the profile's"),
-            ("rounds_stopped", "text", None, "why the rounds stopped: precise, budget, max rounds, or fixed"),
+            ("rounds_stopped", "text", None, "why the rounds stopped: precise, budget, max rounds, trials disagree..."),
+        ],
+    ),  # fmt: skip
+    *family(
+        "trials",
+        [
+            ("trials", "count", None, "interleaved trials the benchmark was measured in (docs/methods.md)"),
+            ("trial_rounds", "list", None, "measured rounds of each trial, in trial order (stats.data follows it)"),
+            ("trial_medians_s", "list", None, "each trial's median round time"),
+            ("figures_from_trial", "count", None, "the trial (1-based) whose figures are shown: the median trial's"),
         ],
     ),  # fmt: skip
 ]

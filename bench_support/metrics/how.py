@@ -18,8 +18,8 @@ HOW: Dict[str, str] = {
     "rss_train_delta_mb": "`rss_peak_mb − rss_built_mb`",
     "rss_tree_peak_mb": "sampled every 0.1 s: own RSS + children's private pages (`smaps_rollup`, read at first "
     "sight, on a new `statm` RSS high (+4 MB), else when 400x its read cost has passed), at least the peak",
-    "speed_probe_ms": "`perf_counter` around 15 conv2d forward+backward passes (16x32x32x32, torch's threads) "
-    "before the warm-up and 15 after the rounds; median of the 30",
+    "speed_probe_ms": "`perf_counter` around 6 conv2d forward+backward passes (16x32x32x32, torch's threads) "
+    "before the warm-up and 6 after the rounds; median of the 12",
     "energy_j": "counter end − start (RAPL, NVML), else the integral of timestamped samples (see *Power and energy*)",
     "epoch_s": "`perf_counter` around the whole loop (CUDA: includes one synchronise at the end)",
     "samples_per_s": "samples of the measured epochs / their total time",

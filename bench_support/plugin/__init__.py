@@ -10,6 +10,7 @@ reaches back up here. Importing it imports no torch (the workloads load when a f
     state.py     the frozen SuiteState built from them (the ``suite`` fixture)
     session.py   configure, Unavailable/UserError as skip/one-line failure, the exit
     params.py    each benchmark parametrised from its module's GRID for the profile; modules run on request
+    trials.py    every benchmark in interleaved trials, each in a seeded order, merged before saving
     storage.py   --save-results as a device folder, the baseline, machine facts, the saved JSON's suite block
     upstream.py  every use of pytest's and pytest-benchmark's internals, each with the change that would end it
     fixtures.py  suite, profile, image_datasets, harness, power_session, ...
@@ -54,3 +55,4 @@ from bench_support.plugin.storage import (  # noqa: F401
     pytest_benchmark_update_machine_info,
 )
 from bench_support.plugin.terminal import pytest_report_header, pytest_terminal_summary  # noqa: F401
+from bench_support.plugin.trials import edge_bench_trial  # noqa: F401

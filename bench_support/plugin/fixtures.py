@@ -14,7 +14,7 @@ from bench_support.board.setup import SetupError
 from bench_support.errors import Unavailable
 from bench_support.measure.harness import Harness, Precision, measured_call
 from bench_support.measure.power import PowerSession, open_source
-from bench_support.plugin import upstream
+from bench_support.plugin import trials, upstream
 from bench_support.plugin.state import CONTINUAL, POWER, POWER_MODES, STATE, SuiteState
 from bench_support.plugin.storage import continual_run_dir
 from bench_support.plugin.terminal import bar_writer, live_writer, progress_writer
@@ -59,12 +59,20 @@ def power_session(pytestconfig: pytest.Config, suite: SuiteState):
 
 
 @pytest.fixture
-def harness(benchmark, suite: SuiteState, power_session: PowerSession) -> Harness:
+def harness(benchmark, suite: SuiteState, power_session: PowerSession, request: pytest.FixtureRequest):
     p = suite.profile
+    trial = trials.trial_of(request.node) or (1, 1)
     precision = Precision(
-        p.precision_target, p.round_budget_s, p.max_rounds, upstream.round_times, upstream.extra_round
+        p.precision_target,
+        p.round_budget_s,
+        p.max_rounds,
+        upstream.round_times,
+        upstream.extra_round,
+        trial,
+        lambda bench: trials.earlier_rounds(request.config, bench),
     )
-    return Harness(benchmark, power_session.window, precision)
+    yield Harness(benchmark, power_session.window, precision)
+    trials.record(request.config, benchmark)
 
 
 @pytest.fixture(autouse=True)

@@ -133,6 +133,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="also benchmark checkpoint writes into PATH (an SD card, an NVMe...), named NAME; repeatable",
     )
     add(
+        "--trials",
+        metavar="N",
+        type=at_least(1, "--trials"),
+        default=None,
+        help="measure every benchmark in N interleaved trials, each pass over a module's grid in a seeded shuffled "
+        "order, merged into one result (default: the profile's; docs/methods.md)",
+    )
+    add(
+        "--trial-seed",
+        metavar="N",
+        type=at_least(0, "--trial-seed"),
+        default=None,
+        help="the seed of the trials' order (default: drawn at random; the saved run records it, so this replays it)",
+    )
+    add(
         "--crash-trials",
         metavar="N",
         type=at_least(0, "--crash-trials", "0 is off"),

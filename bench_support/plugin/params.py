@@ -23,15 +23,22 @@ from typing import List, Optional
 
 import pytest
 
+from bench_support.plugin import trials
 from bench_support.plugin.state import POWER_MODES, STATE
 from bench_support.profiles import format_id, grid_combinations
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    grids = getattr(metafunc.module, "GRID", None)
-    if grids is None:
+    state = metafunc.config.stash.get(STATE, None)
+    if state is None:
         return
-    state = metafunc.config.stash[STATE]
+    grids = getattr(metafunc.module, "GRID", None)
+    if grids is not None:
+        _parametrize_grid(metafunc, state, grids)
+    trials.parametrize(metafunc, state.trials)  # last: its id is taken out again when the trials are merged
+
+
+def _parametrize_grid(metafunc: pytest.Metafunc, state, grids) -> None:
     grid = {name: list(values) for name, values in grids[state.profile.name].items()}
     if "target" in grid:
         grid["target"] += list(state.ckpt_dirs)
@@ -51,10 +58,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items) -> None:
-    """Under a power-mode sweep, every benchmark of a mode runs before the next mode's: one switch per mode."""
+    """Trials in their seeded order, module by module (:mod:`bench_support.plugin.trials`); under a power-mode
+    sweep, every benchmark of a mode runs before the next mode's: one switch per mode."""
+    state = config.stash.get(STATE, None)
+    if state is not None and any(trials.trial_of(item) for item in items):
+        trials.order(items, state.trial_seed)
     sweep = config.stash.get(POWER_MODES, None)
-    if sweep is None:
-        return
+    if sweep is not None:
+        _by_mode(items, sweep)
+
+
+def _by_mode(items, sweep) -> None:
     order = {name: i for i, name in enumerate(sweep.names)}
 
     def mode_of(item) -> int:

@@ -21,7 +21,7 @@ from bench_support.board import setup as jetson_setup
 from bench_support.board.power_modes import PowerModeSweep
 from bench_support.errors import Unavailable, UserError
 from bench_support.measure.memory import rss_now_mb
-from bench_support.plugin import upstream
+from bench_support.plugin import trials, upstream
 from bench_support.plugin.options import PATH_OPTIONS
 from bench_support.plugin.state import (
     COMPARED_WITH,
@@ -107,6 +107,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     config = session.config
     state = config.stash[STATE]
+    if state.trials > 1:  # after every plugin's reordering and pytest's -k/-m: the order that runs
+        config.stash[trials.ORDER] = (state.trial_seed, [item.name for item in session.items])
     if any(name in getattr(item, "fixturenames", ()) for item in session.items for name in DATA_FIXTURES):
         try:
             ensure_data_dir(state)
@@ -130,6 +132,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
     if exitstatus == pytest.ExitCode.INTERRUPTED:
         config.stash[INTERRUPTED] = True
         upstream.drop_unfinished(config)
+    trials.merge(config)  # before pytest-benchmark saves, compares or shows anything
     try:
         result = yield
     except PerformanceRegression:  # --benchmark-compare-fail: the gate users wire into CI; its table was printed

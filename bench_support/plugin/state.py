@@ -7,6 +7,7 @@ from ``config.getoption``: the options are parsed and validated once.
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, List, Mapping, Optional, Sequence, Tuple
@@ -46,6 +47,8 @@ class SuiteState:
     thread_policy: str
     trace_steps: bool
     crash_trials: int
+    trials: int  # interleaved trials of every benchmark (bench_support.trials)
+    trial_seed: int  # the seed of their order, recorded in the saved run
     power_backend: str
     power_interval_s: float
     power_idle_s: float
@@ -141,6 +144,8 @@ def build_state(config: pytest.Config) -> SuiteState:
         thread_policy=option("thread_policy"),
         trace_steps=bool(option("trace_steps")),
         crash_trials=option("crash_trials"),
+        trials=option("trials") or profile.trials,
+        trial_seed=option("trial_seed") if option("trial_seed") is not None else secrets.randbelow(2**32),
         power_backend=option("power_backend"),
         power_interval_s=option("power_interval"),
         power_idle_s=option("power_idle_s"),

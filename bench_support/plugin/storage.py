@@ -13,6 +13,7 @@ from bench_support import results
 from bench_support.continual.photos import has_photo_files
 from bench_support.errors import UserError
 from bench_support.measure import machine
+from bench_support.plugin import trials
 from bench_support.plugin.state import CONTINUAL, INTERRUPTED, POWER, STATE
 from bench_support.report.baseline import differences, run_baseline, settings_of
 from bench_support.report.runs import load_run_file
@@ -30,7 +31,8 @@ def _suite_version() -> str:
 
 
 #: What a figure means can change between versions (0.2.0: the distributed probe's no_sync step, the RSS floor read
-#: after collection): a run of another version is never the baseline (bench_support/report/baseline.py).
+#: after collection; 0.3.0: trials, per-trial rounds, intervals across trials): a run of another version is never the
+#: baseline (bench_support/report/baseline.py).
 SUITE_VERSION = _suite_version()
 
 
@@ -125,8 +127,16 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json:
         "data_dir": state.data_dir,
         "cifar_root": state.cifar_root,
         "rss_at_start_mb": state.rss_at_start_mb,
+        "trials": _trials_block(config),
         **this_run_block(config),
     }
+
+
+def _trials_block(config: pytest.Config) -> Dict[str, Any]:
+    """How many trials, the seed of their order and the order itself (``--trial-seed`` replays it)."""
+    state = config.stash[STATE]
+    seed, order = config.stash.get(trials.ORDER, (state.trial_seed, []))
+    return {"count": state.trials, "seed": seed, "order": order}
 
 
 def this_run_block(config: pytest.Config) -> Dict[str, Any]:

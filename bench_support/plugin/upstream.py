@@ -115,6 +115,54 @@ def drop_unfinished(config: pytest.Config) -> int:
     return dropped
 
 
+def merge_trials(
+    config: pytest.Config,
+    trial_param: str,
+    strip: Callable[[str], str],
+    merge_infos: Callable[[List[dict], List[List[float]]], dict],
+) -> int:
+    """Replace the results of one benchmark's trials (``trial_param`` in its params) by one result, in place.
+
+    The first trial's result is kept under the names ``strip`` gives (``f[a-t1of3]`` -> ``f[a]``), with every
+    trial's rounds in trial order and the extra_info ``merge_infos`` builds. Returns how many results went.
+    Upstream: a hook to group several items' rounds into one benchmark (what pytest-repeat users ask for).
+    """
+    from pytest_benchmark.stats import Stats
+
+    session = benchmark_session(config)
+    if session is None:
+        return 0
+    groups: dict = {}
+    kept = []
+    for bench in session.benchmarks:
+        params = getattr(bench, "params", None) or {}
+        if trial_param not in params:
+            kept.append(bench)
+            continue
+        key = strip(bench.fullname)
+        if key not in groups:
+            groups[key] = []
+            kept.append(key)  # where the merged result goes: where its first trial to finish was
+        groups[key].append(bench)
+    for key, group in groups.items():
+        group.sort(key=lambda b: b.params[trial_param][0])
+        first = group[0]
+        rounds = [list(b.stats.data) for b in group]
+        stats = Stats()
+        for values in rounds:
+            for value in values:
+                stats.update(value)
+        params = {k: v for k, v in first.params.items() if k != trial_param}
+        first.name, first.fullname = strip(first.name), key
+        first.param = strip(first.param or "") or None
+        first.params = params or None
+        first.extra_info = merge_infos([b.extra_info for b in group], rounds)
+        first.stats = stats
+    dropped = len(session.benchmarks) - len(kept)
+    session.benchmarks[:] = [groups[b][0] if isinstance(b, str) else b for b in kept]
+    return dropped
+
+
 def measure_plain_fixture(benchmark: BenchmarkFixture, measured: Callable[[Callable[[], Any]], Any]) -> None:
     """Run every call of a plain ``benchmark`` fixture through ``measured`` (which opens the instruments).
 

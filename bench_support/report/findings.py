@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+from bench_support.intervals import Effect, effect, proportion_interval
 from bench_support.report.plot_data import benches, curve_bend, latest_with, residency_curves
 from bench_support.report.runs import Run, metric
-from bench_support.report.summary import describe
+from bench_support.report.summary import describe, fastest_loaders, gain_text, trials_of
 from bench_support.report.validity import flag, validity
 
 #: Below this share of the epoch spent waiting for data, training is called compute-bound.
@@ -34,69 +35,96 @@ def _benches(run: Run, group: str, **facts: Any) -> List[Dict[str, Any]]:
 
 
 def fastest_loader(run: Run) -> Optional[Finding]:
-    """The fastest loader configuration, per image size where the run has several."""
-    edge = run.data.get("edge_bench") or {}
-    by_size = edge.get("fastest_loader_by_size") or {}
-    if not by_size and edge.get("fastest_loader"):
-        by_size = {"": edge["fastest_loader"]}
+    """The fastest loader configuration, per image size where the run has several: faster than the runner-up
+    with an interval that excludes a tie, or the tie named."""
+    by_size = fastest_loaders(run.benchmarks())
     parts, evidence, values = [], [], {}
     for size, best in by_size.items():
         size_text, _, mode = size.partition(" ")  # "224", or "224 MAXN" under a power-mode sweep
-        facts = {"measure": "loader", **({"image_size": int(size_text)} if size_text else {})}
-        if mode:
-            facts["power_mode"] = mode
-        loaders = [b for b in _benches(run, "dataloader", **facts) if metric(b, "samples_per_s")]
-        slowest = min(loaders, key=lambda b: metric(b, "samples_per_s")) if loaders else None
         label = f"{size_text} px" + (f" in {mode}" if mode else "")
-        text = (f"{label}: " if len(by_size) > 1 else "") + (
-            f"{describe(best['config'])}: {best['samples_per_s']:.0f} samples/s (loader only, warm cache)"
-        )
+        prefix = f"{label}: " if len(by_size) > 1 else ""
+        rate = f"{best['samples_per_s']:.0f} samples/s"
         found = {"samples_per_s": best["samples_per_s"], "config": best["config"]}
-        if best["tied_within_noise"]:
-            ties = len(best["tied_within_noise"])
-            text += f"; no difference beyond noise ({best['noise_frac']:.0%}) from {ties} other(s)"
-        elif slowest is not None and metric(slowest, "samples_per_s"):
-            gain = best["samples_per_s"] / metric(slowest, "samples_per_s") - 1
-            found["gain_over_slowest"] = gain
-            text += f", {gain:+.0%} over the slowest ({slowest['name']})"
+        if best["tied"]:
+            ties = "; ".join(describe(t) for t in best["tied"])
+            text = f"{prefix}no clear winner: {describe(best['config'])} ({rate}) and {ties}"
+            found["tied_with"] = [t["benchmark"] for t in best["tied"]]
+            evidence += [t["benchmark"] for t in best["tied"]]
+        else:
+            text = f"{prefix}{describe(best['config'])}: {rate} (loader only, warm cache)"
+        for role in ("runner_up", "slowest"):
+            other = best.get(role)
+            if other is not None and other["gain"] is not None:
+                found[f"gain_over_{role}"] = other["gain"]
+                found[f"gain_over_{role}_interval"] = [other["gain_low"], other["gain_high"]]
+        runner, slowest = best.get("runner_up"), best.get("slowest")
+        if runner is not None and not best["tied"]:
+            text += f", {gain_text(runner)} over the runner-up ({runner['benchmark']})"
+        if slowest is not None and slowest is not runner:
+            text += f", {gain_text(slowest)} over the slowest ({slowest['benchmark']})"
         parts.append(text)
         evidence.append(best["benchmark"])
         values[size] = found
     if not parts:
         return None
-    if list(values) == [""]:
-        values = values[""]
+    if list(values) == [next(iter(by_size))] and len(values) == 1:
+        values = next(iter(values.values()))
     return Finding("Fastest DataLoader configuration", "; ".join(parts), evidence, run.label, values)
+
+
+def ratio(slower: Dict[str, Any], faster: Dict[str, Any]) -> Optional[Effect]:
+    """The first result's median time over the second's, with its interval (trials and rounds bootstrapped)."""
+    return effect(trials_of(slower), trials_of(faster))
+
+
+def ratio_text(found: Optional[Effect], against: str) -> str:
+    """'8.30x warm, 95 % interval 7.90-8.80x', or 'no clear difference from warm (0.97-1.05x)'."""
+    if found is None:
+        return f"no interval against {against} (too few rounds)"
+    interval = f"{found.low:.2f}-{found.high:.2f}x"
+    if not found.clear:
+        return f"no clear difference from {against} ({interval})"
+    return f"{found.ratio:.2f}x {against}, 95 % interval {interval}"
+
+
+def _effect_values(found: Optional[Effect]) -> Dict[str, Any]:
+    if found is None:
+        return {"ratio": None}
+    return {"ratio": found.ratio, "ratio_low": found.low, "ratio_high": found.high, "clear": found.clear}
 
 
 def cold_cache(run: Run) -> Optional[Finding]:
     """Cold against warm reads of the training files: storage (raw reads) and decoding (the loader)."""
-    medians: Dict[tuple, Dict[str, Any]] = {}
+    found: Dict[tuple, Dict[str, Any]] = {}
     for bench in _benches(run, "pagecache"):
         info = bench.get("extra_info") or {}
         if info.get("reader") in ("raw", "decoded") and info.get("cache_state") in ("cold", "warm"):
-            key = (info.get("data_root"), info.get("fs_type"), info["reader"], info["cache_state"])
-            medians[key] = {"s": metric(bench, "median"), "name": bench["name"]}
-    roots = sorted({(k[0], k[1]) for k in medians})
+            if metric(bench, "median") is not None:
+                found[(info.get("data_root"), info.get("fs_type"), info["reader"], info["cache_state"])] = bench
+    roots = sorted({(k[0], k[1]) for k in found})
     parts, evidence, values = [], [], {}
     for root, fs in roots:
-        raw_cold, raw_warm = medians.get((root, fs, "raw", "cold")), medians.get((root, fs, "raw", "warm"))
-        if not raw_cold or not raw_warm or raw_cold["s"] is None or raw_warm["s"] is None:
+        raw_cold, raw_warm = found.get((root, fs, "raw", "cold")), found.get((root, fs, "raw", "warm"))
+        if not raw_cold or not raw_warm:
             continue
-        storage = raw_cold["s"] - raw_warm["s"]
-        values[root] = {"raw_cold_s": raw_cold["s"], "raw_warm_s": raw_warm["s"], "storage_s": storage}
+        cold_s, warm_s = metric(raw_cold, "median"), metric(raw_warm, "median")
+        raw_effect = ratio(raw_cold, raw_warm)
+        values[root] = {"raw_cold_s": cold_s, "raw_warm_s": warm_s, "storage_s": cold_s - warm_s,
+                        "cold_over_warm": _effect_values(raw_effect)}  # fmt: skip
         line = (
-            f"{root} ({fs}): cold reads take {raw_cold['s']:.3f} s against {raw_warm['s']:.3f} s warm "
-            f"(+{storage:.3f} s storage)"
+            f"{root} ({fs}): cold reads take {cold_s:.3f} s against {warm_s:.3f} s warm "
+            f"(+{cold_s - warm_s:.3f} s storage; {ratio_text(raw_effect, 'warm')})"
         )
         evidence += [raw_cold["name"], raw_warm["name"]]
-        dec_cold, dec_warm = medians.get((root, fs, "decoded", "cold")), medians.get((root, fs, "decoded", "warm"))
-        if dec_cold and dec_warm and dec_cold["s"] is not None and dec_warm["s"] is not None:
-            decoding = dec_warm["s"] - raw_warm["s"]
-            values[root].update(decoded_cold_s=dec_cold["s"], decoded_warm_s=dec_warm["s"], decoding_s=decoding)
+        dec_cold, dec_warm = found.get((root, fs, "decoded", "cold")), found.get((root, fs, "decoded", "warm"))
+        if dec_cold and dec_warm:
+            dc, dw = metric(dec_cold, "median"), metric(dec_warm, "median")
+            decoded_effect = ratio(dec_cold, dec_warm)
+            values[root].update(decoded_cold_s=dc, decoded_warm_s=dw, decoding_s=dw - warm_s,
+                                decoded_cold_over_warm=_effect_values(decoded_effect))  # fmt: skip
             line += (
-                f"; through the loader {dec_cold['s']:.3f} s cold, {dec_warm['s']:.3f} s warm, "
-                f"of which decoding {decoding:.3f} s"
+                f"; through the loader {dc:.3f} s cold, {dw:.3f} s warm ({ratio_text(decoded_effect, 'warm')}), "
+                f"of which decoding {dw - warm_s:.3f} s"
             )
             evidence += [dec_cold["name"], dec_warm["name"]]
         parts.append(line)
@@ -108,12 +136,22 @@ def cold_cache(run: Run) -> Optional[Finding]:
 def residency_curve(run: Run) -> Optional[Finding]:
     """Raw read time against the measured residency: monotonic or not, and where it bends."""
     parts, evidence, values = [], [], {}
+    raw = [b for b in _benches(run, "pagecache", reader="raw") if metric(b, "median") is not None]
     for key, points in residency_curves({run.device: run}).items():
         where = key[len(run.device) + 1 :]
-        falling = all(b[1] <= a[1] for a, b in zip(points, points[1:]))
+        steps = _steps(points, raw, where)
+        falling = all(step == "falls" for step in steps)
+        rises, flat = steps.count("rises"), steps.count("flat")
+        shape = (
+            "falling at every step"
+            if falling
+            else f"rising at {rises} step(s) (not monotonic)"
+            if rises
+            else f"never rising ({flat} step(s) with no clear difference)"
+        )
         line = (
             f"{where}: {points[0][1]:.1f} ms at {points[0][0]:.0%} resident to {points[-1][1]:.1f} ms at "
-            f"{points[-1][0]:.0%}, " + ("falling at every step" if falling else "not monotonic")
+            f"{points[-1][0]:.0%}, {shape}"
         )
         bend = curve_bend(points)
         if bend is not None:
@@ -121,7 +159,7 @@ def residency_curve(run: Run) -> Optional[Finding]:
                 f"; it bends at {bend[0]:.0%} resident ({bend[1] / 10:+.1f} ms per 10 points before, "
                 f"{bend[2] / 10:+.1f} after)"
             )
-        values[where] = {"points": points, "monotonic": falling, "bend": bend}
+        values[where] = {"points": points, "monotonic": not rises, "steps": steps, "bend": bend}
         parts.append(line)
     if not parts:
         return None
@@ -132,6 +170,25 @@ def residency_curve(run: Run) -> Optional[Finding]:
     return Finding(title, "; ".join(parts), evidence, run.label, values)
 
 
+def _steps(points, raw: List[Dict[str, Any]], where: str) -> List[str]:
+    """Each step of a residency curve: 'falls' or 'rises' where the effect between its two reads is clear, else
+    'flat'. A point is matched to its result by its measured residency and the curve's data root."""
+    by_frac = {}
+    for bench in raw:
+        info = bench.get("extra_info") or {}
+        if where.startswith(f"{info.get('data_root')} ({info.get('fs_type')})"):
+            by_frac[(info.get("resident_frac_before"), metric(bench, "median") * 1000)] = bench
+    out = []
+    for a, b in zip(points, points[1:]):
+        first, second = by_frac.get(a), by_frac.get(b)
+        found = ratio(second, first) if first is not None and second is not None else None
+        if found is None:
+            out.append("falls" if b[1] <= a[1] else "rises")  # no rounds to judge by: the medians
+        else:
+            out.append("flat" if not found.clear else "falls" if found.ratio < 1 else "rises")
+    return out
+
+
 def checkpoint_cost(run: Run) -> Optional[Finding]:
     """A durable overwrite of the largest payload on each target, against tmpfs where it ran."""
     chosen: Dict[str, Dict[str, Any]] = {}
@@ -139,18 +196,20 @@ def checkpoint_cost(run: Run) -> Optional[Finding]:
         info = bench.get("extra_info") or {}
         target = f"{info.get('target')} ({info.get('fs_type')})"
         if metric(bench, "median") is not None and info.get("ckpt_mb", 0) >= chosen.get(target, {}).get("mb", -1):
-            chosen[target] = {"mb": info.get("ckpt_mb", 0), "ms": metric(bench, "median") * 1000, "name": bench["name"]}
+            chosen[target] = {"mb": info.get("ckpt_mb", 0), "ms": metric(bench, "median") * 1000, "bench": bench}
     if not chosen:
         return None
     tmpfs = next((v for k, v in chosen.items() if k.endswith("(tmpfs)")), None)
-    parts = []
+    parts, values = [], {}
     for target, v in sorted(chosen.items(), key=lambda kv: kv[1]["ms"]):
         part = f"{target}: {v['ms']:.1f} ms for {v['mb']:.1f} MB"
-        if tmpfs is not None and v is not tmpfs and tmpfs["ms"] > 0:
-            part += f" ({v['ms'] / tmpfs['ms']:.1f}x tmpfs)"
+        values[target] = {"ms": v["ms"], "mb": v["mb"]}
+        if tmpfs is not None and v is not tmpfs:
+            found = ratio(v["bench"], tmpfs["bench"])
+            part += f" ({ratio_text(found, 'tmpfs')})"
+            values[target]["over_tmpfs"] = _effect_values(found)
         parts.append(part)
-    values = {k: {"ms": v["ms"], "mb": v["mb"]} for k, v in chosen.items()}
-    evidence = [v["name"] for v in chosen.values()]
+    evidence = [v["bench"]["name"] for v in chosen.values()]
     return Finding("A durable checkpoint on each target", "; ".join(parts), evidence, run.label, values)
 
 
@@ -183,6 +242,48 @@ def energy(run: Run) -> Optional[Finding]:
     return Finding("Energy per sample", text, [n for n, _ in measured], run.label, dict(measured))
 
 
+def continual(run: Run) -> Optional[Finding]:
+    """What learning on the device bought and cost, per fine-tune configuration: held-out accuracy with its interval
+    (Wilson, over the held-out photos), the lift over the model as it came, forgetting, and memory against the
+    budget; the best configuration named only when its interval clears the runner-up's."""
+    block = (run.data.get("edge_bench") or {}).get("continual") or {}
+    configs = [
+        c for c in block.get("configs") or [] if isinstance(c, dict) and isinstance(c.get("final_acc"), (int, float))
+    ]
+    held_out = ((block.get("photos") or {}).get("held_out_photos")) if isinstance(block.get("photos"), dict) else None
+    if not configs:
+        return None
+    source = (block.get("photos") or {}).get("source", "?") if isinstance(block.get("photos"), dict) else "?"
+    parts, values = [], {}
+    for c in sorted(configs, key=lambda c: -c["final_acc"]):
+        found = proportion_interval(round(c["final_acc"] * held_out), held_out) if isinstance(held_out, int) else None
+        text = f"{c['config']}: held-out accuracy {c['final_acc']:.3f}"
+        if found is not None:
+            text += f" of {held_out} {source} photos (95 % interval {found[0]:.2f}-{found[1]:.2f})"
+        if isinstance(c.get("pretrained_acc"), (int, float)) and isinstance(c.get("lift"), (int, float)):
+            text += f", {c['lift']:+.3f} over the model as it came ({c['pretrained_acc']:.3f})"
+        if isinstance(c.get("forgetting"), (int, float)):
+            text += f", forgetting {100 * c['forgetting']:+.1f} points"
+        if isinstance(c.get("mem_peak_abs_mb"), (int, float)):
+            text += f", peak {c['mem_peak_abs_mb']:.0f} MB"
+            if c.get("within_budget") is not None:
+                text += f" ({'within' if c['within_budget'] else 'OVER'} the {c['rss_budget_mb']:g} MB budget)"
+        parts.append(text)
+        values[c["config"]] = {**{k: c.get(k) for k in ("final_acc", "lift", "forgetting", "mem_peak_abs_mb",
+                                                          "within_budget")}, "acc_interval": found}  # fmt: skip
+    ranked = sorted(configs, key=lambda c: -c["final_acc"])
+    if len(ranked) > 1 and isinstance(held_out, int):
+        best, runner = values[ranked[0]["config"]]["acc_interval"], values[ranked[1]["config"]]["acc_interval"]
+        if best[0] > runner[1]:
+            verdict = f"{ranked[0]['config']} learns best, beyond the runner-up's interval"
+        else:
+            verdict = (f"no clear difference in accuracy between {ranked[0]['config']} and {ranked[1]['config']} "
+                       f"on {held_out} held-out photos")  # fmt: skip
+        parts.insert(0, verdict)
+    evidence = [b["name"] for b in _benches(run, "continual")]
+    return Finding("Learning on the device (continual)", "; ".join(parts), evidence, run.label, values)
+
+
 FINDINGS = (
     ("training", stall_share),
     ("dataloader", fastest_loader),
@@ -190,6 +291,7 @@ FINDINGS = (
     ("pagecache", residency_curve),
     ("checkpoint", checkpoint_cost),
     ("training", energy),
+    ("continual", continual),
 )
 
 

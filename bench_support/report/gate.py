@@ -20,7 +20,10 @@ beyond noise:
 - not judged (instead of failing): fewer than 3 rounds on either side, a result whose
   ``extra_info.validity`` says ``contended`` or ``throttled`` on either side (missing: false),
   and, for time-derived figures, a pair whose speed probe (``speed_probe_ms``, the same fixed
-  workload timed around each benchmark) moved more than ``runs.MACHINE_BAND`` between the runs.
+  workload timed around each benchmark) moved more than ``runs.MACHINE_BAND`` between the runs
+  (``runs.machine_change``), unless the figure scales with the machine's speed: times and durations
+  (and rates, inversely) are then judged corrected by the probe's ratio, as the baseline's machine
+  would have measured them, and the verdict says so.
 A positive threshold means "higher is worse" (``energy_j:5%``), a negative one
 "lower is worse" (``samples_per_s:-5%``).
 
@@ -45,7 +48,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from bench_support import metrics
-from bench_support.report.ranks import EXACT_MAX_N, mann_whitney_p  # noqa: F401 - part of the gate's API
+from bench_support.ranks import EXACT_MAX_N, mann_whitney_p  # noqa: F401 - part of the gate's API
 from bench_support.report.runs import TIME_METRICS, Run, machine_moved, metric, rounds_of, spread
 
 MIN_GATE_ROUNDS = 3
@@ -188,9 +191,13 @@ def _judge(
         note = f"not judged: {disturbed}; a disturbed run is no evidence of a regression"
         return Verdict(bench["name"], name, old, new, False, test, note, judged=False)
     moved = machine_moved(old_bench, bench) if timed_stat or metrics.is_timed(name) else ""
+    factor = None
     if moved:
-        note = f"not judged: {moved}; a time-derived change is then no evidence of a regression"
-        return Verdict(bench["name"], name, old, new, False, test, note, judged=False)
+        factor = _speed_correction(name, old_bench, bench)
+        if factor is None:
+            note = f"not judged: {moved}; a time-derived change is then no evidence of a regression"
+            return Verdict(bench["name"], name, old, new, False, test, note, judged=False)
+        new = new * factor  # the figure as the baseline's machine would have measured it
     if timed_stat:
         rounds = min(len(rounds_of(old_bench)), len(rounds_of(bench)))
     else:
@@ -203,7 +210,7 @@ def _judge(
     history = [v for v in (metric(b, name) for b in past) if v is not None]
     band = _two_sd(history)  # absolute, 0 with fewer than 2 earlier runs
     if timed_stat:
-        xs_old, xs_new = rounds_of(old_bench), rounds_of(bench)
+        xs_old, xs_new = rounds_of(old_bench), [x * (factor or 1.0) for x in rounds_of(bench)]
         p = mann_whitney_p(xs_new, xs_old)
         method = "exact" if len(xs_old) + len(xs_new) <= EXACT_MAX_N else "normal approximation"
         failed = worse and p <= alpha and abs(new - old) > band
@@ -214,7 +221,25 @@ def _judge(
             band = max(band, scale * noise_band(max(spread(old_bench) or 0.0, spread(bench) or 0.0), rounds))
         failed = worse and abs(new - old) > band
         note = f"change {reads}, noise band ±{band / scale if scale else 0:.1%}"
+    if factor is not None:
+        note += f"; judged corrected for the machine's speed (x{factor:.3f}: {moved})"
     return Verdict(bench["name"], name, old, new, failed, test, note)
+
+
+def _speed_correction(name: str, old_bench: Dict[str, Any], bench: Dict[str, Any]) -> Optional[float]:
+    """The factor that puts a time (or a rate) of the latest run on the baseline's machine speed, where the speed
+    probe may speak and the figure scales with speed: time statistics and durations by old/new probe, rates by
+    its inverse. None for any other figure (energy, fractions): those stay unjudged."""
+    old_probe, new_probe = metric(old_bench, "speed_probe_ms"), metric(bench, "speed_probe_ms")
+    if not old_probe or not new_probe:
+        return None
+    found = metrics.get(name)
+    unit = "s" if name in TIME_METRICS else (found.unit if found is not None else None)
+    if unit in ("s", "ms"):
+        return old_probe / new_probe
+    if unit in ("samples/s", "MB/s"):
+        return new_probe / old_probe
+    return None
 
 
 def gate(

@@ -87,10 +87,22 @@ def benches(latest: Dict[str, Run], group: str, **facts: Any) -> Iterator[Tuple[
 # --- what each plot draws -----------------------------------------------------------------
 
 
+def flagged(bench: Bench) -> bool:
+    """The result is flagged (imprecise or invalid) by the validity saved with it."""
+    v = (bench.get("extra_info") or {}).get("validity")
+    return isinstance(v, dict) and bool(v.get("noisy") or v.get("invalid"))
+
+
+def _marked(series: Dict[str, Any], flagged_count: Dict[str, int]) -> Dict[str, Any]:
+    """Labels that carry how many of their points are flagged results: a plot marks what the tables flag."""
+    return {(f"{k} ({flagged_count[k]} flagged)" if flagged_count.get(k) else k): v for k, v in series.items()}
+
+
 def loader_series(latest: Dict[str, Run]) -> Tuple[Metric, Dict[str, List[Tuple[int, float]]]]:
     """Loader-only throughput against num_workers, per device and image size (prefetch 2, no pinning, respawned)."""
     rate = LOADER_RATE.resolve()
     series: Dict[str, List[Tuple[int, float]]] = {}
+    marks: Dict[str, int] = {}
     for device, bench in benches(latest, "dataloader", measure="loader"):
         info = bench.get("extra_info") or {}
         if info.get(rate.name) and not info.get("persistent_workers") and not info.get("pin_memory"):
@@ -101,21 +113,24 @@ def loader_series(latest: Dict[str, Run]) -> Tuple[Metric, Dict[str, List[Tuple[
                     + ([info["power_mode"]] if info.get("power_mode") else [])
                 )
                 series.setdefault(key, []).append((info["num_workers"], info[rate.name]))
+                marks[key] = marks.get(key, 0) + flagged(bench)
     for points in series.values():
         points.sort()
-    return rate, series
+    return rate, _marked(series, marks)
 
 
 def read_bars(latest: Dict[str, Run]) -> Bars:
     """Median time (ms) of the raw reads, cold and warm, per device and data root."""
     bars: Bars = {}
+    marks: Dict[str, int] = {}
     for device, bench in benches(latest, "pagecache", reader="raw"):
         info = bench.get("extra_info") or {}
         median = metric(bench, "median")
         if median is not None:
             key = f"{device}\n{info.get('data_root')} ({info.get('fs_type')})"
             bars.setdefault(key, {})[info.get("cache_state")] = median * 1000
-    return bars
+            marks[key] = marks.get(key, 0) + (flagged(bench) and info.get("cache_state") in ("cold", "warm"))
+    return _marked(bars, marks)
 
 
 def residency_curves(latest: Dict[str, Run]) -> Dict[str, List[Tuple[float, float]]]:
@@ -165,13 +180,15 @@ def checkpoint_stacks(latest: Dict[str, Run]) -> Tuple[List[Metric], Bars]:
     """Phases of the durable overwrite of the largest payload, per device and target."""
     phases = checkpoint_phases()
     chosen: Dict[str, Tuple[float, Dict[str, Any]]] = {}
+    marks: Dict[str, int] = {}
     for device, bench in benches(latest, "checkpoint", write_mode="durable", existing="overwrite"):
         info = bench.get("extra_info") or {}
         key = f"{device}\n{info.get('target')} ({info.get('fs_type')})"
         if info.get("ckpt_mb", 0) >= chosen.get(key, (0, None))[0]:
             chosen[key] = (info.get("ckpt_mb", 0), info)
+            marks[key] = int(flagged(bench))
     stacks = {key: {p.name: info.get(p.name) or 0.0 for p in phases} for key, (_, info) in chosen.items()}
-    return phases, stacks
+    return phases, _marked(stacks, marks)
 
 
 def energy_per_epoch(latest: Dict[str, Run]) -> Tuple[Metric, Bars, Set[str]]:
@@ -242,7 +259,7 @@ def rss_parts(latest: Dict[str, Run]) -> Dict[str, Dict[str, float]]:
 def epoch_times(latest: Dict[str, Run]) -> Dict[str, List[float]]:
     """Per training configuration, the measured rounds (one epoch each), in seconds, as saved."""
     return {
-        _config(device, bench, len(latest)): rounds_of(bench)
+        _config(device, bench, len(latest)) + (" (flagged)" if flagged(bench) else ""): rounds_of(bench)
         for device, bench in benches(latest, "training")
         if rounds_of(bench)
     }
@@ -258,3 +275,17 @@ def latest_with(history: Dict[str, List[Run]], group: str) -> Dict[str, Run]:
                 chosen[device] = run
                 break
     return chosen
+
+
+def continual_configs(latest: Dict[str, Run]) -> Dict[str, Dict[str, Any]]:
+    """Per device and fine-tune configuration, the continual scenario's figures (``edge_bench.continual``), with
+    the held-out photo count the accuracy is over."""
+    out: Dict[str, Dict[str, Any]] = {}
+    for device, run in latest.items():
+        block = (run.data.get("edge_bench") or {}).get("continual") or {}
+        photos = block.get("photos") if isinstance(block.get("photos"), dict) else {}
+        for config in block.get("configs") or []:
+            if isinstance(config, dict) and isinstance(config.get("final_acc"), (int, float)):
+                label = f"{device}: {config.get('config')}" if len(latest) > 1 else str(config.get("config"))
+                out[label] = {**config, "held_out_photos": photos.get("held_out_photos")}
+    return out

@@ -16,6 +16,7 @@ from bench_support.report.plot_data import (  # noqa: F401 - the data functions 
     Figure,
     axis_label,
     checkpoint_stacks,
+    continual_configs,
     curve_bend,
     energy_per_epoch,
     epoch_times,
@@ -160,6 +161,48 @@ def draw_epoch_times(latest: Dict[str, Run], ax) -> bool:
     return True
 
 
+def draw_continual(latest: Dict[str, Run], ax1, ax2) -> bool:
+    """Held-out accuracy after fine-tuning (with its Wilson interval) against the model as it came, and the
+    fine-tune worker's peak memory against the budget."""
+    from bench_support.intervals import proportion_interval
+
+    configs = continual_configs(latest)
+    if not configs:
+        return False
+    labels = list(configs)
+    ys = range(len(labels))
+    accs = [configs[k]["final_acc"] for k in labels]
+    lows, highs = [], []
+    for k, acc in zip(labels, accs):
+        n = configs[k].get("held_out_photos")
+        found = proportion_interval(round(acc * n), n) if isinstance(n, int) and n > 0 else None
+        lows.append(acc - found[0] if found else 0.0)
+        highs.append(found[1] - acc if found else 0.0)
+    ax1.barh(list(ys), accs, xerr=[lows, highs], color="C2", capsize=3, label="after fine-tuning (95 % interval)")
+    before = [configs[k].get("pretrained_acc") for k in labels]
+    ax1.plot([b if b is not None else float("nan") for b in before], list(ys), "k|", markersize=14,
+             label="the model as it came")  # fmt: skip
+    ax1.set_yticks(list(ys))
+    ax1.set_yticklabels(labels, fontsize=7)
+    ax1.set_xlim(0, 1.05)
+    ax1.set_title("Held-out accuracy of the fine-tuned model", fontsize=10)
+    ax1.set_xlabel("accuracy on the held-out photos")
+    ax1.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, frameon=False)
+    peaks = [configs[k].get("mem_peak_abs_mb") or 0.0 for k in labels]
+    imports = [min(configs[k].get("mem_import_mb") or 0.0, p) for k, p in zip(labels, peaks)]
+    ax2.barh(list(ys), imports, color="lightgray", label="imports (torch, the model's code)")
+    ax2.barh(list(ys), [p - i for p, i in zip(peaks, imports)], left=imports, color="C0", label="the rest, at peak")
+    budgets = {configs[k].get("rss_budget_mb") for k in labels} - {None}
+    for budget in budgets:
+        ax2.axvline(budget, color="C3", linestyle="--", label=f"budget {budget:g} MB")
+    ax2.set_yticks(list(ys))
+    ax2.set_yticklabels([])
+    ax2.set_title("Peak memory of the fine-tune worker", fontsize=10)
+    ax2.set_xlabel("MB (2^20 bytes)")
+    ax2.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, frameon=False)
+    return True
+
+
 #: (file, figure size, columns of axes, drawing function -> drew anything, the group it draws), in order.
 PLOTS = (
     ("loader_throughput_vs_workers.png", (7, 4.5), 1, draw_loader_throughput, "dataloader"),
@@ -170,6 +213,7 @@ PLOTS = (
     ("rss_peak_per_config.png", (8, 5), 1, draw_rss, "training"),
     ("training_epoch_times.png", (8, 4.5), 1, draw_epoch_times, "training"),
     ("power_modes_time_vs_energy.png", (8, 5), 1, draw_mode_tradeoff, "training"),
+    ("continual_accuracy_and_memory.png", (11, 5), 2, draw_continual, "continual"),
 )
 
 

@@ -177,20 +177,38 @@ MACHINE_BAND = 0.10
 def machine_moved(before: Optional[Dict[str, Any]], bench: Dict[str, Any]) -> str:
     """'the machine ran 14 % slower (speed probe 6.1 → 7.0 ms)', or "" when the probe cannot explain a change.
 
-    The probe speaks only when its change is beyond the band and beyond its own spread (the two probes' IQR/median
-    added: a noisier probe than the change it would explain keeps quiet), and when the benchmark's median moved the
+    The probe speaks only when its change is beyond the band and beyond its own precision (the two probes' interval
+    half-widths added, ``speed_probe_ci_rel``; the IQR/median for runs saved before it was recorded), when that
+    precision is finer than the change of the benchmark it would explain, and when the benchmark's median moved the
     same way (a probe saying "slower" beside a benchmark that got faster explains nothing).
     """
+    found = machine_change(before, bench)
+    if found is None:
+        return ""
+    old, new = metric(before, "speed_probe_ms"), metric(bench, "speed_probe_ms")
+    pace = "slower" if new > old else "faster"
+    return f"the machine ran {abs(found):.0%} {pace} (speed probe {old:.3g} → {new:.3g} ms)"
+
+
+def _probe_noise(bench: Dict[str, Any]) -> float:
+    ci = metric(bench, "speed_probe_ci_rel")
+    return ci if ci is not None else (metric(bench, "speed_probe_iqr") or 0.0)
+
+
+def machine_change(before: Optional[Dict[str, Any]], bench: Dict[str, Any]) -> Optional[float]:
+    """The speed probe's relative change between two results (+0.14: 14 % slower) where it may speak, else None."""
     old = metric(before, "speed_probe_ms") if before else None
     new = metric(bench, "speed_probe_ms")
     if not old or not new:
-        return ""
+        return None
     change = new / old - 1
-    own_noise = (metric(before, "speed_probe_iqr") or 0.0) + (metric(bench, "speed_probe_iqr") or 0.0)
+    own_noise = _probe_noise(before) + _probe_noise(bench)
     if abs(change) <= max(MACHINE_BAND, own_noise):
-        return ""
+        return None
     t_old, t_new = metric(before, "median"), metric(bench, "median")
-    if t_old and t_new and (t_new / t_old - 1) * change <= 0:
-        return ""
-    pace = "slower" if new > old else "faster"
-    return f"the machine ran {abs(new / old - 1):.0%} {pace} (speed probe {old:.3g} → {new:.3g} ms)"
+    if not t_old or not t_new:
+        return change  # no time of its own to check against (a run-wide statement)
+    moved = t_new / t_old - 1
+    if moved * change <= 0 or abs(moved) <= own_noise:
+        return None
+    return change

@@ -1,24 +1,40 @@
 """Conclusions drawn across a session's results: the fastest loader configuration.
 
-"Fastest within noise": the configuration with the best median rate wins; every other
-configuration whose rate is within the winner's own round-to-round spread (its
-IQR/median, at least 5 %) is named as tied, since a run cannot tell them apart.
+"Fastest" means faster than the runner-up with a 95 % interval of the effect (the ratio of their pass times,
+bootstrapped over trials and rounds: :func:`bench_support.intervals.effect`) that excludes a tie; every
+configuration whose effect interval includes "no change" is named as tied with the winner instead.
+Works on saved results (dicts) and on pytest-benchmark's live ones alike.
 """
 
 from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Optional
 
+from bench_support.intervals import effect, split_trials
+
 LOADER_KEYS = ("num_workers", "prefetch_factor", "pin_memory", "persistent_workers")
-MIN_NOISE = 0.05
 
 
-def _noise(bench: Any) -> float:
-    stats = getattr(getattr(bench, "stats", None), "stats", None) or getattr(bench, "stats", None)
-    try:
-        return max(MIN_NOISE, float(stats.iqr) / float(stats.median))
-    except (AttributeError, TypeError, ZeroDivisionError):
-        return MIN_NOISE
+def _info(bench: Any) -> Dict[str, Any]:
+    return (bench.get("extra_info") or {}) if isinstance(bench, dict) else bench.extra_info
+
+
+def _name(bench: Any) -> str:
+    return bench.get("name", "") if isinstance(bench, dict) else bench.name
+
+
+def _group(bench: Any) -> Optional[str]:
+    return bench.get("group") if isinstance(bench, dict) else getattr(bench, "group", None)
+
+
+def trials_of(bench: Any) -> List[List[float]]:
+    """A result's rounds (seconds), cut into its trials."""
+    if isinstance(bench, dict):
+        data = (bench.get("stats") or {}).get("data") or []
+    else:
+        stats = getattr(bench, "stats", None)
+        data = getattr(getattr(stats, "stats", None), "data", None) or getattr(stats, "data", None) or []
+    return split_trials([float(x) for x in data], _info(bench).get("trial_rounds"))
 
 
 def describe(config: Dict[str, Any]) -> str:
@@ -29,9 +45,7 @@ def _loader_candidates(benchmarks: Iterable[Any]) -> List[Any]:
     return [
         b
         for b in benchmarks
-        if getattr(b, "group", None) == "dataloader"
-        and b.extra_info.get("measure") == "loader"
-        and b.extra_info.get("samples_per_s")
+        if _group(b) == "dataloader" and _info(b).get("measure") == "loader" and _info(b).get("samples_per_s")
     ]
 
 
@@ -40,8 +54,8 @@ def fastest_loaders(benchmarks: Iterable[Any]) -> Dict[str, Dict[str, Any]]:
     20 KB JPEG are different loads. Under a power-mode sweep, per size and mode (``"224 MAXN"``)."""
     by_size: Dict[str, List[Any]] = {}
     for b in _loader_candidates(benchmarks):
-        mode = b.extra_info.get("power_mode")
-        by_size.setdefault(str(b.extra_info.get("image_size", 32)) + (f" {mode}" if mode else ""), []).append(b)
+        mode = _info(b).get("power_mode")
+        by_size.setdefault(str(_info(b).get("image_size", 32)) + (f" {mode}" if mode else ""), []).append(b)
     return {key: _best(by_size[key]) for key in sorted(by_size, key=lambda k: int(k.split()[0]))}
 
 
@@ -50,24 +64,43 @@ def fastest_loader(benchmarks: Iterable[Any]) -> Optional[Dict[str, Any]]:
     return next(iter(fastest_loaders(benchmarks).values()), None)
 
 
+def _against(best: Any, other: Any) -> Dict[str, Any]:
+    """``other`` against the winner: its configuration, rate, and the winner's gain over it with an interval."""
+    out = {k: _info(other).get(k) for k in LOADER_KEYS + ("samples_per_s",)}
+    out["benchmark"] = _name(other)
+    found = effect(trials_of(other), trials_of(best))  # other's pass time over the winner's: > 1, the winner is faster
+    if found is None:
+        out.update(gain=None, gain_low=None, gain_high=None, clear=False)
+    else:
+        out.update(gain=found.ratio - 1, gain_low=found.low - 1, gain_high=found.high - 1, clear=found.clear)
+    return out
+
+
 def _best(candidates: List[Any]) -> Dict[str, Any]:
-    """The best of one size's (and mode's) loader-only configurations, with the ties within noise."""
-    best = max(candidates, key=lambda b: b.extra_info["samples_per_s"])
-    rate = best.extra_info["samples_per_s"]
-    noise = _noise(best)
-    tied: List[Dict[str, Any]] = []
-    for b in candidates:
-        if b is not best and b.extra_info["samples_per_s"] >= rate * (1 - noise):
-            tied.append({k: b.extra_info.get(k) for k in LOADER_KEYS + ("samples_per_s",)})
+    """The best of one size's (and mode's) loader-only configurations, against the runner-up and the slowest."""
+    ranked = sorted(candidates, key=lambda b: -_info(b)["samples_per_s"])
+    best = ranked[0]
+    others = [_against(best, b) for b in ranked[1:]]
     return {
-        "config": {k: best.extra_info.get(k) for k in LOADER_KEYS},
-        "samples_per_s": rate,
-        "noise_frac": noise,
-        "tied_within_noise": tied,
-        "benchmark": best.name,
-        "image_size": best.extra_info.get("image_size", 32),
+        "config": {k: _info(best).get(k) for k in LOADER_KEYS},
+        "samples_per_s": _info(best)["samples_per_s"],
+        "benchmark": _name(best),
+        "image_size": _info(best).get("image_size", 32),
+        "runner_up": others[0] if others else None,
+        "slowest": others[-1] if others else None,
+        "tied": [o for o in others if not o["clear"]],
         "measured_on": "loader-only passes over the training split (warm page cache)",
     }
+
+
+def gain_text(against: Dict[str, Any]) -> str:
+    """'+38 % (95 % interval +30 … +47 %)', or 'no clear difference (-3 … +6 %)'."""
+    if against.get("gain") is None:
+        return "no interval (too few rounds)"
+    interval = f"{against['gain_low']:+.0%} … {against['gain_high']:+.0%}"
+    if not against["clear"]:
+        return f"no clear difference ({interval})"
+    return f"{against['gain']:+.0%} (95 % interval {interval})"
 
 
 def fastest_loader_line(result: Optional[Dict[str, Any]], with_size: bool = False) -> Optional[str]:
@@ -75,8 +108,11 @@ def fastest_loader_line(result: Optional[Dict[str, Any]], with_size: bool = Fals
     if not result:
         return None
     size = f" at {result['image_size']} px" if with_size and result.get("image_size") else ""
-    line = f"fastest loader here{size}: {describe(result['config'])} — {result['samples_per_s']:.0f} samples/s"
-    if result["tied_within_noise"]:
-        others = "; ".join(describe(t) for t in result["tied_within_noise"])
-        line += f" (within noise, {result['noise_frac']:.0%}: {others})"
+    rate = f"{result['samples_per_s']:.0f} samples/s"
+    if result.get("tied"):
+        others = "; ".join(describe(t) for t in result["tied"])
+        return f"fastest loader here{size}: no clear winner — {describe(result['config'])} ({rate}) ties with {others}"
+    line = f"fastest loader here{size}: {describe(result['config'])} — {rate}"
+    if result.get("runner_up"):
+        line += f", {gain_text(result['runner_up'])} over the runner-up"
     return line

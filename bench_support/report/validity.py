@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from bench_support.intervals import LEVEL, median_interval, min_rounds_for
+from bench_support.intervals import LEVEL, min_rounds_for, split_trials, trial_interval
 from bench_support.measure.interference import CONTENDED_SHARE
 from bench_support.profiles import PROFILES
 from bench_support.report.runs import rounds_of, spread
@@ -35,7 +35,7 @@ def precision(bench: Dict[str, Any], profile_name: Optional[str]) -> Dict[str, A
         return {"median_ci_rel": None, "target": None, "imprecise": False, "reason": ""}
     info = bench.get("extra_info") or {}
     data = rounds_of(bench)
-    found = median_interval(data) if data else None
+    found = trial_interval(split_trials(data, info.get("trial_rounds"))) if data else None
     if found is not None:
         rel, n = found.half_width_rel, found.rounds
     else:
@@ -49,7 +49,9 @@ def precision(bench: Dict[str, Any], profile_name: Optional[str]) -> Dict[str, A
         # reported with its interval where one exists, but a scenario is not a repeated measurement to judge.
         out["reason"] = f"not judged: {n} round(s) fixed by the benchmark's design"
         return out
-    after = f"{n} round(s)" + (f", stopped: {stopped}" if stopped and stopped != "precise" else "")
+    trials = info.get("trials")
+    after = f"{n} round(s)" + (f" in {trials} trials" if isinstance(trials, int) and trials > 1 else "")
+    after += f", stopped: {stopped}" if stopped and stopped != "precise" else ""
     if rel is None:
         out.update(imprecise=True, reason=f"no {LEVEL:.0%} interval of the median from {after} "
                    f"(needs {min_rounds_for()})")  # fmt: skip

@@ -1,4 +1,5 @@
-"""The one-sided Mann-Whitney U test the gate applies to two runs' rounds.
+"""The one-sided Mann-Whitney U test: the gate applies it to two runs' rounds, the interval across trials to tell
+whether a benchmark's trials disagree (:func:`bench_support.intervals.trial_interval`).
 
 Exact for small samples (the rank-sum distribution counted over doubled midranks, so ties
 are exact), the normal approximation with tie and continuity correction above

@@ -1,0 +1,91 @@
+"""Trials in pytest: each benchmark parametrised by its trial, the items put in each trial's seeded order, the
+rounds of earlier trials kept for the precision rule, and the trials merged before anything is saved or shown.
+
+The order and the merge rule are :mod:`bench_support.trials`'; this module only applies them to pytest's items and
+pytest-benchmark's results. A module declares ``TRIALS = 1`` when its benchmark is a scenario measured once (the
+continual fine-tune: its epochs are the measurement) or too costly to repeat (the distributed probe).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Tuple
+
+import pytest
+
+from bench_support import trials
+from bench_support.plugin import upstream
+
+#: The indirect parameter that carries a benchmark's trial number.
+TRIAL_PARAM = "edge_bench_trial"
+#: base name (without the trial) -> the rounds of its finished trials, in trial order
+EARLIER = pytest.StashKey[Dict[str, List[List[float]]]]()
+#: (seed, the benchmarks' names in the order they ran), for the saved run
+ORDER = pytest.StashKey[Tuple[int, List[str]]]()
+
+
+def count_for(module, wanted: int) -> int:
+    """The trials a module's benchmarks run: the run's, unless the module declares fewer."""
+    declared = getattr(module, "TRIALS", None)
+    return max(1, min(wanted, declared)) if isinstance(declared, int) else max(1, wanted)
+
+
+def parametrize(metafunc: pytest.Metafunc, wanted: int) -> None:
+    n = count_for(metafunc.module, wanted)
+    if n <= 1 or "benchmark" not in metafunc.fixturenames:
+        return
+    metafunc.fixturenames.append(TRIAL_PARAM)
+    ids = [trials.trial_id(t, n) for t in range(1, n + 1)]
+    metafunc.parametrize(TRIAL_PARAM, [(t, n) for t in range(1, n + 1)], ids=ids, indirect=True)
+
+
+@pytest.fixture
+def edge_bench_trial(request: pytest.FixtureRequest) -> Tuple[int, int]:
+    """(this trial, trials) of the benchmark; (1, 1) where it runs once."""
+    return getattr(request, "param", (1, 1))
+
+
+def trial_of(item: pytest.Item) -> Optional[Tuple[int, int]]:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get(TRIAL_PARAM) if callspec is not None else None
+
+
+def order(items: List[pytest.Item], seed: int) -> List[str]:
+    """Reorder ``items`` in place: module by module, trial 1 of every benchmark in its shuffled order, then trial
+    2's, ...; returns the benchmarks' names in the order they will run."""
+    modules: Dict[str, List[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+    ordered: List[pytest.Item] = []
+    for scope, members in modules.items():
+        once = [i for i in members if trial_of(i) is None]
+        by_trial: Dict[int, List[pytest.Item]] = {}
+        for item in members:
+            found = trial_of(item)
+            if found is not None:
+                by_trial.setdefault(found[0], []).append(item)
+        ordered += once
+        for trial in sorted(by_trial):
+            ordered += trials.shuffled(by_trial[trial], seed, scope, trial)
+    items[:] = ordered
+    return [item.name for item in items]
+
+
+def base_name(benchmark) -> str:
+    return trials.without_trial(benchmark.fullname)
+
+
+def earlier_rounds(config: pytest.Config, benchmark) -> List[List[float]]:
+    """The rounds of this benchmark's trials that finished before this one."""
+    return list(config.stash.setdefault(EARLIER, {}).get(base_name(benchmark), []))
+
+
+def record(config: pytest.Config, benchmark) -> None:
+    """This trial's rounds, for the next trials' precision rule."""
+    done = upstream.round_times(benchmark)
+    if done:
+        config.stash.setdefault(EARLIER, {}).setdefault(base_name(benchmark), []).append(done)
+
+
+def merge(config: pytest.Config) -> int:
+    """Each benchmark's trials as one result; returns how many results were merged away."""
+    return upstream.merge_trials(config, TRIAL_PARAM, trials.without_trial, trials.merge_infos)

@@ -1,0 +1,223 @@
+"""Randomized interleaved trials: their order, their interval, the effects between them, and the merge."""
+
+import json
+import math
+import random
+import statistics
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bench_support import trials
+from bench_support.intervals import effect, split_trials, trial_interval, trials_apart
+from bench_support.report.summary import fastest_loader
+from conftest import run_pytest
+
+
+def _trials(rng, n_trials, rounds, centre=1.0, sigma=0.03, between=0.0):
+    """Rounds of ``n_trials`` trials; ``between``: the spread of each trial's own level (what a re-run sees)."""
+    out = []
+    for _ in range(n_trials):
+        level = centre * (1 + rng.gauss(0, between))
+        out.append([level * (1 + rng.gauss(0, sigma)) for _ in range(rounds)])
+    return out
+
+
+# --- the interval across trials -------------------------------------------------------------------------------
+
+
+def test_the_interval_covers_the_true_median_when_trials_agree():
+    """Rounds of one distribution in 3 trials of 2 (the quick profile): covered at least 95 % of the time."""
+    rng, covered, runs = random.Random(5), 0, 400
+    for _ in range(runs):
+        found = trial_interval(_trials(rng, 3, 2), resamples=400)
+        covered += found.low <= 1.0 <= found.high
+    assert covered / runs >= 0.95 - 3 * math.sqrt(0.95 * 0.05 / runs)
+
+
+def test_when_trials_drift_a_rerun_lands_inside_the_interval_or_the_result_is_flagged():
+    """The variance lives between trials (each its own level, as between processes): a second run's median lies in
+    the first run's interval, or that interval is wider than the quick profile's target and the result is flagged
+    imprecise. An interval from one process's tight rounds would have claimed a precision the re-run refutes."""
+    rng, explained, overlap, claimed_and_refuted, runs = random.Random(9), 0, 0, 0, 300
+    for _ in range(runs):
+        first, second = _trials(rng, 3, 2, between=0.08), _trials(rng, 3, 2, between=0.08)
+        found, again = trial_interval(first, resamples=400), trial_interval(second, resamples=400)
+        explained += found.low <= again.median <= found.high or found.half_width_rel > 0.05
+        overlap += found.low <= again.high and again.low <= found.high
+        one_trial = trial_interval([first[0] * 3], resamples=400)  # the same rounds, as if from one trial
+        claimed_and_refuted += one_trial.half_width_rel <= 0.05 and not one_trial.low <= again.median <= one_trial.high
+    assert explained / runs >= 0.9 and overlap / runs >= 0.93
+    assert claimed_and_refuted / runs > 0.3
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.floats(0.01, 100.0), min_size=1, max_size=6), min_size=2, max_size=5))
+def test_the_interval_holds_the_pooled_median_and_spans_trials_that_disagree(rounds):
+    found = trial_interval(rounds, resamples=200)
+    pooled = [v for t in rounds for v in t]
+    if len(pooled) < 6:  # too few rounds in all for a 95 % interval of the median, trials or not
+        assert found is None
+        return
+    assert found.low <= statistics.median(pooled) <= found.high
+    if trials_apart(rounds):  # trials that disagree: the interval is as wide as their disagreement
+        for trial in rounds:
+            assert found.low <= statistics.median(trial) <= found.high
+    assert min(pooled) <= found.low and found.high <= max(pooled)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(1, 9), min_size=1, max_size=6), st.integers(0, 2**31))
+def test_rounds_cut_back_into_their_trials(counts, seed):
+    rng = random.Random(seed)
+    rounds = [rng.random() for _ in range(sum(counts))]
+    cut = split_trials(rounds, counts)
+    assert [v for t in cut for v in t] == rounds
+    assert [len(t) for t in cut] == (counts if len(counts) > 1 else [sum(counts)])
+    assert split_trials(rounds, [sum(counts) + 1, 1]) == [rounds]  # counts that do not fit: one trial
+
+
+def test_a_trial_of_many_rounds_is_thinned_not_dropped():
+    """A plain fixture's 10^5 rounds per trial: still an interval, in reasonable time, around the median."""
+    rng = random.Random(2)
+    found = trial_interval([[rng.gauss(1, 0.1) for _ in range(100_000)] for _ in range(3)], resamples=300)
+    assert found.rounds == 300_000 and found.low < 1.0 < found.high and found.half_width_rel < 0.05
+
+
+# --- effects ------------------------------------------------------------------------------------------------------
+
+
+def test_two_samples_of_one_distribution_show_no_clear_difference():
+    rng, clear, pairs = random.Random(11), 0, 200
+    for _ in range(pairs):
+        a, b = _trials(rng, 3, 2, between=0.03), _trials(rng, 3, 2, between=0.03)
+        clear += effect(a, b, resamples=400).clear
+    assert clear / pairs <= 0.08  # "a difference" where there is none: at most about the 5 % the level allows
+
+
+def test_a_real_difference_is_found_with_its_size():
+    rng = random.Random(12)
+    slow, fast = _trials(rng, 3, 2, centre=1.3), _trials(rng, 3, 2, centre=1.0)
+    found = effect(slow, fast)
+    assert found.clear and found.low > 1.1 and abs(found.ratio - 1.3) < 0.1 and found.low <= found.ratio <= found.high
+
+
+def _loader(name, workers, rounds, trial_rounds):
+    info = {"measure": "loader", "num_workers": workers, "prefetch_factor": 2, "pin_memory": False,
+            "persistent_workers": False, "samples_per_s": 512 / statistics.median(rounds),
+            "trial_rounds": trial_rounds}  # fmt: skip
+    return {"name": name, "group": "dataloader", "extra_info": info, "stats": {"data": rounds}}
+
+
+def test_fastest_means_beyond_a_tie_else_the_tie_is_named():
+    rng = random.Random(4)
+    same = [_loader(f"w{w}", w, [v for t in _trials(rng, 3, 2) for v in t], [2, 2, 2]) for w in (0, 1)]
+    result = fastest_loader(same)
+    assert [t["benchmark"] for t in result["tied"]] == [result["runner_up"]["benchmark"]]
+    apart = [_loader("w0", 0, [v for t in _trials(rng, 3, 2, centre=2.0) for v in t], [2, 2, 2]),
+             _loader("w2", 2, [v for t in _trials(rng, 3, 2, centre=1.0) for v in t], [2, 2, 2])]  # fmt: skip
+    result = fastest_loader(apart)
+    assert result["benchmark"] == "w2" and result["tied"] == []
+    assert result["runner_up"]["clear"] and result["runner_up"]["gain_low"] > 0.5
+
+
+# --- the order ----------------------------------------------------------------------------------------------------
+
+
+@given(st.lists(st.text(min_size=1, max_size=5), min_size=1, max_size=12, unique=True), st.integers(0, 2**32))
+def test_a_trials_order_is_a_pure_function_of_its_seed(keys, seed):
+    first = trials.shuffled(keys, seed, "benchmarks/test_x.py", 2)
+    assert first == trials.shuffled(keys, seed, "benchmarks/test_x.py", 2) and sorted(first) == sorted(keys)
+
+
+def test_trial_ids_come_out_of_every_name():
+    assert trials.without_trial("f[a-b-t2of3]") == "f[a-b]"
+    assert trials.without_trial("f[t1of3]") == "f"
+    assert trials.without_trial("f[t1of3-pm-MAXN]") == "f[pm-MAXN]"
+    assert trials.without_trial("a-t10of12-b") == "a-b" and trials.without_trial("t3of3") == ""
+    assert trials.without_trial("f[at1of3]") == "f[at1of3]"  # only a whole id
+
+
+def test_merged_figures_are_the_median_trials_with_peaks_and_counts_over_all():
+    trio = ((100, 800, "trial 1 of 3"), (300, 820, "trial 2 of 3"), (200, 810, "precise"))
+    infos = [{"samples_per_s": s, "rss_peak_mb": p, "rounds_measured": 2, "mode": "x", "rounds_stopped": r}
+             for s, p, r in trio]  # fmt: skip
+    rounds = [[5.0, 5.2], [1.0, 1.1], [2.0, 2.1]]
+    out = trials.merge_infos(infos, rounds)
+    assert out["samples_per_s"] == 200 and out["figures_from_trial"] == 3  # the trial whose median is the middle
+    assert out["rss_peak_mb"] == 820 and out["rounds_measured"] == 6 and out["rounds_stopped"] == "precise"
+    assert out["trial_rounds"] == [2, 2, 2] and out["trial_medians_s"] == [5.1, 1.05, 2.05]
+    assert out["median_ci_low_s"] <= 1.05 and out["median_ci_high_s"] >= 5.1
+
+
+PLAIN_MODULE = """
+import pytest
+
+pytestmark = pytest.mark.benchmark(group="zz")
+GRID = {p: {"n": [10, 20, 30]} for p in ("smoke", "quick", "full")}
+
+
+def test_sum(benchmark, n):
+    benchmark(sum, range(n))
+
+
+def test_harnessed(harness, profile):
+    harness.run(lambda: sum(range(20000)), profile.checkpoint)
+"""
+
+
+def test_trials_run_in_the_recorded_order_and_merge_into_one_result_per_benchmark(tmp_path):
+    (tmp_path / "test_zz.py").write_text(PLAIN_MODULE)
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+
+    def collected(seed):
+        result = run_pytest("test_zz.py", "--collect-only", "-q", "--trials", "3", "--trial-seed", seed,
+                            cwd=str(tmp_path))  # fmt: skip
+        return [line for line in result.stdout.splitlines() if "::test_sum" in line]
+
+    refused = run_pytest("test_zz.py", "--collect-only", "--trials", "0", cwd=str(tmp_path))
+    assert refused.returncode == 4 and "--trials 0: need at least 1" in refused.stderr, refused.stderr[-2000:]
+    order = collected("5")
+    assert len(order) == 9 and order == collected("5") and order != collected("6")
+    assert [line.rsplit("-", 1)[1] for line in order] == ["t1of3]"] * 3 + ["t2of3]"] * 3 + ["t3of3]"] * 3
+    out = tmp_path / "run.json"
+    result = run_pytest("test_zz.py", "-q", "--trials", "3", "--trial-seed", "5", "--benchmark-max-time", "0.002",
+                        f"--benchmark-json={out}", cwd=str(tmp_path))  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    saved = json.loads(out.read_text())
+    names = sorted(b["name"] for b in saved["benchmarks"])
+    assert names == ["test_harnessed", "test_sum[10]", "test_sum[20]", "test_sum[30]"]
+    harnessed = next(b for b in saved["benchmarks"] if b["name"] == "test_harnessed")["extra_info"]
+    # quick: 3 rounds per trial; only the last trial may add rounds, judged over all three
+    assert harnessed["trial_rounds"][:2] == [3, 3] and harnessed["trial_rounds"][2] >= 3
+    assert harnessed["rounds_stopped"] in ("precise", "budget", "max rounds", "trials disagree")
+    for bench in saved["benchmarks"]:
+        if bench["name"] == "test_harnessed":
+            continue
+        info = bench["extra_info"]
+        stats = bench["stats"]
+        assert info["trials"] == 3 and sum(info["trial_rounds"]) == stats["rounds"] == len(stats["data"])
+        assert bench["params"] == {"n": int(bench["name"][9:-1])} and "t1of3" not in bench["fullname"]
+    block = saved["edge_bench"]["trials"]
+    assert block["count"] == 3 and block["seed"] == 5
+    assert [f"test_zz.py::{name}" for name in block["order"] if name.startswith("test_sum")] == order
+
+
+def test_a_drift_that_slows_a_whole_trial_cancels_in_the_effect():
+    """Interleaved trials: both configurations of trial 3 ran in the host's slow minutes. Paired by trial, the
+    ratio keeps its 20 %, with an interval far narrower than the 35 % drift."""
+    rng = random.Random(3)
+    levels = [1.0, 1.0, 1.35]
+    slow = [[level * 1.2 * (1 + rng.gauss(0, 0.02)) for _ in range(2)] for level in levels]
+    fast = [[level * (1 + rng.gauss(0, 0.02)) for _ in range(2)] for level in levels]
+    found = effect(slow, fast)
+    assert found.clear and 1.15 < found.low <= found.ratio <= found.high < 1.25
+
+
+def test_trials_are_told_apart_by_their_rounds_not_by_their_medians_alone():
+    """Two trials of three heavy-tailed checkpoint writes whose medians differ by chance are not a drift; two trials
+    whose every round differs are."""
+    assert not trials_apart([[0.010, 0.030, 0.011], [0.011, 0.012, 0.029, 0.010, 0.011, 0.031]])
+    assert trials_apart([[1.50, 1.52, 1.49, 1.51], [2.10, 2.12, 2.15, 2.11]])
+    found = trial_interval([[1.50, 1.52, 1.49, 1.51], [2.10, 2.12, 2.15, 2.11]], resamples=200)
+    assert found.low <= 1.505 and found.high >= 2.115
