@@ -86,6 +86,17 @@ def test_extra_rounds_are_timed_and_recorded_as_pedantic_does():
     assert stats.data == [0.5]  # round_times reads .data; statistics are computed later, from all of it
 
 
+def test_a_benchmarks_saved_figures_come_from_attributes_merge_trials_rewrites():
+    # merge_trials: the session keeps Metadata objects whose as_dict reads name, fullname, param, params, extra_info
+    # and stats (a Stats built from data): rewriting those rewrites what is saved, compared and shown.
+    from pytest_benchmark.stats import Metadata
+
+    as_dict = inspect.getsource(Metadata.as_dict)
+    for name in ("self.name", "self.fullname", "self.params", "self.param", "self.extra_info", "self.stats"):
+        assert name in as_dict, name
+    assert "add_stats=bs.benchmarks.append" in inspect.getsource(pytest_benchmark.plugin.benchmark)
+
+
 def test_atexit_can_run_the_handlers_early():
     assert callable(atexit._run_exitfuncs)
 
@@ -104,7 +115,8 @@ def test_pytest_rootdir_internals():
 
 
 @pytest.mark.parametrize(
-    "name", ["benchmark_session", "make_saving_transactional", "realign_rootdir", "extra_round", "round_times"]
+    "name",
+    ["benchmark_session", "make_saving_transactional", "realign_rootdir", "extra_round", "round_times", "merge_trials"],
 )
 def test_each_workaround_names_the_upstream_change_that_ends_it(name):
     assert "Upstream" in inspect.getdoc(getattr(upstream, name))
