@@ -47,6 +47,9 @@ def _photo(path, label="orange_square", seed=0):
         ("orange-square-01.jpg", None),
         ("orange_square_01.txt", None),
         ("_square_01.jpg", None),
+        ("röd_fyrkant_01.jpg", "röd_fyrkant"),  # the documented pattern, in any script
+        ("ro\u0308d_fyrkant_02.jpg", "röd_fyrkant"),  # the same name decomposed, as macOS writes it
+        ("青い_四角_01.png", "青い_四角"),
     ],
 )
 def test_class_is_the_first_two_tokens(name, expected):

@@ -121,3 +121,25 @@ def test_rounds_added_for_precision_are_pytest_benchmarks_own(own_project, tmp_p
     quick = PROFILES["quick"]
     assert info["precision_target_rel"] == quick.precision_target and info["round_budget_s"] == quick.round_budget_s
     assert info["trials"] == quick.trials and len(info["trial_rounds"]) == quick.trials
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--benchmark-compare=9999", "--benchmark-compare-fail=mean:5%"], "--benchmark-compare=9999: no saved run"),
+        (["--benchmark-compare=9999"], "--benchmark-compare=9999: no saved run matches it"),
+        (["--benchmark-compare-fail=mean:5%"], "--benchmark-compare-fail: no run to compare with"),
+        (["--benchmark-histogram=/proc/nope/h"], "--benchmark-histogram /proc/nope/h"),
+    ],
+)
+def test_a_comparison_or_histogram_that_cannot_happen_is_refused_before_any_benchmark(
+    own_project, tmp_path, args, says
+):
+    """Each is one line and exit 4 at the start, not a traceback after every benchmark has run (pytest-benchmark's
+    own "Can't compare" warning, issued while it configures, may come before it)."""
+    result = _pytest(own_project, f"--benchmark-storage=file://{tmp_path / 'store'}", *args)
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip() and "PytestBenchmarkWarning" not in ln]
+    lines = [ln for ln in lines if not ln.strip().startswith("warner(")]
+    assert result.returncode == 4 and len(lines) == 1 and says in lines[0], result.stdout[-2000:] + result.stderr
+    assert "passed" not in result.stdout and "Traceback" not in result.stdout + result.stderr
+    assert not (tmp_path / "store").exists() or not any((tmp_path / "store").rglob("*.json"))

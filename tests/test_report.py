@@ -323,3 +323,57 @@ def test_a_peak_is_drawn_in_its_parts_and_a_plot_with_nothing_to_draw_is_removed
     unpowered = {"box": _run("box", 2, [_bench("test_t[m]", "training", [1.0, 1.1, 0.9], info)])}
     drawn = {os.path.basename(p) for p in write_plots(unpowered, str(tmp_path))}
     assert "energy_per_epoch.png" not in drawn and not (tmp_path / "energy_per_epoch.png").exists()
+
+
+# --- bad files and folders (issue 29) ------------------------------------------------------------------------
+
+
+def _save_run(folder, number, data):
+    path = folder / "dev" / "Linux-CPython-3.11-64bit"
+    path.mkdir(parents=True, exist_ok=True)
+    (path / f"{number:04d}_quick.json").write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize(
+    "spoil, says",
+    [
+        (lambda d: d.update(edge_bench="str"), "edge_bench is not an object"),
+        (lambda d: d["benchmarks"][0].update(params="n=1"), "benchmarks[0].params is not an object"),
+        (lambda d: d.update(machine_info=[]), "machine_info is not an object"),
+        (lambda d: d["edge_bench"].update(settings=[1]), "edge_bench.settings is not an object"),
+        (
+            lambda d: d["benchmarks"][0]["extra_info"].update(validity="ok"),
+            "benchmarks[0].extra_info.validity is not an object",
+        ),
+        (lambda d: d["benchmarks"][0].update(name=7), "benchmarks[0].name is not a string"),
+    ],
+)
+def test_one_malformed_run_file_is_one_line_and_the_rest_is_reported(tmp_path, capsys, spoil, says):
+    good = _run("dev", 1, [_bench("test_a[x]", "training", _noisy(2.0), {"samples_per_s": 10.0})]).data
+    bad = json.loads(json.dumps(good))
+    spoil(bad)
+    _save_run(tmp_path, 1, good)
+    _save_run(tmp_path, 2, bad)
+    assert main([str(tmp_path), "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    assert f"0002_quick.json: skipped, not a pytest-benchmark run ({says}" in out
+    assert (tmp_path / "report.html").exists() and "test_a[x]" in (tmp_path / "report.csv").read_text()
+
+
+def test_a_report_that_cannot_be_written_is_one_line_and_a_failure(tmp_path, capsys):
+    _save_run(tmp_path, 1, _run("dev", 1, [_bench("test_a[x]", "training", _noisy(2.0))]).data)
+    (tmp_path / "report.csv").mkdir()  # where the table goes, a folder
+    assert main([str(tmp_path), "--no-plots"]) == 4
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"report: the report was NOT written into {tmp_path}: ")
+    assert not any(p.name.startswith(".tmp-") for p in tmp_path.iterdir())  # no half-written file left behind
+
+
+def test_a_results_path_of_undecodable_bytes_still_gets_its_report(tmp_path, capsys):
+    folder = os.fsdecode(os.path.join(os.fsencode(str(tmp_path)), b"r\xe9sultats"))
+    os.makedirs(folder)
+    from pathlib import Path
+
+    _save_run(Path(folder), 1, _run("dev", 1, [_bench("test_a[x]", "training", _noisy(2.0))]).data)
+    assert main([folder, "--no-plots"]) == 0
+    assert os.path.exists(os.path.join(folder, "report.html"))

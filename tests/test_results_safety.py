@@ -43,10 +43,11 @@ def _scratch(tmp_path):
 
 
 def _command(tmp_path, results_dir, *extra):
+    # One trial: the benchmarks run in the file's order, which the interruption tests rely on.
     return [
         sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
         str(_scratch(tmp_path)), "--data-dir", str(tmp_path), "--power-idle-s", "0", "--device-name", "box",
-        "--save-results", str(results_dir), *extra,
+        "--save-results", str(results_dir), "--trials", "1", *extra,
     ]  # fmt: skip
 
 

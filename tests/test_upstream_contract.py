@@ -97,6 +97,15 @@ def test_a_benchmarks_saved_figures_come_from_attributes_merge_trials_rewrites()
     assert "add_stats=bs.benchmarks.append" in inspect.getsource(pytest_benchmark.plugin.benchmark)
 
 
+def test_the_runs_to_compare_are_loaded_at_configure_time():
+    # unmatched_compare: pytest-benchmark loads the runs to compare (handle_loading) while it configures, and keeps
+    # compare, compare_fail and compared_mapping on its session; the check reads them at sessionstart.
+    assert "bs.handle_loading()" in inspect.getsource(pytest_benchmark.plugin.pytest_configure)
+    init, loading = inspect.getsource(BenchmarkSession.__init__), inspect.getsource(BenchmarkSession.handle_loading)
+    assert "self.compare =" in init and "self.compare_fail =" in init
+    assert "self.compared_mapping = compared_mapping" in loading
+
+
 def test_atexit_can_run_the_handlers_early():
     assert callable(atexit._run_exitfuncs)
 
@@ -116,7 +125,15 @@ def test_pytest_rootdir_internals():
 
 @pytest.mark.parametrize(
     "name",
-    ["benchmark_session", "make_saving_transactional", "realign_rootdir", "extra_round", "round_times", "merge_trials"],
+    [
+        "benchmark_session",
+        "make_saving_transactional",
+        "realign_rootdir",
+        "extra_round",
+        "round_times",
+        "merge_trials",
+        "unmatched_compare",
+    ],
 )
 def test_each_workaround_names_the_upstream_change_that_ends_it(name):
     assert "Upstream" in inspect.getdoc(getattr(upstream, name))

@@ -158,7 +158,7 @@ def csv_rows(results: Sequence[Dict[str, Any]], targets: Sequence[str]) -> List[
 
 def write_csv(results: Sequence[Dict[str, Any]], targets: Sequence[str], path: str) -> int:
     rows = csv_rows(results, targets)
-    with open(path, "w", newline="") as fh:
+    with open(path, "w", newline="", encoding="utf-8") as fh:  # class names may be any script
         writer = csv.DictWriter(fh, fieldnames=csv_columns(targets, held_out_classes(results)))
         writer.writeheader()
         for row in rows:
@@ -276,7 +276,7 @@ def write_all(results, targets, directory, lines, budget_mb=None) -> Dict[str, A
     csv_path = os.path.join(directory, "results.csv")
     write_csv(results, targets, csv_path)
     log_path = os.path.join(directory, "log.txt")
-    with open(log_path, "w") as fh:
+    with open(log_path, "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
     plots = plots_in_child(results, targets, os.path.join(directory, "plots"), budget_mb)
     return {"directory": directory, "csv": csv_path, "log": log_path, "plots": plots}

@@ -17,6 +17,7 @@ import math
 import os
 import random
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -28,7 +29,8 @@ PATTERN = "<word>_<word>_<anything>.jpg (e.g. orange_square_01.jpg; .jpeg, .png,
 MIN_PER_CLASS = 3
 #: Share of each class held out for the accuracy figure (rounded up, at least one).
 HOLDOUT_FRAC = 0.3
-_NAME = re.compile(r"^([A-Za-z0-9-]+)_([A-Za-z0-9-]+)_.+$")
+#: A "word" is letters and digits of any script (röd, 青い), and hyphens: ``[^\W_]`` is \w without the underscore.
+_NAME = re.compile(r"^((?:[^\W_]|-)+)_((?:[^\W_]|-)+)_.+$")
 
 
 @dataclass
@@ -75,7 +77,7 @@ class PhotoSet:
 
 def class_of(file_name: str) -> Optional[str]:
     """``orange_square_01.jpg`` -> ``orange_square``; None when the name does not fit."""
-    stem, ext = os.path.splitext(file_name)
+    stem, ext = os.path.splitext(unicodedata.normalize("NFC", file_name))  # macOS writes names decomposed (NFD)
     if ext.lower() not in EXTENSIONS:
         return None
     match = _NAME.match(stem)

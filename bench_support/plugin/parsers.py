@@ -40,6 +40,23 @@ def writable_dir(option: str, path: str, create: bool = False) -> str:
     return path
 
 
+def creatable_prefix(option: str, prefix: str) -> str:
+    """A file-name prefix whose folder exists and is writable, or can be made in the nearest folder that exists
+    (as pytest-benchmark makes it when it writes); UserError otherwise. Nothing is left behind by the check."""
+    folder = os.path.dirname(os.path.abspath(os.path.expanduser(prefix)))
+    existing = folder
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UserError(f"{option} {prefix}: {existing} is not a directory")
+    try:  # a real try, as for writable_dir: root passes access() checks that /proc or a read-only mount refuse
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".edge-bench-probe-"))
+    except OSError as exc:
+        where = folder if existing == folder else f"{folder} (cannot be made in {existing})"
+        raise UserError(f"{option} {prefix}: cannot write into {where}: {exc.strerror}") from None
+    return prefix
+
+
 def parser_of(check: Callable[[str], object]) -> Callable[[str], object]:
     def parse(text: str) -> object:
         try:

@@ -23,6 +23,7 @@ from bench_support.errors import Unavailable, UserError
 from bench_support.measure.memory import rss_now_mb
 from bench_support.plugin import trials, upstream
 from bench_support.plugin.options import PATH_OPTIONS
+from bench_support.plugin.parsers import creatable_prefix
 from bench_support.plugin.state import (
     COMPARED_WITH,
     FAILED_AFTER_TESTS,
@@ -51,8 +52,14 @@ def pytest_configure(config: pytest.Config) -> None:
         state = build_state(config)
     except UserError as exc:
         raise pytest.UsageError(str(exc)) from None
-    if getattr(config.option, "benchmark_histogram", None) and importlib.util.find_spec("pygal") is None:
+    histogram = getattr(config.option, "benchmark_histogram", None)
+    if histogram and importlib.util.find_spec("pygal") is None:
         raise pytest.UsageError("--benchmark-histogram needs pygal: pip install 'pytest-benchmark[histogram]'")
+    for prefix in histogram or ():  # pytest-benchmark writes there after the run: a bad folder is refused now
+        try:
+            creatable_prefix("--benchmark-histogram", str(prefix))
+        except UserError as exc:
+            raise pytest.UsageError(str(exc)) from None
     mode, clocks = config.getoption("jetson_power_mode"), config.getoption("jetson_clocks")
     modes = config.getoption("jetson_power_modes")
     if mode and modes:
@@ -94,6 +101,9 @@ def _runs_the_suites_benchmarks(config: pytest.Config) -> bool:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     session.config.stash[SESSION] = session
+    unmatched = upstream.unmatched_compare(session.config)
+    if unmatched:  # pytest-benchmark would run every benchmark and then fail with a traceback
+        raise pytest.UsageError(unmatched)
     upstream.make_saving_transactional(session.config, session.config.stash.setdefault(SAVE_PROBLEMS, []))
 
 

@@ -86,6 +86,30 @@ def make_saving_transactional(config: pytest.Config, problems: List[str]) -> Non
     session.save_json = save_json
 
 
+def unmatched_compare(config: pytest.Config) -> Optional[str]:
+    """Why ``--benchmark-compare`` cannot compare, when that is known before any benchmark runs; else None.
+
+    An explicit run (``--benchmark-compare=0007``) that matches no saved run, or ``--benchmark-compare-fail`` with
+    nothing to compare against: pytest-benchmark loads the runs at configure time but only warns, then runs every
+    benchmark and ends in a ``UsageError`` traceback (the second case) or compares nothing (the first). A plain
+    ``--benchmark-compare`` on a device's first run (nothing saved yet) stays the warning it is upstream.
+    Upstream: raise the UsageError from ``handle_loading`` at configure time.
+    """
+    session = benchmark_session(config)
+    if session is None or getattr(session, "compared_mapping", None):
+        return None
+    compare = getattr(session, "compare", None)
+    where = str(getattr(session, "storage", "")) or "the storage"
+    if not compare:
+        failing = getattr(session, "compare_fail", None)
+        return "--benchmark-compare-fail: no run to compare with (give --benchmark-compare)" if failing else None
+    if compare is not True:
+        return f"--benchmark-compare={compare}: no saved run matches it in {where}"
+    if getattr(session, "compare_fail", None):
+        return f"--benchmark-compare-fail: no saved run to compare with in {where}"
+    return None
+
+
 def silence_default_machine_info_comparison(config: pytest.Config) -> None:
     """Switch off pytest-benchmark's own comparison of machine_info.
 

@@ -22,11 +22,15 @@ from bench_support.report.timelines import write_timelines
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Tables, report.csv and plots of the runs under RESULTS_DIR; with ``--fail-on``, the gate.
 
-    Returns 0, 1 when the gate failed, 2 on a usage error (one line on stderr, before the
-    report): a rule the gate refuses (``gate.check_rule``), a ``--baseline`` that is not a
-    readable run with benchmarks, a ``--device`` without saved runs, or — with ``--fail-on`` —
-    a results folder that is missing or holds no run.
+    Returns 0; 1 when the gate failed; 3 when it judged nothing; 4 when the report could not be written (one line
+    on stderr: a read-only folder, a full disk); 2 on a usage error (one line on stderr, before the report): a rule
+    the gate refuses (``gate.check_rule``), a ``--baseline`` that is not a readable run with benchmarks, a
+    ``--device`` without saved runs, or — with ``--fail-on`` — a results folder that is missing or holds no run.
     """
+    for stream in (sys.stdout, sys.stderr):  # a path of undecodable bytes is printed escaped, never a traceback
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     parser = argparse.ArgumentParser(
         prog="python -m bench_support.report", description=(package.__doc__ or "").splitlines()[0]
     )
@@ -92,29 +96,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     side = compare_devices(latest) if len(latest) >= 2 else []
     if side:
         print("\n".join(side))
+    unwritten = ""
     if runs:
-        csv_path = results.report_csv(args.results_dir)
-        count = write_csv(runs, csv_path)
-        print(f"report: {count} rows in {csv_path}")
-        plots: List[str] = []
-        timelines: Dict[str, List[str]] = {}
-        if not args.no_plots:
-            plots = write_plots(latest, results.plots_dir(args.results_dir), history=devices)
-            for path in plots:
-                print(f"report: plot {path}")
-            for device, run in latest.items():
-                folder = results.run_drawings_dir(args.results_dir, device, run.label)
-                timelines[device] = write_timelines(run, folder)
-                if timelines[device]:
-                    print(f"report: {len(timelines[device])} timeline(s) of {device} {run.label} in {folder}")
-        page = write_html(devices, results.report_html(args.results_dir), plots, timelines, side)
-        print(f"report: findings, flags, plots and timelines in one page: {page}")
+        try:
+            write_outputs(args, runs, devices, latest, side)
+        except OSError as exc:  # a read-only folder, a full disk, report.csv a directory: one line, and the run fails
+            unwritten = f"the report was NOT written into {args.results_dir}: {exc.strerror or exc}"
+            if exc.filename:
+                unwritten += f" ({exc.filename})"
+            print(f"report: {unwritten}", file=sys.stderr)
     if not rules:
-        return 0
+        return CANNOT_WRITE if unwritten else 0
     chosen = {d: r for d, r in devices.items() if not args.device or d == args.device}
     failed, judged = run_gate(chosen, rules, baseline)
     if failed:
         return 1
+    if unwritten:
+        return CANNOT_WRITE
     if not judged and not args.allow_unjudged:
         print("gate: no check could be judged (the lines above say why): exit 3; --allow-unjudged accepts that")
         return UNJUDGED
@@ -123,6 +121,28 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 #: The exit status of a gate that could judge none of its checks.
 UNJUDGED = 3
+#: The exit status when report.csv, the plots or report.html could not be written (the gate's failure comes first).
+CANNOT_WRITE = 4
+
+
+def write_outputs(args, runs: List[Run], devices: Dict[str, List[Run]], latest: Dict[str, Run], side) -> None:
+    """report.csv, the plots, the timelines and report.html, each written whole or not at all."""
+    csv_path = results.report_csv(args.results_dir)
+    count = write_csv(runs, csv_path)
+    print(f"report: {count} rows in {csv_path}")
+    plots: List[str] = []
+    timelines: Dict[str, List[str]] = {}
+    if not args.no_plots:
+        plots = write_plots(latest, results.plots_dir(args.results_dir), history=devices)
+        for path in plots:
+            print(f"report: plot {path}")
+        for device, run in latest.items():
+            folder = results.run_drawings_dir(args.results_dir, device, run.label)
+            timelines[device] = write_timelines(run, folder)
+            if timelines[device]:
+                print(f"report: {len(timelines[device])} timeline(s) of {device} {run.label} in {folder}")
+    page = write_html(devices, results.report_html(args.results_dir), plots, timelines, side)
+    print(f"report: findings, flags, plots and timelines in one page: {page}")
 
 
 def _usage(message: str) -> int:

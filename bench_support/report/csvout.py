@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 from typing import Any, Dict, List, Sequence
 
+from bench_support.files import write_atomic
 from bench_support.report.runs import Run
 from bench_support.report.validity import validity
 
@@ -41,8 +42,13 @@ def write_csv(runs: Sequence[Run], path: str) -> int:
     columns: List[str] = []
     for row in rows:
         columns.extend(k for k in row if k not in columns)
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+
+    def write(tmp: str) -> None:
+        # backslashreplace: a path of undecodable bytes is written escaped, not refused
+        with open(tmp, "w", newline="", encoding="utf-8", errors="backslashreplace") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    write_atomic(path, write, suffix=".csv")  # whole or not at all: a reader never sees half a table
     return len(rows)

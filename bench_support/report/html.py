@@ -140,7 +140,7 @@ def write_html(
     )
 
     def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as fh:
+        with open(tmp, "w", encoding="utf-8", errors="backslashreplace") as fh:  # undecodable path bytes, escaped
             fh.write(page)
 
     write_atomic(path, write, suffix=".html")

@@ -99,6 +99,9 @@ def load_run_file(path: str, device: str = "baseline") -> Tuple[Optional[Run], s
     return Run(device, path, 0, data), ""
 
 
+#: The blocks of a run's ``edge_bench`` the report reads into (each an object, or absent or null).
+_OBJECT_BLOCKS = ("settings", "selection", "continual", "trials", "fastest_loader", "fastest_loader_by_size")
+
 #: The statistics of a saved benchmark that must be numbers (or null) where present.
 _NUMBER_STATS = TIME_METRICS + ("iqr", "stddev", "rounds")
 
@@ -121,12 +124,28 @@ def run_problem(data: Any) -> Optional[str]:
         return f"{_JSON_TYPES.get(type(data).__name__, 'null')}, not an object"
     if not isinstance(data.get("benchmarks"), list):
         return "no 'benchmarks' list"
+    for key in ("edge_bench", "machine_info", "commit_info"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            return f"{key} is not an object"
+    block = data.get("edge_bench") or {}
+    for key in _OBJECT_BLOCKS:
+        if block.get(key) is not None and not isinstance(block[key], dict):
+            return f"edge_bench.{key} is not an object"
+    device = (data.get("machine_info") or {}).get("device")
+    if device is not None and not isinstance(device, dict):
+        return "machine_info.device is not an object"
     for i, bench in enumerate(data["benchmarks"]):
         if not isinstance(bench, dict):
             return f"benchmarks[{i}] is not an object"
-        for key in ("stats", "extra_info"):
+        for key in ("stats", "extra_info", "params", "options"):
             if bench.get(key) is not None and not isinstance(bench[key], dict):
                 return f"benchmarks[{i}].{key} is not an object"
+        for key in ("name", "group", "fullname"):
+            if bench.get(key) is not None and not isinstance(bench[key], str):
+                return f"benchmarks[{i}].{key} is not a string"
+        validity = (bench.get("extra_info") or {}).get("validity")
+        if validity is not None and not isinstance(validity, dict):
+            return f"benchmarks[{i}].extra_info.validity is not an object"
         stats = bench.get("stats") or {}
         rounds = stats.get("data")
         if rounds is not None and not (isinstance(rounds, list) and all(_is_number(x, True) for x in rounds)):
