@@ -117,11 +117,7 @@ RESAMPLES = 2000
 
 def _two_stage(trials: Sequence[Sequence[float]], rng: random.Random) -> float:
     """One resample's median: trials drawn with replacement, then each drawn trial's rounds with replacement."""
-    sample: List[float] = []
-    for _ in trials:
-        trial = trials[rng.randrange(len(trials))]
-        sample.extend(trial[rng.randrange(len(trial))] for _ in trial)
-    return statistics.median(sample)
+    return _pooled_median([trials[rng.randrange(len(trials))] for _ in trials], rng)
 
 
 #: A trial with more rounds (a plain fixture's calibrated micro-benchmark has 10^5) enters the bootstrap as this many
