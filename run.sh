@@ -4,7 +4,8 @@
 #   ./run.sh [PLATFORM] [PYTEST ARGS...]        run the benchmarks (default profile: quick), save
 #                                               results under results/<device-id>/ and compare
 #                                               with the previous run of this device
-#   ./run.sh test [PLATFORM] [PYTEST ARGS...]   run the unit, property and smoke tests
+#   ./run.sh test [PLATFORM] [PYTEST ARGS...]   run the unit, property and end-to-end tests (what CI runs)
+#   ./run.sh test [PLATFORM] fast [ARGS...]     only the unit and property tests (-m "not slow"; ~2 minutes)
 #   ./run.sh distributed [PLATFORM] [ARGS...]   the distributed-training benchmark (torchrun, world
 #                                               sizes 1 and 2 on this machine; docs/distributed.md)
 #   ./run.sh report [ARGS...]                   only the report over everything in results/ (a light
@@ -119,14 +120,54 @@ build_env() {
   fi
 }
 
+# Run a command as a child that a stop reaches: SIGTERM (timeout, CI, systemd), SIGINT (Ctrl-C) and SIGHUP to
+# run.sh become one SIGINT to the child (tox passes it on to pytest, which saves what finished, as on Ctrl-C), and
+# run.sh waits for it. Without this, a TERM ends run.sh alone while tox and pytest go on. The child gets its own
+# process group (set -m), so the terminal's Ctrl-C reaches it only through here, once.
+stopped_by=""
+run_child() {
+  local child="" status=0
+  trap 'stopped_by=TERM; [ -z "$child" ] || kill -INT "$child" 2>/dev/null || true' TERM
+  trap 'stopped_by=INT; [ -z "$child" ] || kill -INT "$child" 2>/dev/null || true' INT
+  trap 'stopped_by=HUP; [ -z "$child" ] || kill -INT "$child" 2>/dev/null || true' HUP
+  set -m
+  "$@" &
+  child=$!
+  set +m
+  [ -z "$stopped_by" ] || kill -INT "$child" 2>/dev/null || true  # a stop that came while it was starting
+  while :; do
+    status=0
+    wait "$child" || status=$?
+    kill -0 "$child" 2>/dev/null || break  # wait also returns when a trapped signal arrives
+  done
+  trap - TERM INT HUP
+  return "$status"
+}
+
+# 128 + the signal's number, as a shell reports a process that a signal ended.
+exit_if_stopped() {
+  [ -n "$stopped_by" ] || return 0
+  echo "run.sh: stopped by SIG$stopped_by${1:-}" >&2
+  case "$stopped_by" in
+    HUP) exit 129 ;; INT) exit 130 ;; *) exit 143 ;;
+  esac
+}
+
 if [ "$command" = test ]; then
   case "$platform" in
     cpu) env=tests ;;
     *) env=tests-$platform ;;
   esac
+  if [ "${1:-}" = fast ]; then  # no test that starts another interpreter (tests/conftest.py marks them slow)
+    shift
+    set -- -m "not slow" "$@"
+  fi
   # The tests run on the platform environment's interpreter (tox.ini says why).
   build_env
-  exec "${tox[@]}" run -e "$env" -- "$@"
+  status=0
+  run_child "${tox[@]}" run -e "$env" -- "$@" || status=$?
+  exit_if_stopped
+  exit "$status"
 fi
 
 # BENCH_FAIL_ON="energy_j:5%,samples_per_s:-5%" -> --fail-on energy_j:5% --fail-on samples_per_s:-5%
@@ -158,7 +199,9 @@ build_env
 status=0
 selection=()  # the default run: benchmarks/ (pytest.ini), the distributed module left out
 [ "$command" = distributed ] && selection=(benchmarks/test_distributed.py)
-"${tox[@]}" run -e "$platform" -- ${selection[@]+"${selection[@]}"} --save-results=results "$@" || status=$?
+run_child "${tox[@]}" run -e "$platform" -- ${selection[@]+"${selection[@]}"} --save-results=results "$@" || status=$?
+# A stopped run gets no report: the user asked for the machine back.
+exit_if_stopped "; the benchmarks that finished were saved (./run.sh report shows them)"
 
 # Then the report over every saved run and device: tables, results/report.csv,
 # results/plots/, with the regression gate of BENCH_FAIL_ON.

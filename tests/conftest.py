@@ -1,4 +1,6 @@
+import inspect
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -49,3 +51,30 @@ def results_folder_untouched():
     before = _tree(folder)
     yield
     assert _tree(folder) == before, "a test wrote into results/ (pass --save-results under tmp_path)"
+
+
+# --- the fast tier ------------------------------------------------------------------------
+# `./run.sh test fast` runs `-m "not slow"`: the unit and property tests. A test is slow when it starts another
+# interpreter (a pytest run as a user's, a worker, torchrun, ansible) or needs a fixture that does: marked here from
+# its source, so a new end-to-end test cannot slip into the fast tier by forgetting a decorator.
+_STARTS_A_PROCESS = re.compile(r"subprocess\.|Popen\(|run_pytest\(|\b_pytest\(|\b_run\(|_sweep_command|os\.fork\(")
+_SLOW_FIXTURES = {"tiny", "shared_data_dir", "ansible_playbook", "own_project", "fake_checkout", "tiny_dataset"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: starts another interpreter; left out of ./run.sh test fast")
+
+
+def pytest_collection_modifyitems(config, items):
+    sources = {}
+    for item in items:
+        function = getattr(item, "function", None)
+        if function is None:
+            continue
+        if function not in sources:
+            try:
+                sources[function] = inspect.getsource(function)
+            except (OSError, TypeError):
+                sources[function] = ""
+        if _STARTS_A_PROCESS.search(sources[function]) or _SLOW_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)

@@ -132,15 +132,21 @@ def test_files_the_dataset_did_not_generate_are_reported_not_loaded(tmp_path, ex
 
 
 def test_a_jpeg_overwritten_with_bytes_of_the_same_size_is_regenerated_alone(tmp_path):
-    directory = ensure_dataset(str(tmp_path), SPEC)
+    first = []
+    directory = ensure_dataset(str(tmp_path), SPEC, announce=first.append)
+    assert first == []  # a first generation repairs nothing
     good = _files(directory)
     victim = sorted(good)[3]
     with open(os.path.join(directory, victim), "wb") as fh:
         fh.write(os.urandom(len(good[victim])))
     calls, progress = _calls()
-    ensure_dataset(str(tmp_path), SPEC, progress)
+    said = []
+    ensure_dataset(str(tmp_path), SPEC, progress, said.append)
     assert calls == [(1, 1)]
+    assert said == [f"{directory}: 1 image(s) missing or damaged: regenerating them"]  # a repair is said
     assert _files(directory) == good and _load_all(directory) == (16, 8)
+    ensure_dataset(str(tmp_path), SPEC, progress, said.append)
+    assert len(said) == 1  # nothing to repair, nothing said
 
 
 def test_a_torn_manifest_is_rebuilt_and_the_size_is_never_a_made_up_zero(tmp_path):
@@ -153,8 +159,10 @@ def test_a_torn_manifest_is_rebuilt_and_the_size_is_never_a_made_up_zero(tmp_pat
         fh.truncate(os.path.getsize(path) // 2)
     assert dataset_bytes(directory) == total  # from the files, when the manifest cannot say
     calls, progress = _calls()
-    ensure_dataset(str(tmp_path), SPEC, progress)
+    said = []
+    ensure_dataset(str(tmp_path), SPEC, progress, said.append)
     assert calls == []  # every image decodes as expected: none is drawn again
+    assert said == [f"{directory}: manifest.json is unreadable (torn?): every image is intact; rebuilding the manifest"]
     with open(path) as fh:
         assert json.load(fh) == whole
     assert dataset_bytes(directory) == total

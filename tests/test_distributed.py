@@ -1,5 +1,6 @@
 """The distributed benchmark: torchrun launch, the ranks' all-reduce, its figures, the guard, the counters."""
 
+import glob
 import os
 import subprocess
 import sys
@@ -290,3 +291,12 @@ def test_a_killed_launch_leaves_no_rank_behind(tiny_dataset):
     while _processes_naming(folder) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _processes_naming(folder)
+
+
+def test_a_master_that_does_not_resolve_is_one_line_before_torchrun_starts(tmp_path):
+    topology = torchrun.Topology(nnodes=2, node_rank=1, master=("nohost.invalid", 29500))
+    with pytest.raises(
+        torchrun.DistributedError, match=r"--dist-master nohost.invalid:29500: the host does not resolve"
+    ):
+        torchrun.Launch({"threads_per_rank": 1}, 1, topology, str(tmp_path))
+    assert not glob.glob(os.path.join(tempfile.gettempdir(), f"edge-bench-ddp-{leftovers.owner_tag()}-*"))

@@ -92,3 +92,19 @@ def test_two_devices_are_gathered_into_one_report_and_the_unreachable_one_is_nam
     with open(results / "report.csv") as fh:
         devices_reported = {row["device"] for row in csv.DictReader(fh)}
     assert devices_reported == {"bench-a", "bench-b"}
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [("", ""), ("all:\n  hosts: [\n", "(YAML parsing failed"), ("others:\n  hosts:\n    a:\n", "")],
+    ids=["empty", "malformed", "no-devices-group"],
+)
+def test_an_inventory_without_devices_is_one_line_before_ansible_runs(ansible_playbook, tmp_path, text, reason):
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(text)
+    run = subprocess.run(
+        [os.path.join(REPO, "fleet", "run"), str(inventory)], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 2, run.stdout[-2000:] + run.stderr[-2000:]
+    assert run.stderr.count("\n") == 1 and f"inventory {inventory}: no device in its 'devices' group" in run.stderr
+    assert reason in run.stderr and "PLAY" not in run.stdout

@@ -143,3 +143,15 @@ def test_a_comparison_or_histogram_that_cannot_happen_is_refused_before_any_benc
     assert result.returncode == 4 and len(lines) == 1 and says in lines[0], result.stdout[-2000:] + result.stderr
     assert "passed" not in result.stdout and "Traceback" not in result.stdout + result.stderr
     assert not (tmp_path / "store").exists() or not any((tmp_path / "store").rglob("*.json"))
+
+
+def test_a_checkpoint_folder_that_cannot_be_made_is_a_skip_with_its_reason(own_project):
+    (own_project / ".bench-ckpt").write_text("a file where the folder should go")  # as a read-only project folder
+    (own_project / "test_mine.py").write_text(
+        "import pytest\n\n\n@pytest.fixture\ndef target():\n    return 'project'\n\n\n"
+        "def test_write(benchmark, ckpt_target_dir):\n    benchmark(sum, range(10))\n"
+    )
+    run = _pytest(own_project, "--power-idle-s", "0", "-rs")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "checkpoint target project: cannot create" in run.stdout, run.stdout[-3000:]
+    assert "Traceback" not in run.stdout + run.stderr

@@ -113,19 +113,26 @@ def test_a_two_mode_sweep_on_the_simulated_jetson_tags_each_result_and_restores_
     assert jetson_board.current_power_mode(str(root)) == (3, "25W")  # the board as the run found it
 
 
-def test_an_interrupted_sweep_still_restores_the_starting_mode(tmp_path, shared_data_dir):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_sweep_restores_the_starting_mode_and_keeps_the_finished_mode(tmp_path, shared_data_dir, signum):
     root = tmp_path / "board"
+    results = tmp_path / "results"
     jetson_board.build_root(root, power_mode_id=3)
     with jetson_board.RailMover(str(root)):
         proc = subprocess.Popen(
-            _sweep_command(shared_data_dir, tmp_path / "results"), cwd=REPO, env=_sweep_env(root),
+            _sweep_command(shared_data_dir, results), cwd=REPO, env=_sweep_env(root),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         deadline = time.monotonic() + 300
-        while jetson_board.current_power_mode(str(root))[1] != "MAXN" and time.monotonic() < deadline:
+        while jetson_board.current_power_mode(str(root))[1] != "15W" and time.monotonic() < deadline:
             assert proc.poll() is None, proc.stdout.read()[-3000:]
             time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)  # Ctrl-C in the middle of the first mode's benchmark
+        proc.send_signal(signum)  # the MAXN benchmark has finished, the 15W one is under way
         out, _ = proc.communicate(timeout=120)
-    assert proc.returncode != 0
+    assert proc.returncode == (2 if signum == signal.SIGINT else 128 + signum), out[-3000:]
     assert jetson_board.current_power_mode(str(root)) == (3, "25W"), out[-3000:]
+    (saved,) = glob.glob(str(results / "sim-orin-nx" / "*" / "0001_smoke.json"))
+    with open(saved) as fh:
+        run = json.load(fh)
+    assert [b["extra_info"]["power_mode"] for b in run["benchmarks"]] == ["MAXN"], out[-3000:]
+    assert run["edge_bench"]["interrupted"] is True

@@ -21,6 +21,7 @@ def cache(tmp_path, monkeypatch):
     def fake_worker(mode, config, cwd, on_progress=None):
         calls.append(mode)
         torch.save({"model": {"w": torch.full((64,), float(len(calls)))}, "classes": ["a"]}, config["output"])
+        os.chmod(config["output"], 0o600)  # as the real worker's durable write through mkstemp leaves it
         return {"pretrain_s": 1.5, "pretrain_synth_acc": 0.9}
 
     monkeypatch.setattr(factory, "run_once", fake_worker)
@@ -41,6 +42,7 @@ def test_the_sidecar_records_the_checkpoint_size_and_hash(cache):
     assert recorded["checkpoint_bytes"] == checkpoint.stat().st_size
     assert recorded["checkpoint_sha256"] == factory._fingerprint(str(checkpoint))["checkpoint_sha256"]
     assert first["pretrain_cached"] is False
+    assert checkpoint.stat().st_mode & 0o777 == 0o644  # readable by every user, as the sidecar and the data
     again = ensure()
     assert again["pretrain_cached"] is True and calls == ["pretrain"] and len(lines) == 1
 

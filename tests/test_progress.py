@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bench_support.continual.worker import _every
-from bench_support.plugin.progress import BAR_WIDTH, Bar, progress_text
+from bench_support.plugin.progress import BAR_WIDTH, LINE_EVERY_S, Bar, _duration, progress_text
 
 
 def test_the_text_has_a_bar_the_count_and_the_time_left_from_the_rate_so_far():
@@ -27,13 +27,27 @@ def test_the_bar_never_overflows_and_the_time_left_is_never_negative(done, total
 def test_without_a_terminal_a_plain_line_is_written_at_each_quarter():
     lines = []
     clock = iter(range(1000))
-    bar = Bar("generating x", lines.append, unit="images", clock=lambda: next(clock))
+    bar = Bar("generating x", lines.append, unit="images", clock=lambda: next(clock) / 10)
     for done in range(1, 101):
         bar(done, 100)
     assert [line.split(":")[1].split(",")[0].strip() for line in lines] == [
         "25/100 images", "50/100 images", "75/100 images", "100/100 images"
     ]  # fmt: skip
-    assert "[" not in lines[0] and lines[-1].endswith("done in 1 min 40 s")
+    assert "[" not in lines[0] and lines[-1].endswith("done in 10 s")
+
+
+@given(step_s=st.floats(0.01, 200), steps=st.integers(2, 60))
+def test_without_a_terminal_a_slow_step_still_writes_a_line_at_least_every_interval(step_s, steps):
+    lines, stamps = [], []
+    now = [0.0]
+    bar = Bar("pretraining", lambda text: (lines.append(text), stamps.append(now[0])), clock=lambda: now[0])
+    for done in range(1, steps + 1):
+        now[0] += step_s
+        bar(done, steps)
+    gaps = [b - a for a, b in zip([0.0] + stamps, stamps)]
+    # A line can only come when the step reports: never more than one step after the interval.
+    assert all(gap <= LINE_EVERY_S + step_s + 1e-9 for gap in gaps), gaps
+    assert lines[-1].endswith(f"done in {_duration(step_s * steps)}")
 
 
 def test_on_a_terminal_the_line_is_redrawn_at_most_every_fifth_of_a_second_and_ended_once():

@@ -104,6 +104,7 @@ class Pretraining:
             "output": checkpoint,
         }
         info = run_once("pretrain", config, cwd, bar(f"pretraining {self.model}") if bar else None)
+        os.chmod(checkpoint, 0o644)  # written through mkstemp (0600): cached data is for every user, as its sidecar
         info.update(pretrained_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), recipe=PRETRAIN_RECIPE, weights=self.weights)
         info.update(_fingerprint(checkpoint))
         write_json_atomic(sidecar, info)

@@ -9,6 +9,7 @@ reaches back up here. Importing it imports no torch (the workloads load when a f
     options.py   command-line options, checked at parse time by ``type=`` parsers
     state.py     the frozen SuiteState built from them (the ``suite`` fixture)
     session.py   configure, Unavailable/UserError as skip/one-line failure, the exit
+    signals.py   SIGTERM and SIGHUP stop a run as Ctrl-C does; a save in progress is not torn by a second signal
     params.py    each benchmark parametrised from its module's GRID for the profile; modules run on request
     trials.py    every benchmark in interleaved trials, each in a seeded order, merged before saving
     storage.py   --save-results as a device folder, the baseline, machine facts, the saved JSON's suite block
@@ -44,6 +45,7 @@ from bench_support.plugin.session import (  # noqa: F401
     pytest_configure,
     pytest_load_initial_conftests,
     pytest_runtest_call,
+    pytest_runtest_makereport,
     pytest_runtest_setup,
     pytest_sessionfinish,
     pytest_sessionstart,

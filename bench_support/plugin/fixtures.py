@@ -37,9 +37,11 @@ def image_datasets(pytestconfig: pytest.Config, suite: SuiteState):
     from bench_support.workloads.datasets import DatasetProvider
 
     p = suite.profile
+    write = live_writer(pytestconfig)
     return DatasetProvider(
-        p.n_train, p.n_val, suite.data_seed, suite.data_roots, suite.cifar_root, progress_writer(pytestconfig)
-    )
+        p.n_train, p.n_val, suite.data_seed, suite.data_roots, suite.cifar_root, progress_writer(pytestconfig),
+        lambda text: write(f"edge-bench: {text}"),
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -52,6 +54,10 @@ def data_root() -> str:
 def power_session(pytestconfig: pytest.Config, suite: SuiteState):
     source, reason = open_source(suite.power_backend, suite.power_interval_s)
     session = PowerSession(source, reason, suite.power_interval_s)
+    if source is not None and suite.power_idle_s > 0:  # a silent wait reads as a hang
+        live_writer(pytestconfig)(
+            f"edge-bench: measuring idle power for {suite.power_idle_s:g} s before the first benchmark (--power-idle-s)"
+        )
     session.measure_idle(suite.power_idle_s)
     pytestconfig.stash[POWER] = session
     yield session
@@ -132,7 +138,10 @@ def ckpt_target_dir(suite: SuiteState, target: str):
 
     base = checkpoint.target_base(target, suite.project_dir, dict(suite.ckpt_dirs))
     directory = os.path.join(base, leftovers.owner_tag())  # pid and start time: a later run reaps it if killed
-    os.makedirs(directory, exist_ok=True)
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:  # a read-only project folder, a full disk: this target cannot be measured here
+        raise Unavailable(f"checkpoint target {target}: cannot create {directory}: {exc.strerror}") from None
     yield directory
     shutil.rmtree(directory, ignore_errors=True)
     try:

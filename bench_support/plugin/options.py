@@ -28,6 +28,8 @@ from bench_support.workloads.data import check_cifar_root
 from bench_support.workloads.loading import THREAD_POLICIES
 
 CL_MODELS = ("smallcnn", "mobilenet_v3_small", "resnet18")
+#: An idle measurement longer than this is a typo (1e9), not a wish: the run would wait silently for years.
+IDLE_MAX_S = 600.0
 
 #: The options whose value is a path (NAME=PATH included): written apart from their value, pytest would take an
 #: existing one for a test path (plugin/upstream.py, realign_rootdir).
@@ -170,9 +172,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add(
         "--power-idle-s",
         metavar="SECONDS",
-        type=positive_seconds("--power-idle-s", allow_zero=True),
+        type=positive_seconds("--power-idle-s", allow_zero=True, at_most=IDLE_MAX_S),
         default=3.0,
-        help="idle power is measured this long before the first benchmark (0: not measured)",
+        help=f"idle power is measured this long before the first benchmark (0: not measured; at most {IDLE_MAX_S:g})",
     )
     add(
         "--jetson-power-mode",

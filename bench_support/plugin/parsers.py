@@ -13,7 +13,7 @@ import math
 import os
 import re
 import tempfile
-from typing import Callable, Tuple
+from typing import Callable, Optional, Tuple
 
 import pytest
 
@@ -81,7 +81,7 @@ def at_least(least: int, option: str, why: str = "") -> Callable[[str], object]:
     return parser_of(check)
 
 
-def positive_seconds(option: str, allow_zero: bool = False) -> Callable[[str], object]:
+def positive_seconds(option: str, allow_zero: bool = False, at_most: Optional[float] = None) -> Callable[[str], object]:
     def check(text: str) -> float:
         try:
             value = float(text)
@@ -89,6 +89,8 @@ def positive_seconds(option: str, allow_zero: bool = False) -> Callable[[str], o
             raise UserError(f"{option} {text}: expected a number") from None
         if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
             raise UserError(f"{option} {text}: must be a finite number more than 0" + (" (or 0)" if allow_zero else ""))
+        if at_most is not None and value > at_most:
+            raise UserError(f"{option} {text}: at most {at_most:g} seconds")
         return value
 
     return parser_of(check)

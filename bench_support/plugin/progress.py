@@ -2,7 +2,8 @@
 
 On a terminal one line is rewritten in place: a bar, the count and the time left,
 estimated from the rate so far. Elsewhere (a CI log, a pipe) a plain line is written at
-each quarter, so a log shows the step is alive without a hundred lines.
+each quarter, and at least every ``LINE_EVERY_S`` between them, so a log shows the step
+is alive without a hundred lines, also when a busy machine makes a quarter take minutes.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Callable, Optional
 
 #: A terminal line is rewritten at most this often.
 REDRAW_S = 0.2
+#: Off a terminal, a line at least this often (if the step reports that often): silence reads as a hang.
+LINE_EVERY_S = 20.0
 BAR_WIDTH = 24
 
 
@@ -55,6 +58,7 @@ class Bar:
         self._line, self._redraw, self._clock = line, redraw, clock
         self._started = clock()
         self._drawn = float("-inf")
+        self._lined = self._started
         self._quarter = 0
 
     def __call__(self, done: int, total: int) -> None:
@@ -67,6 +71,7 @@ class Bar:
                 self._redraw(progress_text(self.label, done, total, elapsed, self.unit), final)
             return
         quarter = 4 * min(done, total) // max(total, 1)
-        if quarter > self._quarter:
-            self._quarter = quarter
+        if quarter > self._quarter or (done < total and now - self._lined >= LINE_EVERY_S):
+            self._quarter = max(quarter, self._quarter)
+            self._lined = now
             self._line(progress_text(self.label, done, total, elapsed, self.unit, bar=False))

@@ -11,6 +11,7 @@ import atexit
 import dataclasses
 import importlib.util
 import os
+import signal
 import sys
 
 import pytest
@@ -20,18 +21,21 @@ from bench_support import leftovers, netguard
 from bench_support.board import setup as jetson_setup
 from bench_support.board.power_modes import PowerModeSweep
 from bench_support.errors import Unavailable, UserError
-from bench_support.measure.memory import rss_now_mb
+from bench_support.measure.memory import pin_mmap_threshold, rss_now_mb
 from bench_support.plugin import trials, upstream
 from bench_support.plugin.options import PATH_OPTIONS
 from bench_support.plugin.parsers import creatable_prefix
+from bench_support.plugin.signals import StopSignals
 from bench_support.plugin.state import (
     COMPARED_WITH,
     FAILED_AFTER_TESTS,
     INTERRUPTED,
+    PASSED,
     POWER_MODES,
     SAVE_PROBLEMS,
     SESSION,
     STATE,
+    STOPS,
     build_state,
     ensure_data_dir,
 )
@@ -116,6 +120,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if not any("benchmark" in getattr(item, "fixturenames", ()) for item in session.items):
         return
     config = session.config
+    stops = StopSignals()  # from here on, a finished benchmark is worth keeping
+    if stops.install():
+        config.stash[STOPS] = stops
     state = config.stash[STATE]
     if state.trials > 1:  # after every plugin's reordering and pytest's -k/-m: the order that runs
         config.stash[trials.ORDER] = (state.trial_seed, [item.name for item in session.items])
@@ -130,7 +137,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         sys.stderr.write(f"edge-bench: {line}\n")
     if not config.getoption("allow_network"):
         netguard.install()  # a second install is a no-op (installed at configure for the suite's own runs)
-    config.stash[STATE] = dataclasses.replace(state, rss_at_start_mb=round(rss_now_mb(), 1))
+    pinned = pin_mmap_threshold()  # before any benchmark allocates: memory that does not depend on order
+    config.stash[STATE] = dataclasses.replace(
+        state, rss_at_start_mb=round(rss_now_mb(), 1), mmap_threshold_bytes=pinned
+    )
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -139,9 +149,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
     anything that fails after the tests (a save, pytest-benchmark's compare-fail gate) fails
     the run, also with the fast exit."""
     config = session.config
+    stops = config.stash.get(STOPS, None)
+    if stops is not None:
+        stops.shield()  # a second signal (tox sends one, users press Ctrl-C twice) must not tear the save
     if exitstatus == pytest.ExitCode.INTERRUPTED:
         config.stash[INTERRUPTED] = True
-        upstream.drop_unfinished(config)
+        upstream.drop_unfinished(config, config.stash.get(PASSED, set()))
     trials.merge(config)  # before pytest-benchmark saves, compares or shows anything
     try:
         result = yield
@@ -156,6 +169,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
         raise
     if config.stash.get(SAVE_PROBLEMS, None) and not session.exitstatus:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if stops is not None and stops.exit_status() is not None:
+        session.exitstatus = stops.exit_status()  # 143 after SIGTERM, as a shell reports a process it ended
     return result
 
 
@@ -184,11 +199,27 @@ def _suite_errors_as_outcomes():
     return wrapper
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    report = yield
+    if report.when == "call" and report.passed:  # finished: an interrupted run keeps it
+        item.config.stash.setdefault(PASSED, set()).add(item.nodeid)
+    stops = item.config.stash.get(STOPS, None)
+    if stops is not None and stops.received is not None:
+        # The KeyboardInterrupt a stop signal raised can be swallowed (Python only reports an exception raised in a
+        # weakref callback or __del__); the run then stops here, at the next phase, instead of going on.
+        item.session.shouldstop = f"{signal.Signals(stops.received).name} received"
+    return report
+
+
 pytest_runtest_setup = _suite_errors_as_outcomes()
 pytest_runtest_call = _suite_errors_as_outcomes()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    stops = config.stash.get(STOPS, None)
+    if stops is not None:
+        stops.uninstall()
     session = config.stash.get(SESSION, None)
     ran_benchmarks = bool(upstream.finished_benchmarks(config))
     torch_loaded = "torch" in sys.modules  # the teardown it skips is torch's: another project's run exits as usual

@@ -10,7 +10,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, List, Mapping, Optional, Sequence, Set, Tuple
 
 import pytest
 
@@ -29,6 +29,8 @@ SAVE_PROBLEMS = pytest.StashKey[List[str]]()  # saves that failed: the run fails
 COMPARED_WITH = pytest.StashKey[str]()  # which saved run pytest-benchmark compares with, and why that one
 POWER_MODES = pytest.StashKey[Any]()  # the PowerModeSweep of --jetson-power-modes
 FAILED_AFTER_TESTS = pytest.StashKey[bool]()  # something raised after the tests (a compare-fail gate)
+PASSED = pytest.StashKey[Set[str]]()  # node ids whose call passed: what an interrupted run keeps
+STOPS = pytest.StashKey[Any]()  # the StopSignals handlers: SIGTERM/SIGHUP end the run as Ctrl-C does
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class SuiteState:
     topology: Topology = Topology()  # the distributed benchmark's place among machines
     # RSS when the suite starts, its libraries (torch, torchvision) imported: the floor under every result.
     rss_at_start_mb: Optional[float] = None
+    mmap_threshold_bytes: Optional[int] = None  # glibc's, pinned for the run (None: not pinned; not glibc)
 
     @property
     def user_data_roots(self) -> Tuple[str, ...]:

@@ -23,6 +23,7 @@ def live_writer(config: pytest.Config) -> Callable[[str], None]:
             return
         with capture.global_and_fixture_disabled():
             reporter.write_line(line)
+            reporter.flush()  # into a pipe (tox, CI, `| tee`) the line must arrive now, not when the test ends
 
     return write
 
@@ -39,6 +40,7 @@ def bar_writer(config: pytest.Config, unit: str = "") -> Callable[[str], Bar]:
             reporter.rewrite("edge-bench: " + text, erase=True)
             if final:
                 reporter.write("\n")
+            reporter.flush()
 
     on_terminal = reporter is not None and capture is not None and getattr(reporter, "isatty", False)
     return lambda label: Bar(label, lambda text: write("edge-bench: " + text), redraw if on_terminal else None, unit)

@@ -12,7 +12,7 @@ import atexit
 import copy
 import inspect
 import sys
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence, Set
 
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
@@ -124,16 +124,21 @@ def silence_default_machine_info_comparison(config: pytest.Config) -> None:
             impl.function = lambda *args, **kwargs: None
 
 
-def drop_unfinished(config: pytest.Config) -> int:
-    """Remove benchmarks interrupted before a round finished; returns how many.
+def drop_unfinished(config: pytest.Config, passed: Set[str]) -> int:
+    """Remove the benchmarks of an interrupted run whose test did not pass its call; returns how many.
 
-    pytest-benchmark's statistics fail on a benchmark without rounds, and the whole run would be lost.
+    ``passed``: the node ids whose call phase passed. A benchmark stopped between rounds has data but fewer rounds
+    than it was to take, and one without rounds makes pytest-benchmark's statistics fail, losing the whole run.
     Upstream: skip benchmarks without data when saving.
     """
     session = benchmark_session(config)
     if session is None:
         return 0
-    finished = [b for b in session.benchmarks if getattr(getattr(b, "stats", None), "data", None)]
+    finished = [
+        b
+        for b in session.benchmarks
+        if getattr(getattr(b, "stats", None), "data", None) and getattr(b, "fullname", None) in passed
+    ]
     dropped = len(session.benchmarks) - len(finished)
     session.benchmarks[:] = finished
     return dropped

@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import os
 from dataclasses import asdict, dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -70,24 +70,30 @@ def _relpath(split: str, label: str, index: int) -> str:
     return os.path.join(split, label, f"{label}_{index:05d}.jpg")
 
 
-def ensure_dataset(root: str, spec: DatasetSpec, progress: Optional[Progress] = None) -> str:
+def ensure_dataset(
+    root: str, spec: DatasetSpec, progress: Optional[Progress] = None, announce: Optional[Callable[[str], None]] = None
+) -> str:
     """Build the dataset under ``root`` if needed; return its directory.
 
     Only missing or damaged files are (re)generated; temp files of a killed generation
-    are removed. Raises DataError with a one-line message when ``root`` cannot be
-    written or the class folders hold image files the dataset did not generate.
+    are removed. A repair of an existing dataset (damaged or missing images, a torn or
+    missing manifest) is said in one line through ``announce`` before it starts.
+    Raises DataError with a one-line message when ``root`` cannot be written or the class
+    folders hold image files the dataset did not generate.
     """
     directory = os.path.join(root, spec.name)
     try:
         os.makedirs(directory, exist_ok=True)
         with integrity.locked(directory):
-            _ensure(directory, spec, progress)
+            _ensure(directory, spec, progress, announce)
     except OSError as exc:
         raise DataError(f"cannot write the dataset under {root}: {exc.strerror or exc}") from None
     return directory
 
 
-def _ensure(directory: str, spec: DatasetSpec, progress: Optional[Progress]) -> None:
+def _ensure(
+    directory: str, spec: DatasetSpec, progress: Optional[Progress], announce: Optional[Callable[[str], None]]
+) -> None:
     items = {_relpath(*item): item for item in _file_list(spec)}
     foreign = integrity.tidy(directory, SPLITS, CLASSES, items)
     if foreign:
@@ -113,6 +119,9 @@ def _ensure(directory: str, spec: DatasetSpec, progress: Optional[Progress]) -> 
     current = dict(expected, files=files, sha256=digests)
     if not todo and old == current:
         return
+    repair = _repair_text(old, bool(sizes), redraw, len(todo), len(files), os.path.exists(manifest_path))
+    if repair and announce:
+        announce(f"{directory}: {repair}")
 
     for split in SPLITS:
         for label in CLASSES:
@@ -128,6 +137,27 @@ def _ensure(directory: str, spec: DatasetSpec, progress: Optional[Progress]) -> 
         if progress:  # the callback decides how often it draws
             progress(done, len(todo))
     write_json_atomic(manifest_path, dict(expected, files=files, sha256=digests), indent=0)
+
+
+def _repair_text(old: Any, vouched: bool, redraw: bool, todo: int, intact: int, manifest_exists: bool) -> str:
+    """What a re-run of generation repairs, in words; "" for a first generation (nothing was there)."""
+    if redraw:
+        return f"images drawn by an older version: regenerating all {todo}"
+    if old is None and not manifest_exists and not intact:
+        return ""
+    if old is None and manifest_exists:
+        head = "manifest.json is unreadable (torn?)"
+    elif old is None and intact:
+        head = "manifest.json is missing"
+    elif old is not None and not vouched:
+        head = "manifest.json describes another dataset"
+    elif todo:
+        return f"{todo} image(s) missing or damaged: regenerating them"
+    else:
+        return "manifest.json differs from the images: rebuilding it"
+    if todo:
+        return f"{head}: {intact} image(s) intact, regenerating {todo}, and rebuilding the manifest"
+    return f"{head}: every image is intact; rebuilding the manifest"
 
 
 def _write_bytes(path: str, data: bytes) -> None:

@@ -27,11 +27,13 @@ class DatasetProvider:
         data_roots: Mapping[str, str],
         cifar_root: Optional[str] = None,
         progress: Optional[Progress] = None,
+        announce: Optional[Callable[[str], None]] = None,
     ) -> None:
         self.n_train, self.n_val, self.seed = n_train, n_val, seed
         self.data_roots = data_roots
         self.cifar_root = cifar_root
         self.progress = progress
+        self.announce = announce  # a repair of existing data is said, not done silently
         self._cache: Dict[Tuple[int, str], Tuple[Any, Any, Dict[str, Any]]] = {}
 
     def get(self, image_size: int, data_root: str = "data-dir") -> Tuple[Any, Any, Dict[str, Any]]:
@@ -56,7 +58,7 @@ class DatasetProvider:
         spec = DatasetSpec(self.n_train, self.n_val, image_size, self.seed)
         label = spec.name if data_root == "data-dir" else f"{spec.name} on {data_root}"
         progress = self.progress(label) if self.progress else None
-        directory = ensure_dataset(self.data_roots[data_root], spec, progress)
+        directory = ensure_dataset(self.data_roots[data_root], spec, progress, self.announce)
         train, val = image_folders(directory, image_size)
         info = {
             "dataset": spec.name,

@@ -99,6 +99,15 @@ def torchrun_command(topology: Topology, nproc: int, config_path: str) -> List[s
     return command + ["--max-restarts=0", "-m", "bench_support.workloads.distributed_rank", config_path]
 
 
+def resolvable(host: str, port: int) -> None:
+    """DistributedError unless ``host`` resolves: torchrun would otherwise retry an unknown name until killed."""
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, socket.gaierror) else str(exc)
+        raise DistributedError(f"--dist-master {host}:{port}: the host does not resolve ({reason})") from None
+
+
 class Launch:
     """A running torchrun launch: ``request(cmd)`` runs one command on every rank, returns the answer.
 
@@ -109,6 +118,8 @@ class Launch:
 
     def __init__(self, config: Dict[str, Any], nproc: int, topology: Topology, cwd: str) -> None:
         self.topology = topology
+        if topology.master is not None:
+            resolvable(*topology.master)
         self.proc: Optional[subprocess.Popen] = None
         self._conn: Optional[socket.socket] = None
         self._buffer = b""

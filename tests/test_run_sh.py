@@ -1,0 +1,83 @@
+"""run.sh passes a stop on to the run it started: a CI timeout's SIGTERM must not leave tox and pytest going."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO
+
+# Stands in for tox: `--version` and `--notest` (the environment build) succeed at once; `run` starts a long job that,
+# like pytest, saves what finished on SIGINT and exits 2.
+FAKE_PYTHON = """#!/bin/sh
+if [ "$1" = -m ] && [ "$2" = tox ]; then
+  case " $* " in
+    *" --version "*) echo "tox 4.0 (fake)"; exit 0 ;;
+    *" --notest "*) exit 0 ;;
+  esac
+  exec {python} -c '
+import os, sys, time
+try:
+    print("job started", os.getpid(), flush=True)
+    time.sleep(120)
+except KeyboardInterrupt:
+    print("job saved what finished", flush=True)
+    sys.exit(2)
+print("job ran to its end", flush=True)
+'
+fi
+exec {python} "$@"
+"""
+
+
+@pytest.fixture
+def fake_checkout(tmp_path):
+    shutil.copy(os.path.join(REPO, "run.sh"), tmp_path / "run.sh")
+    (tmp_path / ".tox" / "cpu" / "bin").mkdir(parents=True)
+    fake = tmp_path / "fake-python"
+    fake.write_text(FAKE_PYTHON.format(python=sys.executable))
+    fake.chmod(0o755)
+    return tmp_path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "command, signum, status",
+    [(["test", "cpu"], signal.SIGTERM, 143), (["cpu"], signal.SIGTERM, 143), (["cpu"], signal.SIGINT, 130)],
+    ids=["test-term", "bench-term", "bench-int"],
+)
+def test_a_stop_reaches_the_job_which_keeps_what_finished(fake_checkout, command, signum, status):
+    if command == ["cpu"]:  # the benchmarks also run the torch check: the fake python passes it
+        (fake_checkout / ".tox" / "cpu" / "bin" / "python").symlink_to(fake_checkout / "fake-python")
+    env = dict(os.environ, PYTHON=str(fake_checkout / "fake-python"), BENCH_PLATFORM="cpu")
+    env.pop("BENCH_TORCH_INDEX_URL", None)
+    proc = subprocess.Popen(
+        ["bash", str(fake_checkout / "run.sh"), *command], cwd=fake_checkout, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a terminal, not an `&` job
+    )  # fmt: skip
+    job = None
+    deadline = time.monotonic() + 120
+    for line in proc.stdout:
+        if line.startswith("job started"):
+            job = int(line.split()[2])
+            break
+        assert time.monotonic() < deadline
+    assert job is not None, "the job never started"
+    proc.send_signal(signum)
+    rest = proc.communicate(timeout=60)[0]
+    assert "job saved what finished" in rest, rest
+    assert f"run.sh: stopped by {signal.Signals(signum).name}" in rest, rest
+    assert proc.returncode == status, rest
+    assert not _alive(job), "the job outlived run.sh"
