@@ -40,7 +40,7 @@ def test_the_sidecar_records_the_checkpoint_size_and_hash(cache):
     first = ensure()
     recorded = read_json(str(sidecar))
     assert recorded["checkpoint_bytes"] == checkpoint.stat().st_size
-    assert recorded["checkpoint_sha256"] == factory._fingerprint(str(checkpoint))["checkpoint_sha256"]
+    assert recorded["checkpoint_sha256"] == factory.fingerprint(str(checkpoint))["checkpoint_sha256"]
     assert first["pretrain_cached"] is False
     assert checkpoint.stat().st_mode & 0o777 == 0o644  # readable by every user, as the sidecar and the data
     again = ensure()

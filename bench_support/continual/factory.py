@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Optional
 
+from bench_support.continual import ship
 from bench_support.continual.worker import run_once
 from bench_support.files import read_json, write_json_atomic
 from bench_support.profiles import Profile
@@ -67,8 +68,10 @@ class Pretraining:
         cwd: str,
         progress: Callable[[str], None],
         bar: Optional[Callable[[str], Callable[[int, int], None]]] = None,
+        use_shipped: bool = True,
     ) -> Dict[str, Any]:
-        """The cached checkpoint and its figures; pretrains (in a worker, its steps shown by ``bar``) when missing.
+        """The cached checkpoint and its figures. When missing: the shipped one for this recipe if there is one
+        (:mod:`bench_support.continual.ship`), else pretraining in a worker, its steps shown by ``bar``.
 
         Returns the sidecar's figures plus ``pretrained`` (the checkpoint's path),
         ``synth_dir`` (the synthetic set) and ``pretrain_cached``.
@@ -86,6 +89,15 @@ class Pretraining:
             progress(f"pretrained checkpoint {checkpoint} {damage}; pretraining again")
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(sidecar)  # an interrupted pretraining must not leave the old figures beside a new checkpoint
+        found = ship.shipped(self.name) if use_shipped else None
+        if found is not None:
+            info = ship.install(found[0], found[1], checkpoint, sidecar)
+            progress(
+                f"factory model: the shipped {self.name}.pt (SHA-256 {info['checkpoint_sha256'][:16]}…, "
+                f"pretrained {str(info.get('pretrained_at', '?'))[:10]}); nothing to pretrain on this device"
+            )
+            info.update(pretrained=checkpoint, synth_dir=synth_dir, pretrain_cached=True)
+            return info
         os.makedirs(cache, exist_ok=True)
         progress(
             f"pretraining {self.model} on {self.factory_images} synthetic {self.factory_size} px images, "
@@ -106,13 +118,13 @@ class Pretraining:
         info = run_once("pretrain", config, cwd, bar(f"pretraining {self.model}") if bar else None)
         os.chmod(checkpoint, 0o644)  # written through mkstemp (0600): cached data is for every user, as its sidecar
         info.update(pretrained_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), recipe=PRETRAIN_RECIPE, weights=self.weights)
-        info.update(_fingerprint(checkpoint))
+        info.update(fingerprint(checkpoint))
         write_json_atomic(sidecar, info)
         info.update(pretrained=checkpoint, synth_dir=synth_dir, pretrain_cached=False)
         return info
 
 
-def _fingerprint(path: str) -> Dict[str, Any]:
+def fingerprint(path: str) -> Dict[str, Any]:
     """The checkpoint's size and SHA-256, as the sidecar records them."""
     sha = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -132,7 +144,7 @@ def _damage(checkpoint: str, sidecar: str, info: Any) -> Optional[str]:
         state = "torn" if os.path.exists(sidecar) else "missing"
         return f"has no intact sidecar ({os.path.basename(sidecar)} is {state})"
     try:
-        found = _fingerprint(checkpoint)
+        found = fingerprint(checkpoint)
     except OSError as exc:
         return f"is damaged (unreadable: {exc.strerror or exc})"
     if "checkpoint_sha256" in info:

@@ -273,8 +273,15 @@ class Worker:
 def run_once(
     mode: str, config: Dict[str, Any], cwd: str, on_progress: Optional[Callable[[int, int], None]] = None
 ) -> Dict[str, Any]:
-    """Start a worker for a single answer (pretraining) and wait for it, its progress to ``on_progress``."""
-    with Worker(mode, config, cwd) as worker:
+    """Start a worker for a single answer (pretraining) and wait for it, its progress to ``on_progress``.
+
+    Pretraining is preparation, never timed as a result: its OpenMP threads sleep when idle
+    (``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets a policy), so a busy neighbour cannot turn
+    torch's spinning threads into a 10-100x slowdown of the first run (docs/methods.md, Noise).
+    """
+    env = dict(os.environ)
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    with Worker(mode, config, cwd, env) as worker:
         return worker.read(on_progress=on_progress)
 
 
