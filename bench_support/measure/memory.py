@@ -78,33 +78,6 @@ def release_freed() -> None:
         pass  # not glibc (musl, macOS): nothing to trim
 
 
-#: glibc's ``M_MMAP_THRESHOLD`` parameter for mallopt(3), and the largest value its dynamic threshold ever reaches.
-M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD_PINNED = 32 * 1024 * 1024
-
-
-def pin_mmap_threshold(value: int = MMAP_THRESHOLD_PINNED) -> Optional[int]:
-    """Fix glibc's mmap threshold for the rest of the process; the value set, or None where it cannot be set.
-
-    glibc serves an allocation above the threshold with its own mmap and returns it on free; below, it comes from
-    the heap. The threshold starts at 128 KiB and rises to the size of the largest mmapped block freed so far (up to
-    32 MiB), so after a checkpoint benchmark has freed its buffers the training benchmark's tensors land on the heap,
-    and alone they do not: its absolute peak depended on what ran before (+24 MB on mobilenet_v3_small). Pinned at
-    the top of glibc's own range, every benchmark allocates as a long-running process does once warmed up,
-    whatever ran before. (Pinned at 128 KiB instead, every tensor would be a fresh mmap: resnet18 epochs ran 4x
-    slower.) ``MALLOC_MMAP_THRESHOLD_`` in the environment wins: the user chose.
-    """
-    if os.environ.get("MALLOC_MMAP_THRESHOLD_"):
-        return None
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        return value if libc.mallopt(M_MMAP_THRESHOLD, value) == 1 else None
-    except (OSError, AttributeError):
-        return None  # not glibc (musl, macOS): its allocator has no such threshold
-
-
 def added_mb(peak: Optional[float], before: Optional[float]) -> Optional[float]:
     """What a piece of work added to the RSS: its peak minus the RSS before it; None where either is unknown."""
     return None if peak is None or before is None else round(peak - before, 2)

@@ -21,7 +21,7 @@ from bench_support import leftovers, netguard
 from bench_support.board import setup as jetson_setup
 from bench_support.board.power_modes import PowerModeSweep
 from bench_support.errors import Unavailable, UserError
-from bench_support.measure.memory import pin_mmap_threshold, rss_now_mb
+from bench_support.measure.memory import rss_now_mb
 from bench_support.plugin import trials, upstream
 from bench_support.plugin.options import PATH_OPTIONS
 from bench_support.plugin.parsers import creatable_prefix
@@ -137,10 +137,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         sys.stderr.write(f"edge-bench: {line}\n")
     if not config.getoption("allow_network"):
         netguard.install()  # a second install is a no-op (installed at configure for the suite's own runs)
-    pinned = pin_mmap_threshold()  # before any benchmark allocates: memory that does not depend on order
-    config.stash[STATE] = dataclasses.replace(
-        state, rss_at_start_mb=round(rss_now_mb(), 1), mmap_threshold_bytes=pinned
-    )
+    config.stash[STATE] = dataclasses.replace(state, rss_at_start_mb=round(rss_now_mb(), 1))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -58,7 +58,6 @@ class SuiteState:
     topology: Topology = Topology()  # the distributed benchmark's place among machines
     # RSS when the suite starts, its libraries (torch, torchvision) imported: the floor under every result.
     rss_at_start_mb: Optional[float] = None
-    mmap_threshold_bytes: Optional[int] = None  # glibc's, pinned for the run (None: not pinned; not glibc)
 
     @property
     def user_data_roots(self) -> Tuple[str, ...]:

@@ -127,7 +127,6 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json:
         "data_dir": state.data_dir,
         "cifar_root": state.cifar_root,
         "rss_at_start_mb": state.rss_at_start_mb,
-        "malloc_mmap_threshold_bytes": state.mmap_threshold_bytes,
         "trials": _trials_block(config),
         **this_run_block(config),
     }
