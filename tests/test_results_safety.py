@@ -199,6 +199,7 @@ def test_compare_fail_against_a_much_faster_baseline_fails_the_run(tmp_path):
         (["--power-interval", "nan"], {}, "--power-interval nan: must be a finite number more than 0"),
         (["--rss-budget-mb", "nan"], {}, "--rss-budget-mb nan: must be a finite number more than 0"),
         (["--data-seed", "-1"], {}, "--data-seed -1: need at least 0"),
+        (["--power-idle-s", "1e9"], {}, "--power-idle-s 1e9: at most 600 seconds"),
         (["--benchmark-histogram"], {}, "--benchmark-histogram needs pygal"),
     ],
 )
@@ -360,15 +361,41 @@ def test_stop_signals_at_random_moments_keep_every_finished_benchmark_and_nothin
         output = proc.communicate(timeout=120)[0].decode()
         passed = sorted(line.split("::")[1].split()[0] for line in output.splitlines() if " PASSED" in line)
         saved = _saved(res)
-        # Python only reports a KeyboardInterrupt that lands in a weakref callback; the run then stops at the next
-        # phase instead. Any other traceback is a failure.
-        assert output.count("Traceback (most recent") <= output.count("Exception ignored in"), output[-3000:]
         assert not [p for p in glob.glob(str(res / "**"), recursive=True) if ".saving-" in p], trial
-        if not saved:  # stopped before any benchmark finished (or before the plugin was up)
+        if not saved:  # stopped before any benchmark finished, or before pytest and the plugin were up
             assert passed == [] and proc.returncode != 0, output[-3000:]
+            # Ctrl-C while Python is still importing pytest's plugins is Python's own traceback; nothing ran.
+            assert "Traceback" not in output or output.rstrip().endswith("KeyboardInterrupt"), output[-3000:]
             continue
         [path] = saved
         with open(path) as fh:
             run = json.load(fh)
         assert sorted(b["name"] for b in run["benchmarks"]) == passed, (trial, output[-3000:])
-        assert run["edge_bench"]["interrupted"] is (proc.returncode != 0), (trial, proc.returncode)
+        if run["edge_bench"]["interrupted"]:
+            assert proc.returncode != 0, (trial, output[-3000:])
+        else:  # the run finished and saved whole; a signal after that may still end the process at its exit
+            assert len(passed) == 8, (trial, output[-3000:])
+        allowed = output.count("Exception ignored in")  # a KeyboardInterrupt in a weakref callback: the run stops later
+        if not run["edge_bench"]["interrupted"] and output.rstrip().endswith("KeyboardInterrupt"):
+            allowed += 1  # Ctrl-C during the interpreter's exit, after the whole run was saved
+        assert output.count("Traceback (most recent") <= allowed, (trial, output[-3000:])
+
+
+def test_an_interrupt_whose_place_pytest_cannot_describe_still_keeps_what_finished(tmp_path):
+    # Python 3.11 can hand pytest a traceback entry without a line number when a signal lands between
+    # instructions; pytest's description of the interrupt then raises TypeError. Stood in for by a hook that raises.
+    (tmp_path / "conftest.py").write_text(
+        "def pytest_keyboard_interrupt(excinfo):\n    raise TypeError('no line number')\n"
+    )
+    (tmp_path / "test_stop.py").write_text(
+        "import time\n\n\ndef test_first(benchmark):\n    benchmark.pedantic(time.sleep, args=(0.001,), rounds=2)\n\n\n"
+        "def test_second(benchmark):\n    raise KeyboardInterrupt\n"
+    )
+    command = _command(tmp_path, tmp_path / "res")
+    command[command.index(str(tmp_path / "test_scratch.py"))] = str(tmp_path / "test_stop.py")
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "INTERNALERROR" not in result.stdout + result.stderr
+    [saved] = _saved(tmp_path / "res")
+    with open(saved) as fh:
+        assert [b["name"] for b in json.load(fh)["benchmarks"]] == ["test_first"]

@@ -43,6 +43,7 @@ from bench_support.plugin.params import (  # noqa: F401
 from bench_support.plugin.session import (  # noqa: F401
     pytest_collection_finish,
     pytest_configure,
+    pytest_keyboard_interrupt,
     pytest_load_initial_conftests,
     pytest_runtest_call,
     pytest_runtest_makereport,

@@ -209,6 +209,17 @@ def pytest_runtest_makereport(item: pytest.Item, call):
     return report
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_keyboard_interrupt(excinfo):
+    """pytest describes where an interrupt landed; where that frame has no line number (Python 3.11 can give a
+    traceback entry ``tb_lineno = None`` for a signal handled between instructions), its description raises
+    TypeError and the run would end in an internal error instead of saving what finished."""
+    try:
+        return (yield)
+    except Exception:  # noqa: BLE001 - the description is lost, the interrupt is not: the session goes on to save
+        return None
+
+
 pytest_runtest_setup = _suite_errors_as_outcomes()
 pytest_runtest_call = _suite_errors_as_outcomes()
 
