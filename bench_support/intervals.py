@@ -239,11 +239,12 @@ def effect(
     as pairs: trial t of ``a`` with trial t of ``b``, which ran minutes apart at most, under the same drift of the
     host. A drift that slows a whole trial then cancels in the ratio, as the interleaving intends (RMIT). The
     interval says how sure this run is of the comparison; a re-run's effect can still move by more (docs/methods.md:
-    the variance between processes). None when either side has no rounds or a median of zero.
+    the variance between processes). None when either side has fewer than two rounds (one round per side resamples
+    into a single ratio: an "interval" of one point) or a median of zero.
     """
     a = [[float(v) for v in t] for t in a if len(t)]
     b = [[float(v) for v in t] for t in b if len(t)]
-    if not a or not b:
+    if sum(map(len, a)) < 2 or sum(map(len, b)) < 2:
         return None
     med_a = statistics.median([v for t in a for v in t])
     med_b = statistics.median([v for t in b for v in t])

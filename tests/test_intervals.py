@@ -7,7 +7,7 @@ import statistics
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench_support.intervals import median_interval, min_rounds_for, order_statistic_rank
+from bench_support.intervals import effect, median_interval, min_rounds_for, order_statistic_rank
 from bench_support.report.validity import validity
 
 DISTRIBUTIONS = {
@@ -118,3 +118,9 @@ def test_above_the_exact_range_the_approximation_stays_conservative_and_close():
         assert exact - 2 <= approx <= exact  # never narrower than the exact interval, at most two ranks wider
     found = median_interval([float(i % 997) for i in range(200_000)])  # a plain fixture's 10^5 rounds: computed
     assert found.level >= 0.95 and found.low <= found.median <= found.high
+
+
+def test_one_round_a_side_gives_no_effect_interval():
+    # One value each resamples into one ratio: a "95 % interval" of a single point would read as a clear effect.
+    assert effect([[2.0]], [[1.0]]) is None
+    assert effect([[2.0], [2.1]], [[1.0], [1.1]]) is not None  # two trials of one round each: an interval
