@@ -55,6 +55,18 @@ def test_the_foreign_share_is_the_busy_time_nobody_in_our_tree_used(busy, own, s
     assert "memory_pressure_share" not in f and "thermal_throttle_events" not in f  # unknown: left out
 
 
+@given(process=st.floats(0.6, 100), counted=st.floats(0, 0.49))
+def test_a_tree_that_proc_does_not_count_leaves_the_foreign_share_unknown(process, counted):
+    # qemu-user answers /proc/self/stat with zero CPU times: all CPU would read as foreign ("contended 100%").
+    start = {"t": 0.0, "cpu": (0.0, 0.0), "cpu_pressure": None, "memory_pressure": None, "throttles": None}
+    end = {"t": process, "cpu": (process, 0.0), "cpu_pressure": None, "memory_pressure": None, "throttles": None}
+    f = itf.interference_figures(start, end, counted * process, 1, process_s=process)
+    assert "foreign_cpu_share" not in f and "zero CPU times" in f["foreign_cpu_unavailable"]
+    counted_well = itf.interference_figures(start, end, process, 1, process_s=process)  # a kernel that counts
+    assert counted_well["foreign_cpu_share"] == pytest.approx(0.0, abs=1e-9)
+    assert "foreign_cpu_unavailable" not in counted_well
+
+
 def test_throttling_is_measured_or_said_to_be_unknown():
     assert itf.throttle_verdict({}, None) == {
         "throttled": None,

@@ -136,13 +136,15 @@ class InterferenceWindow:
         self.sample()
         self._tree.start()
         self._start = self._counters()
+        self._process_start = time.process_time()
         return self
 
     def __exit__(self, *exc: object) -> None:
         end = self._counters()
         own_s = self._tree.stop()
+        process_s = time.process_time() - self._process_start
         self.sample()
-        self.figures = interference_figures(self._start, end, own_s, usable_cores())
+        self.figures = interference_figures(self._start, end, own_s, usable_cores(), process_s)
         if self._freq_min is not None:
             self.figures.update(cpu_freq_min_mhz=self._freq_min, cpu_freq_max_mhz=self._freq_max_seen)
             if self._freq_top:
@@ -152,11 +154,28 @@ class InterferenceWindow:
         self.figures.update(throttle_verdict(self.figures, self._freq_top))
 
 
-def interference_figures(start: Dict[str, Any], end: Dict[str, Any], own_s: float, cores: int) -> Dict[str, Any]:
-    """The family from two counter readings and this tree's CPU seconds between them."""
+#: Below this share of the CPU time the process itself counted, /proc's count of the tree is not believed.
+OWN_CPU_FLOOR = 0.5
+
+
+def interference_figures(
+    start: Dict[str, Any], end: Dict[str, Any], own_s: float, cores: int, process_s: Optional[float] = None
+) -> Dict[str, Any]:
+    """The family from two counter readings and this tree's CPU seconds between them.
+
+    ``process_s``: this process's own CPU time over the window from its clock (``time.process_time``). Where /proc
+    counted the tree at far less than that (qemu-user answers ``/proc/self/stat`` with zero CPU times), all CPU would
+    read as foreign: the foreign share is then left out, with the reason.
+    """
     wall = end["t"] - start["t"]
     figures: Dict[str, Any] = {"own_cpu_s": own_s}
     capacity = wall * max(cores, 1)
+    if process_s is not None and process_s > 0.5 and own_s < OWN_CPU_FLOOR * process_s:  # 50 ticks: not rounding
+        figures["foreign_cpu_unavailable"] = (
+            f"/proc counted {own_s:.2f} s of this process tree's CPU where the process's own clock counted "
+            f"{process_s:.2f} s (an emulator such as qemu-user answers /proc/self/stat with zero CPU times)"
+        )
+        return _pressure_and_throttles(figures, start, end, wall)
     if start["cpu"] and end["cpu"] and capacity > 0:
         busy = end["cpu"][0] - start["cpu"][0]
         steal = end["cpu"][1] - start["cpu"][1]
@@ -166,6 +185,10 @@ def interference_figures(start: Dict[str, Any], end: Dict[str, Any], own_s: floa
             foreign_cpu_share=min(1.0, foreign / capacity),
             steal_share=min(1.0, max(0.0, steal) / capacity),
         )
+    return _pressure_and_throttles(figures, start, end, wall)
+
+
+def _pressure_and_throttles(figures: Dict[str, Any], start: Dict[str, Any], end: Dict[str, Any], wall: float):
     for kind in ("cpu_pressure", "memory_pressure"):
         if start[kind] is not None and end[kind] is not None and wall > 0:
             figures[f"{kind}_share"] = min(1.0, max(0.0, end[kind] - start[kind]) / wall)

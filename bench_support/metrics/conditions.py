@@ -29,6 +29,7 @@ CONDITIONS: List[Metric] = [
             ("foreign_cpu_share", "fraction", None, "CPU used by other processes during the rounds, of the capacity"),
             ("foreign_cpu_s", "s", None, "that CPU time: all CPUs' busy time minus this process tree's"),
             ("own_cpu_s", "s", None, "CPU time of this process and its children during the rounds"),
+            ("foreign_cpu_unavailable", "text", None, "why the foreign share is not known (/proc counts no CPU time)"),
             ("steal_share", "fraction", None, "time the hypervisor ran other guests on our CPUs, of the capacity"),
             ("cpu_pressure_share", "fraction", None, "share of the window some task waited for a CPU (PSI)"),
             ("memory_pressure_share", "fraction", None, "share of the window some task stalled on memory (PSI)"),
