@@ -493,7 +493,8 @@ def test_dataloader_results_and_the_fastest_configuration(tmp_path, shared_data_
         str(out),
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "edge-bench: fastest loader here: num_workers=" in result.stdout
+    # Smoke takes one round of each: no interval, so no configuration is called faster than the other.
+    assert "edge-bench: fastest loader here: no clear winner — num_workers=" in result.stdout
     run = json.loads(out.read_text())
     fastest = run["edge_bench"]["fastest_loader"]
     assert fastest["samples_per_s"] > 0 and "num_workers" in fastest["config"]
