@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
+#: --isolate's values.
+ISOLATE_CHOICES = ("benchmark", "none")
+
 
 @dataclass(frozen=True)
 class Rounds:
@@ -43,6 +46,9 @@ class Profile:
     # Trials (docs/methods.md): every benchmark is measured in this many interleaved passes over its module's grid,
     # each with the rounds above, and the passes are merged; its interval then spans what changes between them.
     trials: int = 1
+    # Fresh processes (docs/methods.md): "benchmark" runs each benchmark in a process forked from one that has only
+    # collected; "none" runs everything in the session's process (a smoke run only checks that things run).
+    isolate: str = "none"
 
     def with_sizes(self, n_train: Optional[int] = None, n_val: Optional[int] = None) -> Profile:
         from dataclasses import replace
@@ -92,6 +98,7 @@ PROFILES: Dict[str, Profile] = {
             round_budget_s=3.0,
             max_rounds=100,
             trials=2,
+            isolate="benchmark",
         ),
         Profile(
             "full",
@@ -113,6 +120,7 @@ PROFILES: Dict[str, Profile] = {
             round_budget_s=60.0,
             max_rounds=200,
             trials=3,
+            isolate="benchmark",
         ),
     )
 }

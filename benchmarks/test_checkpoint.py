@@ -17,6 +17,9 @@ from bench_support.workloads import checkpoint, crashcheck
 
 pytestmark = pytest.mark.benchmark(group="checkpoint")
 
+#: Each trial pass over the grid in one fresh process (not one per benchmark): the payloads are built once for it.
+ISOLATE = "trial"
+
 GRID = {
     "smoke": {"target": ["project", "shm"], "mode": ["durable"], "payload": ["mobilenet_v3_small-weights"],
               "existing": ["overwrite"]},

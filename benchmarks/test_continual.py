@@ -15,6 +15,9 @@ pytestmark = pytest.mark.benchmark(group="continual")
 
 #: One fine-tune per configuration: its epochs are the measurement (a scenario, not a repeated timing).
 TRIALS = 1
+#: Runs in the session's own process (not a fresh one per trial): each fine-tune already runs in a worker process of
+#: its own, and the scenario's outcome (CSV, plots, findings) belongs to the session.
+ISOLATE = False
 
 GRID = {
     "smoke": {"finetune": ["whole"], "optimizer": ["adam"]},

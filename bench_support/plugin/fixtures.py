@@ -15,7 +15,7 @@ from bench_support.errors import Unavailable
 from bench_support.measure.harness import Harness, Precision, measured_call
 from bench_support.measure.power import PowerSession, open_source
 from bench_support.plugin import trials, upstream
-from bench_support.plugin.state import CONTINUAL, POWER, POWER_MODES, STATE, SuiteState
+from bench_support.plugin.state import CONTINUAL, POWER, POWER_IDLE, POWER_MODES, STATE, SuiteState
 from bench_support.plugin.storage import continual_run_dir
 from bench_support.plugin.terminal import bar_writer, live_writer, progress_writer
 from bench_support.profiles import Profile
@@ -54,11 +54,18 @@ def data_root() -> str:
 def power_session(pytestconfig: pytest.Config, suite: SuiteState):
     source, reason = open_source(suite.power_backend, suite.power_interval_s)
     session = PowerSession(source, reason, suite.power_interval_s)
-    if source is not None and suite.power_idle_s > 0:  # a silent wait reads as a hang
-        live_writer(pytestconfig)(
-            f"edge-bench: measuring idle power for {suite.power_idle_s:g} s before the first benchmark (--power-idle-s)"
-        )
-    session.measure_idle(suite.power_idle_s)
+    known = pytestconfig.stash.get(POWER_IDLE, None)
+    if known is not None:  # measured once per run, by the first process of it that needed power
+        session.idle_w, session.idle_reason = known
+    else:
+        if source is not None and suite.power_idle_s > 0:  # a silent wait reads as a hang
+            live_writer(pytestconfig)(
+                f"edge-bench: measuring idle power for {suite.power_idle_s:g} s before the first benchmark "
+                "(--power-idle-s)"
+            )
+        session.measure_idle(suite.power_idle_s)
+        if source is not None and suite.power_idle_s > 0:
+            pytestconfig.stash[POWER_IDLE] = (session.idle_w, session.idle_reason)
     pytestconfig.stash[POWER] = session
     yield session
     session.close()

@@ -8,12 +8,14 @@ the state is built (:mod:`bench_support.plugin.state`).
 
 from __future__ import annotations
 
+import argparse
 import os
 
 import pytest
 
 from bench_support.board.power_modes import power_modes_option
 from bench_support.measure.power import BACKENDS, DEFAULT_INTERVAL_S
+from bench_support.plugin.isolation import CHILD_OPTION
 from bench_support.plugin.parsers import (
     at_least,
     existing_dir,
@@ -23,7 +25,7 @@ from bench_support.plugin.parsers import (
     parser_of,
     positive_seconds,
 )
-from bench_support.profiles import PROFILES
+from bench_support.profiles import ISOLATE_CHOICES, PROFILES
 from bench_support.workloads.data import check_cifar_root
 from bench_support.workloads.loading import THREAD_POLICIES
 
@@ -149,6 +151,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="the seed of the trials' order (default: drawn at random; the saved run records it, so this replays it)",
     )
+    add(
+        "--isolate",
+        choices=ISOLATE_CHOICES,
+        default=None,
+        help="benchmark: run each benchmark in a fresh process, so its memory does not depend on what ran before and "
+        "its interval includes what changes between processes; none: everything in this process "
+        "(default: the profile's; docs/methods.md)",
+    )
+    add(CHILD_OPTION, dest="edge_bench_child", default=None, help=argparse.SUPPRESS)  # a child process's spec
     add(
         "--crash-trials",
         metavar="N",

@@ -22,16 +22,18 @@ from bench_support.board import setup as jetson_setup
 from bench_support.board.power_modes import PowerModeSweep
 from bench_support.errors import Unavailable, UserError
 from bench_support.measure.memory import rss_now_mb
-from bench_support.plugin import trials, upstream
+from bench_support.plugin import isolation, trials, upstream
 from bench_support.plugin.options import PATH_OPTIONS
 from bench_support.plugin.parsers import creatable_prefix
 from bench_support.plugin.signals import StopSignals
 from bench_support.plugin.state import (
+    CHILD,
     COMPARED_WITH,
     FAILED_AFTER_TESTS,
     INTERRUPTED,
     PASSED,
     POWER_MODES,
+    RUNNER,
     SAVE_PROBLEMS,
     SESSION,
     STATE,
@@ -56,6 +58,8 @@ def pytest_configure(config: pytest.Config) -> None:
         state = build_state(config)
     except UserError as exc:
         raise pytest.UsageError(str(exc)) from None
+    isolation.configure_child(config)
+    child = CHILD in config.stash  # a fresh process of the session's (plugin/isolation.py): the parent saves
     histogram = getattr(config.option, "benchmark_histogram", None)
     if histogram and importlib.util.find_spec("pygal") is None:
         raise pytest.UsageError("--benchmark-histogram needs pygal: pip install 'pytest-benchmark[histogram]'")
@@ -73,15 +77,17 @@ def pytest_configure(config: pytest.Config) -> None:
             sweep = PowerModeSweep(modes)
         except jetson_setup.SetupError as exc:
             raise pytest.UsageError(str(exc)) from None
-        config.add_cleanup(sweep.close)  # also after a failure or Ctrl-C: pytest unconfigures either way
+        # Also after a failure or Ctrl-C: pytest unconfigures either way. A child leaves the mode to the next one
+        # and to the parent, which restores the start at its end.
+        config.add_cleanup(sweep.close_keeping_mode if child else sweep.close)
         config.stash[POWER_MODES] = sweep
-    if mode or clocks:
+    if (mode or clocks) and not child:  # the parent applied it for the whole run
         try:
             config.add_cleanup(jetson_setup.apply(mode, clocks))
         except jetson_setup.SetupError as exc:
             raise pytest.UsageError(str(exc)) from None
     config.stash[STATE] = state
-    if state.results_dir:
+    if state.results_dir and not child:
         try:
             config.stash[COMPARED_WITH] = configure_storage(
                 config.option, state.results_dir, state.profile.name, this_run_block(config)
@@ -105,6 +111,9 @@ def _runs_the_suites_benchmarks(config: pytest.Config) -> bool:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     session.config.stash[SESSION] = session
+    if CHILD in session.config.stash:
+        upstream.forget_benchmarks(session.config)  # a child saves and compares nothing: its parent does
+        return
     unmatched = upstream.unmatched_compare(session.config)
     if unmatched:  # pytest-benchmark would run every benchmark and then fail with a traceback
         raise pytest.UsageError(unmatched)
@@ -138,6 +147,28 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if not config.getoption("allow_network"):
         netguard.install()  # a second install is a no-op (installed at configure for the suite's own runs)
     config.stash[STATE] = dataclasses.replace(state, rss_at_start_mb=round(rss_now_mb(), 1))
+    if state.isolate == "benchmark" and CHILD not in config.stash and not config.option.collectonly:
+        config.stash[RUNNER] = isolation.Runner(config, session.items, config.stash.get(POWER_MODES, None))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session):
+    """The fresh-process server (plugin/isolation.py) forks a worker per chunk its parent sends, instead of running
+    its items itself."""
+    if CHILD not in session.config.stash:
+        return None
+    isolation.serve(session)
+    return True
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem):
+    """An isolated benchmark runs in a fresh process (plugin/isolation.py); its reports are replayed here."""
+    runner = item.config.stash.get(RUNNER, None)
+    if runner is None or not runner.runs(item):
+        return None
+    runner.protocol(item)
+    return True
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -149,10 +180,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
     stops = config.stash.get(STOPS, None)
     if stops is not None:
         stops.shield()  # a second signal (tox sends one, users press Ctrl-C twice) must not tear the save
+    runner = config.stash.get(RUNNER, None)
+    if runner is not None:
+        runner.close()  # a child still running (-x, an interrupt) is stopped and what it finished adopted
     if exitstatus == pytest.ExitCode.INTERRUPTED:
         config.stash[INTERRUPTED] = True
         upstream.drop_unfinished(config, config.stash.get(PASSED, set()))
-    trials.merge(config)  # before pytest-benchmark saves, compares or shows anything
+    if CHILD in config.stash:
+        upstream.forget_benchmarks(config)  # the server ran nothing itself; its workers handed over theirs
+    else:
+        trials.merge(config)  # before pytest-benchmark saves, compares or shows anything
     try:
         result = yield
     except PerformanceRegression:  # --benchmark-compare-fail: the gate users wire into CI; its table was printed

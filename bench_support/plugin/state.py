@@ -31,6 +31,9 @@ POWER_MODES = pytest.StashKey[Any]()  # the PowerModeSweep of --jetson-power-mod
 FAILED_AFTER_TESTS = pytest.StashKey[bool]()  # something raised after the tests (a compare-fail gate)
 PASSED = pytest.StashKey[Set[str]]()  # node ids whose call passed: what an interrupted run keeps
 STOPS = pytest.StashKey[Any]()  # the StopSignals handlers: SIGTERM/SIGHUP end the run as Ctrl-C does
+POWER_IDLE = pytest.StashKey[Tuple[Optional[float], Optional[str]]]()  # idle power measured once, by whichever process
+CHILD = pytest.StashKey[Tuple[dict, Any]]()  # in a child process (plugin/isolation.py): its spec and its pipe
+RUNNER = pytest.StashKey[Any]()  # in the parent: the isolation Runner starting the children
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class SuiteState:
     crash_trials: int
     trials: int  # interleaved trials of every benchmark (bench_support.trials)
     trial_seed: int  # the seed of their order, recorded in the saved run
+    isolate: str  # "benchmark": each benchmark in a fresh process (plugin/isolation.py); "none"
     power_backend: str
     power_interval_s: float
     power_idle_s: float
@@ -148,6 +152,7 @@ def build_state(config: pytest.Config) -> SuiteState:
         crash_trials=option("crash_trials"),
         trials=option("trials") or profile.trials,
         trial_seed=option("trial_seed") if option("trial_seed") is not None else secrets.randbelow(2**32),
+        isolate=option("isolate") or profile.isolate,
         power_backend=option("power_backend"),
         power_interval_s=option("power_interval"),
         power_idle_s=option("power_idle_s"),

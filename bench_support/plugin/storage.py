@@ -149,6 +149,7 @@ def this_run_block(config: pytest.Config) -> Dict[str, Any]:
         "interrupted": config.stash.get(INTERRUPTED, False),
         "settings": {
             "thread_policy": state.thread_policy,
+            "isolate": state.isolate,  # a process per benchmark or one for all: memory and spread differ in kind
             "cache_drop": state.cache_drop,
             "power_backend": state.power_backend,
             "data_roots": sorted(state.data_roots),

@@ -6,7 +6,7 @@ from typing import Callable
 
 import pytest
 
-from bench_support.plugin import upstream
+from bench_support.plugin import isolation, upstream
 from bench_support.plugin.progress import Bar
 from bench_support.plugin.state import COMPARED_WITH, CONTINUAL, INTERRUPTED, SAVE_PROBLEMS, STATE
 from bench_support.report.summary import fastest_loader_line, fastest_loaders
@@ -14,7 +14,11 @@ from bench_support.report.validity import flag, validity
 
 
 def live_writer(config: pytest.Config) -> Callable[[str], None]:
-    """Writes a line to the terminal during a test, captured output or not (no -s needed)."""
+    """Writes a line to the terminal during a test, captured output or not (no -s needed); in a child process
+    (plugin/isolation.py), to the parent, which writes it."""
+    sink = isolation.child_sink(config)
+    if sink is not None:
+        return lambda line: sink({"kind": "line", "text": line})
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     capture = config.pluginmanager.get_plugin("capturemanager")
 
@@ -30,11 +34,27 @@ def live_writer(config: pytest.Config) -> Callable[[str], None]:
 
 def bar_writer(config: pytest.Config, unit: str = "") -> Callable[[str], Bar]:
     """label -> a (done, total) progress :class:`Bar`: in place on a terminal, a line per quarter elsewhere."""
+    write = live_writer(config)
+    sink = isolation.child_sink(config)
+    if sink is not None:  # the parent draws it, in place if it is on a terminal
+        redraw = lambda text, final: sink({"kind": "redraw", "text": text, "final": final})  # noqa: E731
+        on_terminal = isolation.child_tty(config)
+    else:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        redraw = redraw_writer(config)
+        on_terminal = reporter is not None and capture is not None and getattr(reporter, "isatty", False)
+    return lambda label: Bar(label, lambda text: write("edge-bench: " + text), redraw if on_terminal else None, unit)
+
+
+def redraw_writer(config: pytest.Config) -> Callable[[str, bool], None]:
+    """(text, final) -> the progress line rewritten in place on the terminal (``final``: then ended)."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     capture = config.pluginmanager.get_plugin("capturemanager")
-    write = live_writer(config)
 
     def redraw(text: str, final: bool) -> None:
+        if reporter is None or capture is None:
+            return
         with capture.global_and_fixture_disabled():
             reporter.ensure_newline()  # off pytest's progress line ("benchmarks/test_x.py ..")
             reporter.rewrite("edge-bench: " + text, erase=True)
@@ -42,8 +62,7 @@ def bar_writer(config: pytest.Config, unit: str = "") -> Callable[[str], Bar]:
                 reporter.write("\n")
             reporter.flush()
 
-    on_terminal = reporter is not None and capture is not None and getattr(reporter, "isatty", False)
-    return lambda label: Bar(label, lambda text: write("edge-bench: " + text), redraw if on_terminal else None, unit)
+    return redraw
 
 
 def progress_writer(config: pytest.Config) -> Callable[[str], Bar]:

@@ -192,6 +192,71 @@ def merge_trials(
     return dropped
 
 
+def benchmarks_as_dicts(config: pytest.Config) -> List[dict]:
+    """The finished benchmarks as pytest-benchmark saves them, rounds included: what a child process sends.
+
+    Upstream: a documented round trip (``Metadata.as_dict`` / ``from_dict``), as pytest-xdist support would need.
+    """
+    return [b.as_dict(include_data=True, stats=True) for b in finished_benchmarks(config) if b]
+
+
+def forget_benchmarks(config: pytest.Config) -> None:
+    """Empty this session's results: a child process hands them over and saves, compares and shows nothing.
+
+    Upstream: a switch that turns a session into a worker (what ``--dist`` does for pytest-xdist's workers).
+    """
+    session = benchmark_session(config)
+    if session is None:
+        return
+    session.benchmarks[:] = []
+    session.save = session.autosave = session.json = session.histogram = None
+    session.compare = session.compare_fail = None
+    session.compared_mapping = {}
+
+
+def adopt_benchmarks(config: pytest.Config, dicts: List[dict]) -> List[Any]:
+    """Results a child process measured, as pytest-benchmark's own objects, appended to this session's.
+
+    Each becomes a ``Metadata`` with the child's rounds fed through ``Stats`` as its fixture feeds them, so saving,
+    comparing and the tables treat it as measured here. Upstream: ``Metadata.from_dict``.
+    """
+    from types import SimpleNamespace
+
+    from pytest_benchmark.stats import Metadata, Stats
+
+    session = benchmark_session(config)
+    if session is None:
+        return []
+    adopted = []
+    for data in dicts:
+        bench = Metadata.__new__(Metadata)
+        for key in ("group", "name", "fullname", "param", "params", "extra_info", "options"):
+            setattr(bench, key, data.get(key))
+        bench.extra_info = dict(bench.extra_info or {})
+        bench.options = dict(bench.options or {})
+        bench.cprofile_stats = None
+        stats = data.get("stats") or {}
+        bench.iterations = stats.get("iterations", 1)
+        bench.stats = Stats()
+        for value in stats.get("data") or []:
+            bench.stats.update(value)
+        bench.fixture = SimpleNamespace(has_error=False)
+        if bench.stats:
+            session.benchmarks.append(bench)
+            adopted.append(bench)
+    return adopted
+
+
+def teardown_all(session: pytest.Session) -> None:
+    """Tear down every fixture still set up (a forked worker leaving after its items, or after an interrupt).
+
+    Upstream: a public way to finish a session's setup state outside ``pytest_sessionfinish``.
+    """
+    setup_state = getattr(session, "_setupstate", None)
+    if setup_state is not None:
+        setup_state.teardown_exact(None)
+
+
 def measure_plain_fixture(benchmark: BenchmarkFixture, measured: Callable[[Callable[[], Any]], Any]) -> None:
     """Run every call of a plain ``benchmark`` fixture through ``measured`` (which opens the instruments).
 
