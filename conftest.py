@@ -8,7 +8,13 @@ import pytest
 
 from bench_support.torch_check import problem
 
-_torch_problem = problem(os.environ.get("BENCH_PLATFORM") or "auto", import_torchvision=False)
+# Not in the fresh-process server (bench_support/plugin/server.py): the session checked, and the server must not
+# query the GPU before it forks its workers (a child of a process that initialised CUDA cannot use it).
+_torch_problem = (
+    None
+    if os.environ.get("EDGE_BENCH_SERVER")
+    else problem(os.environ.get("BENCH_PLATFORM") or "auto", import_torchvision=False)
+)
 
 
 def pytest_addoption(parser, pluginmanager):

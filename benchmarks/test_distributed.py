@@ -23,6 +23,8 @@ pytestmark = pytest.mark.benchmark(group="distributed")
 ON_REQUEST = "./run.sh distributed"
 #: Each trial would launch torchrun again for every world size: measured once per run.
 TRIALS = 1
+#: Its configurations share one fresh process: the world-size-1 throughput the others scale against is kept there.
+ISOLATE = "trial"
 
 # world_size last: world size 1 of a configuration runs before the others, which scale against it.
 GRID = {

@@ -96,7 +96,10 @@ def test_memory_does_not_depend_on_what_ran_before_and_every_benchmark_gets_its_
     assert shared_after_a - shared_alone > 100, (shared_after_a, shared_alone)
 
 
-def test_a_worker_that_dies_fails_its_benchmark_in_one_line_and_the_others_are_kept(project, tmp_path):
+@pytest.mark.parametrize("declared", ["benchmark", "trial"])
+def test_a_worker_that_dies_fails_its_benchmark_in_one_line_and_the_others_are_kept(project, tmp_path, declared):
+    if declared == "trial":  # all three in one worker: the two that finished were handed over before it died
+        (project / "test_mine.py").write_text(MODULE + '\nISOLATE = "trial"\n')
     out = tmp_path / "run.json"
     done = _pytest(project, "--isolate", "benchmark", "--benchmark-json", str(out), env={"EDGE_TEST_KILL": "1"})
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]
@@ -127,12 +130,10 @@ def test_sigterm_during_a_worker_keeps_what_finished_and_leaves_no_process(proje
         os.kill(worker, 0)  # the worker is gone with the run
 
 
-def _item(nodeid, module=None, trial=None, mode=None, benchmark=True):
+def _item(nodeid, module=None, trial=None, benchmark=True):
     params = {}
     if trial is not None:
         params["edge_bench_trial"] = trial
-    if mode is not None:
-        params["power_mode"] = mode
     return SimpleNamespace(
         nodeid=nodeid,
         fixturenames=("benchmark",) if benchmark else (),
@@ -150,7 +151,7 @@ def test_chunks_follow_the_modules_declarations():
         _item("c.py::w[t1of2]", per_trial, (1, 2)),
         _item("c.py::v[t1of2]", per_trial, (1, 2)),
         _item("c.py::w[t2of2]", per_trial, (2, 2)),
-        _item("c.py::v[pm-15W-t2of2]", per_trial, (2, 2), "15W"),
+        _item("c.py::v[t2of2]", per_trial, (2, 2)),
         _item("d.py::scenario", shared),
         _item("e.py::not_a_benchmark", benchmark=False),
         _item("c.py::u[t2of2]", per_trial, (2, 2)),
@@ -159,8 +160,7 @@ def test_chunks_follow_the_modules_declarations():
         ["a.py::x[t1of2]"],
         ["a.py::y[t1of2]"],
         ["c.py::w[t1of2]", "c.py::v[t1of2]"],  # one trial pass of a module declaring "trial"
-        ["c.py::w[t2of2]"],
-        ["c.py::v[pm-15W-t2of2]"],  # another power mode: another process
+        ["c.py::w[t2of2]", "c.py::v[t2of2]"],
         ["c.py::u[t2of2]"],  # not consecutive with its pass: the session's process ran something between
     ]
 
@@ -170,3 +170,10 @@ def test_chunks_follow_the_modules_declarations():
 )
 def test_a_processes_end_is_said_in_words(code, words):
     assert isolation.describe_status(code) == words
+
+
+def test_a_power_mode_sweep_is_refused_with_isolation_in_one_line(project):
+    done = _pytest(project, "--isolate", "benchmark", "--jetson-power-modes", "0,2")
+    assert done.returncode == 4, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "--isolate benchmark and --jetson-power-modes: give one" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr

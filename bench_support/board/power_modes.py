@@ -138,17 +138,6 @@ class PowerModeSweep:
         else:
             client.nvpmodel = mode_id
 
-    def switched_elsewhere(self) -> None:
-        """Another process (a child of the session, plugin/isolation.py) switches modes: ``close`` restores the
-        start whatever this client saw."""
-        self.current = -1
-
-    def close_keeping_mode(self) -> None:
-        """Close the client and leave the board in its present mode (a child's: the session restores at its end)."""
-        client, self.client = getattr(self, "client", None), None
-        if client is not None:
-            client.close()
-
     def close(self) -> None:
         """Restore the mode the board started in (when a switch happened); safe to call twice."""
         client, self.client = getattr(self, "client", None), None

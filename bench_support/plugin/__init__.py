@@ -12,7 +12,8 @@ reaches back up here. Importing it imports no torch (the workloads load when a f
     signals.py   SIGTERM and SIGHUP stop a run as Ctrl-C does; a save in progress is not torn by a second signal
     params.py    each benchmark parametrised from its module's GRID for the profile; modules run on request
     trials.py    every benchmark in interleaved trials, each in a seeded order, merged before saving
-    isolation.py each benchmark in a fresh process forked by a server; its reports and results come back here
+    isolation.py each benchmark in a fresh process: the session's side (chunks, replayed reports, results)
+    server.py    the fresh-process server, which collects and imports once and forks a worker per benchmark
     storage.py   --save-results as a device folder, the baseline, machine facts, the saved JSON's suite block
     upstream.py  every use of pytest's and pytest-benchmark's internals, each with the change that would end it
     fixtures.py  suite, profile, image_datasets, harness, power_session, ...

@@ -15,7 +15,6 @@ import pytest
 
 from bench_support.board.power_modes import power_modes_option
 from bench_support.measure.power import BACKENDS, DEFAULT_INTERVAL_S
-from bench_support.plugin.isolation import CHILD_OPTION
 from bench_support.plugin.parsers import (
     at_least,
     existing_dir,
@@ -25,6 +24,7 @@ from bench_support.plugin.parsers import (
     parser_of,
     positive_seconds,
 )
+from bench_support.plugin.server import CHILD_OPTION
 from bench_support.profiles import ISOLATE_CHOICES, PROFILES
 from bench_support.workloads.data import check_cifar_root
 from bench_support.workloads.loading import THREAD_POLICIES

@@ -23,7 +23,7 @@ from typing import List, Optional
 
 import pytest
 
-from bench_support.plugin import isolation, trials
+from bench_support.plugin import server, trials
 from bench_support.plugin.state import POWER_MODES, STATE
 from bench_support.profiles import format_id, grid_combinations
 
@@ -66,7 +66,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items) -> None:
     sweep = config.stash.get(POWER_MODES, None)
     if sweep is not None:
         _by_mode(items, sweep)
-    isolation.narrow(config, items)  # a child process: exactly its chunk, in the parent's order
+    server.narrow(config, items)  # the fresh-process server: the items the session runs in fresh processes
 
 
 def _by_mode(items, sweep) -> None:

@@ -22,7 +22,7 @@ from bench_support.board import setup as jetson_setup
 from bench_support.board.power_modes import PowerModeSweep
 from bench_support.errors import Unavailable, UserError
 from bench_support.measure.memory import rss_now_mb
-from bench_support.plugin import isolation, trials, upstream
+from bench_support.plugin import isolation, server, trials, upstream
 from bench_support.plugin.options import PATH_OPTIONS
 from bench_support.plugin.parsers import creatable_prefix
 from bench_support.plugin.signals import StopSignals
@@ -58,8 +58,8 @@ def pytest_configure(config: pytest.Config) -> None:
         state = build_state(config)
     except UserError as exc:
         raise pytest.UsageError(str(exc)) from None
-    isolation.configure_child(config)
-    child = CHILD in config.stash  # a fresh process of the session's (plugin/isolation.py): the parent saves
+    server.configure(config)
+    child = CHILD in config.stash  # the fresh-process server (plugin/server.py): the session saves, not it
     histogram = getattr(config.option, "benchmark_histogram", None)
     if histogram and importlib.util.find_spec("pygal") is None:
         raise pytest.UsageError("--benchmark-histogram needs pygal: pip install 'pytest-benchmark[histogram]'")
@@ -77,9 +77,7 @@ def pytest_configure(config: pytest.Config) -> None:
             sweep = PowerModeSweep(modes)
         except jetson_setup.SetupError as exc:
             raise pytest.UsageError(str(exc)) from None
-        # Also after a failure or Ctrl-C: pytest unconfigures either way. A child leaves the mode to the next one
-        # and to the parent, which restores the start at its end.
-        config.add_cleanup(sweep.close_keeping_mode if child else sweep.close)
+        config.add_cleanup(sweep.close)  # also after a failure or Ctrl-C: pytest unconfigures either way
         config.stash[POWER_MODES] = sweep
     if (mode or clocks) and not child:  # the parent applied it for the whole run
         try:
@@ -148,16 +146,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         netguard.install()  # a second install is a no-op (installed at configure for the suite's own runs)
     config.stash[STATE] = dataclasses.replace(state, rss_at_start_mb=round(rss_now_mb(), 1))
     if state.isolate == "benchmark" and CHILD not in config.stash and not config.option.collectonly:
-        config.stash[RUNNER] = isolation.Runner(config, session.items, config.stash.get(POWER_MODES, None))
+        config.stash[RUNNER] = isolation.Runner(config, session.items)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session):
-    """The fresh-process server (plugin/isolation.py) forks a worker per chunk its parent sends, instead of running
+    """The fresh-process server (plugin/server.py) forks a worker per chunk the session sends, instead of running
     its items itself."""
     if CHILD not in session.config.stash:
         return None
-    isolation.serve(session)
+    server.serve(session)
     return True
 
 
@@ -182,7 +180,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
         stops.shield()  # a second signal (tox sends one, users press Ctrl-C twice) must not tear the save
     runner = config.stash.get(RUNNER, None)
     if runner is not None:
-        runner.close()  # a child still running (-x, an interrupt) is stopped and what it finished adopted
+        try:
+            runner.close()  # a worker still running (an interrupt) is stopped and what it finished adopted
+        except Exception as exc:  # noqa: BLE001 - what finished is saved whatever happened to the server
+            sys.stderr.write(f"edge-bench: stopping the fresh-process server: {type(exc).__name__}: {exc}\n")
     if exitstatus == pytest.ExitCode.INTERRUPTED:
         config.stash[INTERRUPTED] = True
         upstream.drop_unfinished(config, config.stash.get(PASSED, set()))

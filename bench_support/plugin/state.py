@@ -103,6 +103,16 @@ def ensure_data_dir(state: SuiteState) -> None:
     writable_dir("data directory", state.data_dir, create=True)
 
 
+def _isolate(asked: Optional[str], profile: Profile, platform: str, sweep: bool) -> str:
+    """--isolate, else the profile's on a CPU platform, else none: a forked worker's CUDA has not run on a GPU yet
+    (docs/methods.md, "Fresh processes"), and a power-mode sweep switches the board from the session's process."""
+    if asked == "benchmark" and sweep:
+        raise UserError("--isolate benchmark and --jetson-power-modes: give one (the sweep runs in one process)")
+    if asked:
+        return asked
+    return profile.isolate if platform == "cpu" and not sweep else "none"
+
+
 def build_state(config: pytest.Config) -> SuiteState:
     """The state of this session from its options; UserError (one line) when they do not fit together."""
     from bench_support.continual import scenario
@@ -134,6 +144,7 @@ def build_state(config: pytest.Config) -> SuiteState:
         "pretrain_images": option("cl_pretrain_images"),
     }
     device_id = machine.device_id(option("device_name"))
+    platform = os.environ.get("BENCH_PLATFORM") or machine.detect_platform()
     results = option("save_results")
     return SuiteState(
         profile=profile,
@@ -141,7 +152,7 @@ def build_state(config: pytest.Config) -> SuiteState:
         data_dir=data_dir,
         data_seed=option("data_seed"),
         device_id=device_id,
-        platform=os.environ.get("BENCH_PLATFORM") or machine.detect_platform(),
+        platform=platform,
         cifar_root=option("cifar_root"),
         results_dir=writable_dir("--save-results", os.path.join(results, device_id), create=True) if results else None,
         ckpt_dirs=MappingProxyType(dict(_unique("--ckpt-dir", option("ckpt_dir")))),
@@ -152,7 +163,7 @@ def build_state(config: pytest.Config) -> SuiteState:
         crash_trials=option("crash_trials"),
         trials=option("trials") or profile.trials,
         trial_seed=option("trial_seed") if option("trial_seed") is not None else secrets.randbelow(2**32),
-        isolate=option("isolate") or profile.isolate,
+        isolate=_isolate(option("isolate"), profile, platform, bool(option("jetson_power_modes"))),
         power_backend=option("power_backend"),
         power_interval_s=option("power_interval"),
         power_idle_s=option("power_idle_s"),

@@ -6,7 +6,7 @@ from typing import Callable
 
 import pytest
 
-from bench_support.plugin import isolation, upstream
+from bench_support.plugin import server, upstream
 from bench_support.plugin.progress import Bar
 from bench_support.plugin.state import COMPARED_WITH, CONTINUAL, INTERRUPTED, SAVE_PROBLEMS, STATE
 from bench_support.report.summary import fastest_loader_line, fastest_loaders
@@ -14,9 +14,9 @@ from bench_support.report.validity import flag, validity
 
 
 def live_writer(config: pytest.Config) -> Callable[[str], None]:
-    """Writes a line to the terminal during a test, captured output or not (no -s needed); in a child process
-    (plugin/isolation.py), to the parent, which writes it."""
-    sink = isolation.child_sink(config)
+    """Writes a line to the terminal during a test, captured output or not (no -s needed); in a fresh-process
+    worker (plugin/server.py), to the session, which writes it."""
+    sink = server.sink_of(config)
     if sink is not None:
         return lambda line: sink({"kind": "line", "text": line})
     reporter = config.pluginmanager.get_plugin("terminalreporter")
@@ -35,10 +35,10 @@ def live_writer(config: pytest.Config) -> Callable[[str], None]:
 def bar_writer(config: pytest.Config, unit: str = "") -> Callable[[str], Bar]:
     """label -> a (done, total) progress :class:`Bar`: in place on a terminal, a line per quarter elsewhere."""
     write = live_writer(config)
-    sink = isolation.child_sink(config)
-    if sink is not None:  # the parent draws it, in place if it is on a terminal
+    sink = server.sink_of(config)
+    if sink is not None:  # the session draws it, in place if it is on a terminal
         redraw = lambda text, final: sink({"kind": "redraw", "text": text, "final": final})  # noqa: E731
-        on_terminal = isolation.child_tty(config)
+        on_terminal = server.session_on_tty(config)
     else:
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         capture = config.pluginmanager.get_plugin("capturemanager")
