@@ -249,6 +249,10 @@ class Runner:
                 break
             if chunk.done:
                 self.chunk = None
+                if chunk.code == 2 and not self.stopping:
+                    # A KeyboardInterrupt in the worker that this session did not send (the benchmark's own code
+                    # raised it, or someone signalled the worker): the run stops, as in one process.
+                    raise KeyboardInterrupt
                 self._fail(item, f"its fresh process {describe_status(chunk.code)} before it finished", chunk)
                 return
         else:
