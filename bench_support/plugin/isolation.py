@@ -52,6 +52,7 @@ import pytest
 from bench_support.plugin import server as server_side
 from bench_support.plugin import trials, upstream
 from bench_support.plugin.state import PASSED, POWER, POWER_IDLE, STATE, STOPS
+from bench_support.trials import without_trial
 
 #: A worker told to stop has this long to hand over what it finished before it is killed.
 STOP_GRACE_S = 60.0
@@ -272,7 +273,9 @@ class Runner:
             else:
                 self._server_died(item)
                 return False
-        command: Dict[str, Any] = {"run": nodeids, "earlier": self.config.stash.get(trials.EARLIER, {})}
+        earlier = self.config.stash.get(trials.EARLIER, {})
+        bases = {without_trial(n) for n in nodeids}  # only the chunk's own: the whole run's would grow
+        command: Dict[str, Any] = {"run": nodeids, "earlier": {k: v for k, v in earlier.items() if k in bases}}
         if POWER_IDLE in self.config.stash:
             command["power_idle"] = list(self.config.stash[POWER_IDLE])
         self.chunk = Chunk(nodeids)
@@ -401,6 +404,8 @@ class Runner:
             # Joined to its value: written apart, pytest would take the spec file for a test path and move the rootdir.
             f"--trial-seed={state.trial_seed}", "--isolate=none", f"{server_side.CHILD_OPTION}={spec_path}",
         ]  # fmt: skip
+        # Its own basetemp inside the session's: as a session of its own it would wipe a --basetemp the session uses.
+        args.append(f"--basetemp={os.path.join(str(upstream.basetemp(self.config)), 'fresh-processes')}")
         if self.config.pluginmanager.has_plugin("cacheprovider"):  # --lf and --sw: an empty cache, every item kept
             args += ["-o", f"cache_dir={os.path.join(self.tmp, 'cache')}", "--lfnf=all"]
         for dest, flag in (("xmlpath", "--junitxml"), ("report_log", "--report-log")):

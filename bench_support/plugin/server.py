@@ -124,6 +124,7 @@ def serve(session: pytest.Session) -> None:
     by_id = {item.nodeid: item for item in session.items}
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the session stops workers, not the server
     _preload()
+    upstream.basetemp(config)  # made once here: every worker's tmp_path goes under it, none wipes another's
     resident = memory.resident_file_ranges()  # what each worker maps in at its start
     sink({"kind": "collected", "nodeids": list(by_id)})  # after every plugin's selection
     sink({"kind": "ready", "rss_mb": round(memory.rss_now_mb(), 1), "threads": threading.active_count()})

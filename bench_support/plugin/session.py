@@ -145,8 +145,24 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if not config.getoption("allow_network"):
         netguard.install()  # a second install is a no-op (installed at configure for the suite's own runs)
     config.stash[STATE] = dataclasses.replace(state, rss_at_start_mb=round(rss_now_mb(), 1))
-    if state.isolate == "benchmark" and CHILD not in config.stash and not config.option.collectonly:
-        config.stash[RUNNER] = isolation.Runner(config, session.items)
+    debugging = [flag for flag, dest in DEBUGGING if config.getoption(dest, None)]
+    if state.isolate == "benchmark" and debugging:  # a worker's debugger and setup lines would go to its log
+        sys.stderr.write(f"edge-bench: {debugging[0]}: every benchmark runs in this process, as with --isolate none\n")
+        config.stash[STATE] = dataclasses.replace(config.stash[STATE], isolate="none")
+    elif state.isolate == "benchmark" and CHILD not in config.stash and not config.option.collectonly:
+        try:
+            config.stash[RUNNER] = isolation.Runner(config, session.items)
+        except OSError as exc:  # no temporary folder for the server's spec and log (TMPDIR missing, full, read-only)
+            sys.stderr.write(
+                f"edge-bench: cannot prepare the fresh-process server ({exc.strerror or exc}): every benchmark runs "
+                "in this process, as with --isolate none\n"
+            )
+            config.stash[STATE] = dataclasses.replace(config.stash[STATE], isolate="none")  # saved as it ran
+
+
+#: pytest's options whose output is the test process's own terminal: they keep every benchmark in this process.
+DEBUGGING = (("--pdb", "usepdb"), ("--trace", "trace"), ("--setup-show", "setupshow"), ("--setup-only", "setuponly"),
+             ("--setup-plan", "setupplan"))  # fmt: skip
 
 
 @pytest.hookimpl(tryfirst=True)

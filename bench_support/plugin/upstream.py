@@ -12,6 +12,7 @@ import atexit
 import copy
 import inspect
 import sys
+import tempfile
 from typing import Any, Callable, List, Optional, Sequence, Set
 
 import pytest
@@ -245,6 +246,17 @@ def adopt_benchmarks(config: pytest.Config, dicts: List[dict]) -> List[Any]:
             session.benchmarks.append(bench)
             adopted.append(bench)
     return adopted
+
+
+def basetemp(config: pytest.Config):
+    """The session's base temporary folder, made now if it is not yet (pytest's ``tmp_path_factory``).
+
+    Upstream: ``config.tmp_path_factory`` as a public attribute (it is only reachable through the fixture).
+    """
+    factory = getattr(config, "_tmp_path_factory", None)
+    if factory is None:
+        return tempfile.gettempdir()
+    return factory.getbasetemp()
 
 
 def teardown_all(session: pytest.Session) -> None:
