@@ -6,6 +6,7 @@
 #                                               with the previous run of this device
 #   ./run.sh test [PLATFORM] [PYTEST ARGS...]   run the unit, property and end-to-end tests (what CI runs)
 #   ./run.sh test [PLATFORM] fast [ARGS...]     only the unit and property tests (-m "not slow"; ~2 minutes)
+#                                               (both in two processes; BENCH_TEST_WORKERS=0 for one, e.g. --pdb)
 #   ./run.sh distributed [PLATFORM] [ARGS...]   the distributed-training benchmark (torchrun, world
 #                                               sizes 1 and 2 on this machine; docs/distributed.md)
 #   ./run.sh report [ARGS...]                   only the report over everything in results/ (a light
@@ -164,6 +165,14 @@ if [ "$command" = test ]; then
   fi
   # The tests run on the platform environment's interpreter (tox.ini says why).
   build_env
+  if ! ".tox/$platform/bin/python" -c 'import xdist' 2>/dev/null; then
+    # An environment built before the tests ran in parallel: tox does not reinstall for a new extra.
+    echo "run.sh: adding pytest-xdist to .tox/$platform (the tests run in parallel processes)"
+    pins=(-c "${BENCH_CONSTRAINTS:-requirements/constraints.txt}")
+    [ "$platform" != jetson ] || pins=()
+    ".tox/$platform/bin/python" -m pip install -q ${pins[@]+"${pins[@]}"} "pytest-xdist>=3.0" ||
+      die "could not install pytest-xdist into .tox/$platform (pip's message is above)"
+  fi
   status=0
   run_child "${tox[@]}" run -e "$env" -- "$@" || status=$?
   exit_if_stopped

@@ -12,7 +12,8 @@ folders whose owner is gone:
 - ``<shm>/edge-bench-cl-<tag>/`` and ``<project>/.bench-ckpt/continual-<tag>/`` (the
   continual scenario's checkpoint targets),
 - ``<tmp>/edge-bench-cl-<tag>-XXXXXXXX/`` (a continual worker's config and stderr),
-- ``<tmp>/edge-bench-ddp-<tag>-XXXXXXXX/`` (a distributed run's script, logs and figures).
+- ``<tmp>/edge-bench-ddp-<tag>-XXXXXXXX/`` (a distributed run's script, logs and figures),
+- ``<tmp>/edge-bench-srv-<tag>-XXXXXXXX/`` (the fresh processes' server: its spec and log).
 
 An owner is gone when no process has its pid, when the process with its pid is a
 zombie, or when that process started at another time than the tag says (the pid was
@@ -32,9 +33,9 @@ from typing import Iterable, List, Optional, Tuple
 
 #: ``<pid>`` or ``<pid>-<start ticks>``.
 _TAG = r"(?P<pid>\d+)(?:-(?P<start>\d+))?"
-#: The names of leftovers: continual targets, continual and distributed worker folders; checkpoint folders; the
+#: The names of leftovers: continual targets, continual, distributed and server folders; checkpoint folders; the
 #: project's folders.
-_CL = re.compile(rf"^edge-bench-(?:cl|ddp)-{_TAG}(?:-[A-Za-z0-9_]+)?$")
+_CL = re.compile(rf"^edge-bench-(?:cl|ddp|srv)-{_TAG}(?:-[A-Za-z0-9_]+)?$")
 _CKPT = re.compile(rf"^{_TAG}$")
 _PROJECT = re.compile(rf"^(?:continual-)?{_TAG}$")
 

@@ -15,6 +15,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # is reset to its default at exec, so every child starts as it would from a terminal.
 signal.signal(signal.SIGINT, signal.default_int_handler)
 
+# A pytest-xdist worker (./run.sh test runs the tests in two) marks itself in the environment, which every run these
+# tests start would inherit; pytest-benchmark then disables benchmarking. A user's run never carries these marks.
+for _mark in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+    os.environ.pop(_mark, None)
+
 
 def run_pytest(*args, cwd=REPO, prefix=(), timeout=600, env=None):
     """Run pytest on the suite in a fresh process, as a user would."""
@@ -63,6 +68,8 @@ _SLOW_FIXTURES = {"tiny", "shared_data_dir", "ansible_playbook", "own_project", 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: starts another interpreter; left out of ./run.sh test fast")
+    # pytest-xdist's own marker, declared also for a run without it (-p no:xdist).
+    config.addinivalue_line("markers", "xdist_group(name): the tests of one group run in one test worker")
 
 
 def pytest_collection_modifyitems(config, items):

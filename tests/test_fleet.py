@@ -11,6 +11,8 @@ import pytest
 from conftest import REPO
 
 ANSIBLE = os.path.join(REPO, ".venv-fleet", "bin", "ansible-playbook")
+# One test worker installs .venv-fleet/ (a folder of the checkout) and runs every test that needs it.
+pytestmark = pytest.mark.xdist_group("fleet")
 
 
 @pytest.fixture(scope="module")

@@ -98,9 +98,10 @@ def test_a_benchmark_whose_rounds_are_its_design_is_not_judged_on_precision():
 
 
 def _exact_rank(n, level=0.95):
-    best = None
+    best, below = None, 0  # below: sum of C(n, i) for i < k, kept as k grows
     for k in range(1, n // 2 + 1):
-        if 1 - 2 * sum(math.comb(n, i) for i in range(k)) / 2**n >= level:
+        below += math.comb(n, k - 1)
+        if 1 - 2 * below / 2**n >= level:
             best = k
         else:
             break

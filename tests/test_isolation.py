@@ -46,9 +46,12 @@ def test_c_maybe_dies(benchmark):
     if os.environ.get("EDGE_TEST_KILL"):
         os.kill(os.getpid(), signal.SIGKILL)
     if os.environ.get("EDGE_TEST_HANG"):
+        stubborn = os.environ.get("EDGE_TEST_STUBBORN")
+        if stubborn:  # a benchmark that ignores Ctrl-C for a while, then finishes
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         with open(os.environ["EDGE_TEST_HANG"], "w") as fh:
             fh.write(str(os.getpid()))
-        time.sleep(600)
+        time.sleep(float(stubborn) if stubborn else 600)
     benchmark(sum, range(1000))
 """
 
@@ -108,10 +111,13 @@ def test_a_worker_that_dies_fails_its_benchmark_in_one_line_and_the_others_are_k
     assert set(_results(out)) == {"test_a_leaves_memory_behind", "test_b_starts_from"}
 
 
-def test_sigterm_during_a_worker_keeps_what_finished_and_leaves_no_process(project, tmp_path):
+@pytest.mark.parametrize("stubborn", [False, True], ids=["hangs", "ignores-ctrl-c-for-8s"])
+def test_sigterm_during_a_worker_keeps_what_finished_and_leaves_no_process(project, tmp_path, stubborn):
     out, marker = tmp_path / "run.json", tmp_path / "hanging.pid"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "BENCH_PROFILE", "BENCH_DATA_DIR")}
     env["EDGE_TEST_HANG"] = str(marker)
+    if stubborn:
+        env["EDGE_TEST_STUBBORN"] = "8"
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--power-idle-s", "0", "--trials", "1",
            "--isolate", "benchmark", "--benchmark-json", str(out)]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -123,7 +129,12 @@ def test_sigterm_during_a_worker_keeps_what_finished_and_leaves_no_process(proje
     proc.send_signal(signal.SIGTERM)
     output = proc.communicate(timeout=120)[0]
     assert proc.returncode == 143, output[-3000:]
-    assert set(_results(out)) == {"test_a_leaves_memory_behind", "test_b_starts_from"}, output[-3000:]
+    finished = {"test_a_leaves_memory_behind", "test_b_starts_from"}
+    if stubborn:  # the wait is said after a few seconds, and what the worker then finished is kept
+        assert "stopping: waiting up to 55 s more for the fresh process running" in output, output[-3000:]
+        assert "test_c_maybe_dies" in output.split("stopping: waiting")[1].splitlines()[0]
+        finished.add("test_c_maybe_dies")
+    assert set(_results(out)) == finished, output[-3000:]
     assert json.loads(out.read_text())["edge_bench"]["interrupted"] is True
     time.sleep(0.5)
     with pytest.raises(ProcessLookupError):

@@ -39,6 +39,7 @@ def test_reap_removes_the_folders_of_gone_owners_only(tmp_path):
         _folder(shm / f"edge-bench-cl-{reused}"),
         _folder(tmp / f"edge-bench-cl-{dead}-1-abc_xyz9"),  # a worker's config folder
         _folder(tmp / f"edge-bench-ddp-{dead}-k2j4_x9q"),  # a distributed run's folder
+        _folder(tmp / f"edge-bench-srv-{dead}-q7_zz01a"),  # the fresh processes' server folder
         _folder(project / ".bench-ckpt" / str(dead)),
         _folder(project / ".bench-ckpt" / f"continual-{dead}-12345"),
         _folder(usb / "edge-bench-ckpt" / f"{dead}-7"),
@@ -47,6 +48,7 @@ def test_reap_removes_the_folders_of_gone_owners_only(tmp_path):
         _folder(shm / "edge-bench-ckpt" / pid),  # alive
         _folder(shm / f"edge-bench-cl-{me}"),
         _folder(tmp / f"edge-bench-ddp-{me}-abcdefgh"),
+        _folder(tmp / f"edge-bench-srv-{me}-abcdefgh"),
         _folder(tmp / f"edge-bench-cl-{me}-abcdefgh"),
         _folder(project / ".bench-ckpt" / f"continual-{me}"),
         _folder(project / ".bench-ckpt" / f"{pid}"),
@@ -67,7 +69,7 @@ def test_reap_removes_the_folders_of_gone_owners_only(tmp_path):
     assert os.path.isfile(os.path.join(target, "latest.pt"))
     assert leftovers.reap(str(project), shm=str(shm), tmp=str(tmp), ckpt_dirs=[str(usb)]) == []
     line = leftovers.reap_line(removed)
-    assert "\n" not in line and line.startswith("removed 8 folder(s) left by killed runs: ")
+    assert "\n" not in line and line.startswith("removed 9 folder(s) left by killed runs: ")
     assert leftovers.reap_line([]) is None
 
 

@@ -114,12 +114,19 @@ def test_a_cold_read_of_large_files_reads_their_bytes_from_the_device(tmp_path):
     if device is None:
         pytest.skip(f"{tmp_path} has no block device here")
     big = [_write(tmp_path / f"big{i}.bin", 8 << 20) for i in range(4)]
-    pagecache.prepare(big, "cold", "fadvise")
-    before = io_snapshot(device)
-    nbytes = pagecache.read_all(big)
-    figures = io_figures(before, io_snapshot(device))
-    read_mb = nbytes / float(1 << 20)
-    assert abs(figures["disk_read_mb"] - read_mb) / read_mb < 0.05, figures
+    # The device's counters also count every other process's reads (a parallel test worker, CI's neighbours):
+    # up to three tries, one of which must agree. A wrong count (sectors, units, the wrong device) fails all three.
+    tries = []
+    for _ in range(3):
+        pagecache.prepare(big, "cold", "fadvise")
+        before = io_snapshot(device)
+        nbytes = pagecache.read_all(big)
+        figures = io_figures(before, io_snapshot(device))
+        read_mb = nbytes / float(1 << 20)
+        tries.append(figures)
+        if abs(figures["disk_read_mb"] - read_mb) / read_mb < 0.05:
+            break
+    assert abs(figures["disk_read_mb"] - read_mb) / read_mb < 0.05, tries
     assert abs(figures["proc_read_mb"] - read_mb) / read_mb < 0.05, figures
     # util_pct comes from io_ticks (whole milliseconds of busy device): a fast 32 MB read can round to 0.
     assert figures["read_iops"] > 0 and figures["r_await_ms"] is not None and 0 <= figures["util_pct"] <= 100

@@ -58,8 +58,8 @@ def _alive(pid: int) -> bool:
     ids=["test-term", "bench-term", "bench-int"],
 )
 def test_a_stop_reaches_the_job_which_keeps_what_finished(fake_checkout, command, signum, status):
-    if command == ["cpu"]:  # the benchmarks also run the torch check: the fake python passes it
-        (fake_checkout / ".tox" / "cpu" / "bin" / "python").symlink_to(fake_checkout / "fake-python")
+    # The environment's python: the benchmarks' torch check and the tests' pytest-xdist check pass through it.
+    (fake_checkout / ".tox" / "cpu" / "bin" / "python").symlink_to(fake_checkout / "fake-python")
     env = dict(os.environ, PYTHON=str(fake_checkout / "fake-python"), BENCH_PLATFORM="cpu")
     env.pop("BENCH_TORCH_INDEX_URL", None)
     proc = subprocess.Popen(

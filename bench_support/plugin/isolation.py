@@ -49,6 +49,7 @@ from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 
+from bench_support import leftovers
 from bench_support.plugin import server as server_side
 from bench_support.plugin import trials, upstream
 from bench_support.plugin.state import PASSED, POWER, POWER_IDLE, STATE, STOPS
@@ -56,6 +57,7 @@ from bench_support.trials import without_trial
 
 #: A worker told to stop has this long to hand over what it finished before it is killed.
 STOP_GRACE_S = 60.0
+STOP_QUIET_S = 5.0  # how long a stop waits for a worker before it says so
 #: Lines of the server's own output shown when it fails.
 TAIL_LINES = 15
 #: A server that dies this often (after it was ready) ends the run: something kills it, not a benchmark.
@@ -212,7 +214,8 @@ class Runner:
         self.started = 0
         self.deaths = 0
         self.stopping = False
-        self.tmp = tempfile.mkdtemp(prefix="edge-bench-server-")
+        # Named after this process, so a later run reaps it when this one was killed (leftovers.reap).
+        self.tmp = tempfile.mkdtemp(prefix=f"edge-bench-srv-{leftovers.owner_tag()}-")
         self.power_facts: Optional[dict] = None
 
     def runs(self, item: pytest.Item) -> bool:
@@ -303,6 +306,11 @@ class Runner:
 
     def _finish(self, chunk: Chunk, deadline: Optional[float] = None) -> None:
         """Read the rest of a chunk (its results, its ``end``) until the server says its worker is gone."""
+        self._read(chunk, deadline)
+        if self.chunk is chunk:
+            self.chunk = None
+
+    def _read(self, chunk: Chunk, deadline: Optional[float]) -> None:
         server = self.server
         if server is not None and not chunk.done:
             for message in server.stream.messages(deadline):
@@ -314,8 +322,6 @@ class Runner:
                     self.server = None
                     self.deaths += 1
                     server.kill()
-        if self.chunk is chunk:
-            self.chunk = None
 
     def _handle(self, message: dict) -> None:
         kind = message.get("kind")
@@ -445,8 +451,18 @@ class Runner:
         self.stopping = True
         if chunk.pid:
             _interrupt(chunk.pid)
+        deadline = time.monotonic() + STOP_GRACE_S
         try:
-            self._finish(chunk, deadline=time.monotonic() + STOP_GRACE_S)
+            self._read(chunk, min(deadline, time.monotonic() + STOP_QUIET_S))
+            if not chunk.done and self.server is not None:  # a long wait is said, not silent
+                from bench_support.plugin.terminal import live_writer
+
+                what = chunk.pending[0] if chunk.pending else "its benchmark"
+                live_writer(self.config)(
+                    f"stopping: waiting up to {STOP_GRACE_S - STOP_QUIET_S:.0f} s more for the fresh process running "
+                    f"{what} to hand over what it finished (then it is killed)"
+                )
+                self._read(chunk, deadline)
         except KeyboardInterrupt:  # no handlers to shield with (not the main thread): end it now
             pass
         if not chunk.done:  # it did not hand over in time

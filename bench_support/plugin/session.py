@@ -149,7 +149,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if state.isolate == "benchmark" and debugging:  # a worker's debugger and setup lines would go to its log
         sys.stderr.write(f"edge-bench: {debugging[0]}: every benchmark runs in this process, as with --isolate none\n")
         config.stash[STATE] = dataclasses.replace(config.stash[STATE], isolate="none")
-    elif state.isolate == "benchmark" and CHILD not in config.stash and not config.option.collectonly:
+    elif (
+        state.isolate == "benchmark"
+        and CHILD not in config.stash
+        and not config.option.collectonly
+        and not config.getoption("benchmark_skip", False)  # every benchmark is skipped: no process to start
+    ):
         try:
             config.stash[RUNNER] = isolation.Runner(config, session.items)
         except OSError as exc:  # no temporary folder for the server's spec and log (TMPDIR missing, full, read-only)
