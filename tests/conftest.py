@@ -68,8 +68,6 @@ _SLOW_FIXTURES = {"tiny", "shared_data_dir", "ansible_playbook", "own_project", 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: starts another interpreter; left out of ./run.sh test fast")
-    # pytest-xdist's own marker, declared also for a run without it (-p no:xdist).
-    config.addinivalue_line("markers", "xdist_group(name): the tests of one group run in one test worker")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,26 +1,31 @@
 """The fleet playbook against an inventory of two "devices" on this machine and one that cannot be reached."""
 
 import csv
+import fcntl
 import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
 from conftest import REPO
 
 ANSIBLE = os.path.join(REPO, ".venv-fleet", "bin", "ansible-playbook")
-# One test worker installs .venv-fleet/ (a folder of the checkout) and runs every test that needs it.
-pytestmark = pytest.mark.xdist_group("fleet")
 
 
 @pytest.fixture(scope="module")
 def ansible_playbook():
     """ansible-core in .venv-fleet/, installed the way ./run.sh fleet does it (once)."""
-    installed = subprocess.run(
-        [os.path.join(REPO, "fleet", "run"), "--install-only"], capture_output=True, text=True, timeout=600
-    )
+    # Test workers (pytest-xdist) that need it at once install it one after the other: fleet/run starts a missing
+    # install afresh, so a second one would remove the first's half-made folder.
+    lock = os.path.join(tempfile.gettempdir(), f"edge-bench-tests-fleet-{os.getuid()}.lock")
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        installed = subprocess.run(
+            [os.path.join(REPO, "fleet", "run"), "--install-only"], capture_output=True, text=True, timeout=600
+        )
     if installed.returncode != 0 and "could not install" in installed.stderr:
         pytest.skip(f"ansible-core not installable here: {installed.stderr.strip()}")
     assert installed.returncode == 0, installed.stderr

@@ -341,15 +341,30 @@ def test_step(benchmark, n):
 """
 
 
+def _processes_naming(text):
+    """The processes whose command line holds ``text`` (a run's server and workers carry its arguments)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE and any(text in part for part in proc.info["cmdline"] or ()):
+                found.append(proc.pid)
+        except psutil.Error:
+            pass
+    return found
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["int", "term", "hup"])
 def test_stop_signals_at_random_moments_keep_every_finished_benchmark_and_nothing_else(tmp_path, signum):
-    """The signal matrix: runs stopped at random moments, from collection to saving. Whatever the moment, the
-    saved file parses, holds exactly the benchmarks pytest reported as passed, and no temp file is left."""
+    """The signal matrix: runs stopped at random moments, from collection to saving, 8 per signal. Whatever the
+    moment, the saved file parses, holds exactly the benchmarks pytest reported as passed, no temp file is left, and
+    no process of the run (its fresh-process server and workers included) outlives it."""
     scratch = tmp_path / "test_matrix.py"
     scratch.write_text(MATRIX_SCRATCH)
     rng = random.Random(int(signum))
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-    for trial in range(6):
+    for trial in range(8):
         res = tmp_path / f"res{trial}"
         command = [
             sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", str(scratch), "--data-dir", str(tmp_path),
@@ -359,6 +374,10 @@ def test_stop_signals_at_random_moments_keep_every_finished_benchmark_and_nothin
         time.sleep(rng.uniform(0.3, 4.0))
         proc.send_signal(signum)
         output = proc.communicate(timeout=120)[0].decode()
+        deadline = time.monotonic() + 15  # the server and its worker end on their parent's death (PDEATHSIG)
+        while _processes_naming(str(res)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _processes_naming(str(res)) == [], (trial, output[-3000:])
         passed = sorted(line.split("::")[1].split()[0] for line in output.splitlines() if " PASSED" in line)
         saved = _saved(res)
         assert not [p for p in glob.glob(str(res / "**"), recursive=True) if ".saving-" in p], trial

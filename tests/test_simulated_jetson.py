@@ -65,9 +65,12 @@ def test_a_run_on_the_simulated_jetson_records_its_release_mode_and_jtop_power(t
 
 
 def test_tegrastats_feeds_the_power_family_when_it_is_chosen(tmp_path, shared_data_dir):
-    _, _, run, _ = _smoke_run(tmp_path, shared_data_dir, "--power-backend", "tegrastats")
+    # An idle measurement (1 s; the last --power-idle-s wins) is said before it starts: a silent wait reads as a hang.
+    _, _, run, result = _smoke_run(tmp_path, shared_data_dir, "--power-backend", "tegrastats", "--power-idle-s", "1")
     (bench,) = run["benchmarks"]
     info = bench["extra_info"]
     assert info["power_source"] == "tegrastats: VDD_IN" and info["power_measured_total"] is True
     assert info["energy_j"] > 0
+    assert "edge-bench: measuring idle power for 1 s before the first benchmark" in result.stdout + result.stderr
+    assert info["power_idle_w"] > 0
     assert run["machine_info"]["device"]["jetson"]["power_mode"] == "MAXN"  # nothing was changed this time
