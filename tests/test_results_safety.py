@@ -251,7 +251,7 @@ def test_a_checkpoint_that_does_not_fit_is_skipped_with_the_numbers(tmp_path, mo
 def test_fault_injection_kills_runs_at_random_moments(tmp_path):
     """Runs killed (SIGKILL, every fifth SIGINT) at random moments, two at a time: afterwards every
     saved file parses, the numbers have no gaps, the next run numbers on and the report reads them all."""
-    kills = int(os.environ.get("BENCH_FAULT_KILLS", "8"))  # 50 and more: BENCH_FAULT_KILLS=50 (about 3 min)
+    kills = int(os.environ.get("BENCH_FAULT_KILLS", "6"))  # 50 and more: BENCH_FAULT_KILLS=50 (about 3 min)
     res = tmp_path / "res"
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     start = time.monotonic()

@@ -278,6 +278,15 @@ def test_network_access_in_a_benchmark_run_is_an_error(tmp_path):
     assert "2 failed, 2 passed" in result.stdout
 
 
+# Only the traced calls stop the processes (strace >= 5.3); plain strace stops every system call of every process.
+_SECCOMP = (
+    ["--seccomp-bpf"]
+    if shutil.which("strace")
+    and subprocess.run(["strace", "--seccomp-bpf", "-f", "-qq", "true"], capture_output=True).returncode == 0
+    else []
+)
+
+
 @pytest.mark.skipif(not shutil.which("strace"), reason="strace not installed")
 def test_a_benchmark_run_opens_no_ip_socket_seen_by_strace(tmp_path, shared_data_dir):
     """Independent of the suite's own guard: the kernel's view of every process in the run."""
@@ -292,7 +301,7 @@ def test_a_benchmark_run_opens_no_ip_socket_seen_by_strace(tmp_path, shared_data
         "--save-results",
         str(tmp_path / "results"),
         "--allow-network",
-        prefix=["strace", "-f", "-qq", "-e", "trace=socket,connect,sendto,sendmsg", "-o", str(log)],
+        prefix=["strace", "-f", *_SECCOMP, "-qq", "-e", "trace=socket,connect,sendto,sendmsg", "-o", str(log)],
     )
     if result.returncode != 0 and "ptrace" in result.stderr:
         pytest.skip("strace cannot trace here: " + result.stderr.splitlines()[0])

@@ -36,6 +36,7 @@ outcome for the run's summary and already fine-tunes in a worker process of its 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import os
 import selectors
@@ -45,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
@@ -341,6 +343,11 @@ class Runner:
             self._replay(message["report"], chunk)
         elif kind == "results":
             self._adopt(message.get("benchmarks") or [])
+        elif kind == "warning":  # shown in the session's warnings summary, as a warning of this process would be
+            self.config.hook.pytest_warning_recorded.call_historic(
+                kwargs=dict(warning_message=_warning(message), when="runtest", nodeid=message.get("nodeid", ""),
+                            location=None)
+            )  # fmt: skip
         elif kind in ("line", "redraw"):
             from bench_support.plugin.terminal import live_writer, redraw_writer
 
@@ -480,6 +487,26 @@ class Runner:
         finally:
             self._kill_server()
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _warning(message: dict) -> warnings.WarningMessage:
+    """A worker's warning as the record pytest's warnings summary reads: its category found again by name (a
+    category that cannot be found or built again is a UserWarning with the same text)."""
+    text = str(message.get("message", ""))
+    module, _, qualname = str(message.get("category", "")).partition(":")
+    category: type = UserWarning
+    try:
+        found: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            found = getattr(found, part)
+        if isinstance(found, type) and issubclass(found, Warning):
+            category = found
+        instance = category(text)
+    except Exception:  # noqa: BLE001 - any failure to rebuild it keeps the text
+        category, instance = UserWarning, UserWarning(text)
+    return warnings.WarningMessage(
+        instance, category, str(message.get("filename", "")), int(message.get("lineno") or 0)
+    )
 
 
 def _interrupt(pid: int) -> None:

@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Callable, List, Optional
+from typing import Any, Callable, List, Optional
 
 import pytest
 
@@ -38,6 +38,12 @@ PRELOAD = ("torch", "torchvision", "torchvision.models", "torchvision.transforms
 WALKED = ("bench_support.workloads", "bench_support.measure")
 
 
+def _unserializable(value: Any) -> str:
+    """What pytest-benchmark saves for a value JSON cannot hold (``extra_info`` of any object), so a result saved
+    from a fresh process reads as one saved from pytest's own."""
+    return f"UNSERIALIZABLE[{value!r}]"
+
+
 class Sink:
     """The writing end of the stream: one JSON message per line, written at once."""
 
@@ -45,7 +51,7 @@ class Sink:
         self._fh = os.fdopen(fd, "w", encoding="utf-8", buffering=1)
 
     def __call__(self, message: dict) -> None:
-        self.write(json.dumps(message, default=repr) + "\n")
+        self.write(json.dumps(message, default=_unserializable) + "\n")
 
     def write(self, text: str) -> None:
         try:
@@ -115,6 +121,16 @@ class _Reports:
     def pytest_runtest_logreport(self, report) -> None:
         data = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
         self.sink({"kind": "report", "report": data})
+
+    def pytest_warning_recorded(self, warning_message, when, nodeid, location) -> None:
+        if when != "runtest":  # the server's own collection warnings: the session collected and warned itself
+            return
+        category = warning_message.category
+        self.sink({
+            "kind": "warning", "nodeid": nodeid, "message": str(warning_message.message),
+            "category": f"{category.__module__}:{category.__qualname__}",
+            "filename": str(warning_message.filename), "lineno": int(warning_message.lineno or 0),
+        })  # fmt: skip
 
 
 def serve(session: pytest.Session) -> None:
