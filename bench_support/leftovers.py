@@ -40,15 +40,27 @@ _CKPT = re.compile(rf"^{_TAG}$")
 _PROJECT = re.compile(rf"^(?:continual-)?{_TAG}$")
 
 
-def _proc_stat(pid: int) -> Optional[Tuple[str, int]]:
-    """(state letter, start time in ticks since boot) of ``pid`` from /proc; None when it has none."""
+def _stat_fields(path: str) -> Optional[List[str]]:
     try:
-        with open(f"/proc/{pid}/stat") as fh:
+        with open(path) as fh:
             text = fh.read()
     except OSError:
         return None
-    fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) ": the comm may hold spaces
-    return fields[0], int(fields[19])
+    return text[text.rindex(")") + 2 :].split()  # after "pid (comm) ": the comm may hold spaces
+
+
+def _proc_stat(pid: int) -> Optional[Tuple[str, int]]:
+    """(state letter, start time in ticks since boot) of ``pid`` from /proc; None when it has none.
+
+    The start time comes from the main thread's entry (``/proc/<pid>/task/<pid>/stat``, the same figure): an emulator
+    such as qemu-user answers a process's reads of its own ``/proc/<pid>/stat`` with one it makes up, whose start
+    time is not the kernel's, so every tag a process gave itself there named a process already gone.
+    """
+    fields = _stat_fields(f"/proc/{pid}/stat")
+    if fields is None:
+        return None
+    thread = _stat_fields(f"/proc/{pid}/task/{pid}/stat")
+    return fields[0], int((thread or fields)[19])
 
 
 def _has_proc() -> bool:

@@ -117,3 +117,20 @@ def test_what_a_killed_run_made_is_reaped_by_the_next(tmp_path):
     proc.wait()
     removed = leftovers.reap(str(project), tmp=str(tmp_path))
     assert set(made) <= set(removed) and not any(os.path.exists(p) for p in made)
+
+
+def test_a_tag_holds_where_a_process_is_told_a_made_up_start_time_of_its_own(monkeypatch):
+    """qemu-user answers a process's reads of its own /proc/<pid>/stat with fields it makes up (start time and CPU
+    times among them): a tag taken from there named a process that, read by any other process, was gone."""
+    real = leftovers._stat_fields
+
+    def emulated(path):
+        fields = real(path)
+        if fields is not None and path in ("/proc/self/stat", f"/proc/{os.getpid()}/stat"):
+            fields[19] = "0"  # what the emulator says of this process
+        return fields
+
+    monkeypatch.setattr(leftovers, "_stat_fields", emulated)
+    told = leftovers.owner_tag()
+    monkeypatch.undo()
+    assert told == leftovers.owner_tag() and leftovers.tag_alive(told)
