@@ -6,7 +6,7 @@
 #                                               with the previous run of this device
 #   ./run.sh test [PLATFORM] [PYTEST ARGS...]   run the unit, property and end-to-end tests (what CI runs)
 #   ./run.sh test [PLATFORM] fast [ARGS...]     only the unit and property tests (-m "not slow"; ~2 minutes)
-#                                               (both in two processes; BENCH_TEST_WORKERS=0 for one, e.g. --pdb)
+#                                               (both in 2-3 processes; BENCH_TEST_WORKERS=0 for one, e.g. --pdb)
 #   ./run.sh distributed [PLATFORM] [ARGS...]   the distributed-training benchmark (torchrun, world
 #                                               sizes 1 and 2 on this machine; docs/distributed.md)
 #   ./run.sh report [ARGS...]                   only the report over everything in results/ (a light
@@ -163,7 +163,13 @@ if [ "$command" = test ]; then
     shift
     set -- -m "not slow" "$@"
   fi
-  # The tests run on the platform environment's interpreter (tox.ini says why).
+  # The tests run on the platform environment's interpreter (tox.ini says why), in parallel processes (tox.ini):
+  # three where memory allows (each may be waiting on a pytest run holding torch, up to ~2 GB), else two: the cores
+  # idle while a test waits on what it started.
+  if [ -z "${BENCH_TEST_WORKERS:-}" ]; then
+    avail_kb=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo 2>/dev/null || true)
+    if [ "${avail_kb:-0}" -ge $((8 * 1024 * 1024)) ]; then export BENCH_TEST_WORKERS=3; else export BENCH_TEST_WORKERS=2; fi
+  fi
   build_env
   if ! ".tox/$platform/bin/python" -c 'import xdist' 2>/dev/null; then
     # An environment built before the tests ran in parallel: tox does not reinstall for a new extra.
