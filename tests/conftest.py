@@ -15,7 +15,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # is reset to its default at exec, so every child starts as it would from a terminal.
 signal.signal(signal.SIGINT, signal.default_int_handler)
 
-# A pytest-xdist worker (./run.sh test runs the tests in two) marks itself in the environment, which every run these
+# A pytest-xdist worker (./run.sh test runs the tests in 2-3) marks itself in the environment, which every run these
 # tests start would inherit; pytest-benchmark then disables benchmarking. A user's run never carries these marks.
 for _mark in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
     os.environ.pop(_mark, None)
