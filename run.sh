@@ -102,6 +102,25 @@ else
   tox=(.tox-bootstrap/bin/python -m tox)
 fi
 
+# A full disk makes pip fail half-way through torch ("No space left on device" under a page of warnings), after
+# a minute or more: say it first, in one line. What the environment takes: the registry's x86_64 torch is a CUDA
+# build (5.5 GB in the venv, ~6 GB with the rest); PyTorch's CPU wheels, aarch64's torch and a Jetson's system
+# torch (not reinstalled) leave well under 2 GB. BENCH_SKIP_DISK_CHECK=1 tries anyway.
+check_disk() {
+  [ -z "${BENCH_SKIP_DISK_CHECK:-}" ] || return 0
+  local need_mb=2048 free_kb where
+  if [ "$platform" != jetson ] && [ -z "${BENCH_TORCH_INDEX_URL:-}" ] && [ "$(uname -m)" = x86_64 ]; then
+    need_mb=6656
+  fi
+  mkdir -p .tox
+  free_kb=$(df -Pk .tox 2>/dev/null | awk 'NR == 2 {print $4}') || return 0
+  case "$free_kb" in '' | *[!0-9]*) return 0 ;; esac  # df said nothing usable: let pip find out
+  if [ "$free_kb" -lt $((need_mb * 1024)) ]; then
+    where=$(df -P .tox 2>/dev/null | awk 'NR == 2 {print $6}')
+    die "building .tox/$platform needs about $((need_mb / 1024)).$((need_mb % 1024 * 10 / 1024)) GB free on ${where:-its filesystem}, only $((free_kb / 1024)) MB are: free some space and run again (BENCH_SKIP_DISK_CHECK=1 tries anyway)"
+  fi
+}
+
 # The platform environment. BENCH_TORCH_INDEX_URL (cpu only: e.g. PyTorch's CPU-only wheels) decides
 # which torch it holds, so a change of it rebuilds the environment.
 build_env() {
@@ -112,6 +131,7 @@ build_env() {
     recreate=(--recreate)
   fi
   if [ ! -x ".tox/$platform/bin/python" ] || [ ${#recreate[@]} -gt 0 ]; then
+    check_disk
     # pip is silent for minutes while it installs torch: say what is happening and how long it takes.
     echo "run.sh: building .tox/$platform (torch and torchvision: ~5.5 GB on x86_64, 1-3 minutes from a local wheel cache, longer from the network)"
   fi

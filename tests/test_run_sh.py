@@ -81,3 +81,34 @@ def test_a_stop_reaches_the_job_which_keeps_what_finished(fake_checkout, command
     assert f"run.sh: stopped by {signal.Signals(signum).name}" in rest, rest
     assert proc.returncode == status, rest
     assert not _alive(job), "the job outlived run.sh"
+
+
+FAKE_DF = """#!/bin/sh
+echo "Filesystem     1024-blocks      Used Available Capacity Mounted on"
+echo "/dev/vdz         263174212 100000000 {free_kb} 99% /srv/full"
+"""
+
+
+@pytest.mark.parametrize("free_kb, refused", [(102400, True), (100 * 1024 * 1024, False)], ids=["100MB", "100GB"])
+def test_a_full_disk_is_refused_before_pip_starts(fake_checkout, free_kb, refused):
+    # No environment yet (no .tox/cpu/bin/python): run.sh is about to build one. pip would spend a minute and then
+    # fail with "No space left on device" under a page of warnings (a CI run on a shared disk did).
+    bin_dir = fake_checkout / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "df").write_text(FAKE_DF.format(free_kb=free_kb))
+    (bin_dir / "df").chmod(0o755)
+    env = dict(os.environ, PYTHON=str(fake_checkout / "fake-python"), PATH=f"{bin_dir}:{os.environ['PATH']}")
+    env.pop("BENCH_TORCH_INDEX_URL", None)
+    env.pop("BENCH_SKIP_DISK_CHECK", None)
+    res = subprocess.run(
+        ["bash", str(fake_checkout / "run.sh"), "test", "cpu"], cwd=fake_checkout, env=env,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    said = [line for line in res.stderr.splitlines() if "needs about" in line]
+    if refused:
+        assert res.returncode == 2, res.stderr
+        assert len(said) == 1 and said[0].startswith("run.sh: building .tox/cpu needs about "), res.stderr
+        assert "on /srv/full, only 100 MB are" in said[0], said
+        assert "Traceback" not in res.stderr
+    else:
+        assert said == [], res.stderr
