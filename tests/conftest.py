@@ -20,11 +20,16 @@ signal.signal(signal.SIGINT, signal.default_int_handler)
 for _mark in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
     os.environ.pop(_mark, None)
 
+# The runs these tests start import the suite each time: with bytecode writing off (some shells and CIs set it),
+# every one compiles bench_support again and pytest rewrites its asserts again (the plugin's package), about a
+# second of each run's start-up. __pycache__/ is ignored by git.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 
 def run_pytest(*args, cwd=REPO, prefix=(), timeout=600, env=None):
     """Run pytest on the suite in a fresh process, as a user would."""
     cmd = [*prefix, sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
-    full_env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", **(env or {}))
+    full_env = dict(os.environ, **(env or {}))
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
 
 

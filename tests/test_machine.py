@@ -4,6 +4,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 from hypothesis import given
@@ -115,3 +116,17 @@ def test_collect_on_this_machine_has_the_core_families():
     assert info["cpu"]["logical_cores"] == os.cpu_count()
     assert info["torch"]["build"] in ("cpu", "cuda")
     assert info["threads"]["torch_num_threads"] >= 1
+
+
+def test_torchvision_version_is_read_from_its_files_without_importing_it():
+    # A fresh interpreter: this one may have imported torchvision already. The version recorded without the import
+    # is the one the import reports (with its build tag, which the package metadata drops).
+    code = (
+        "import sys; from bench_support.measure import machine; f = machine.torch_facts(); "
+        "print('imported' if 'torchvision' in sys.modules else 'not-imported', f.get('torchvision')); "
+        "import torchvision; print(torchvision.__version__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    first, second = out.stdout.splitlines()
+    assert first == f"not-imported {second}", out.stdout

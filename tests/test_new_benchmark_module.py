@@ -30,7 +30,7 @@ def test_zz_sum(benchmark, n):
 
 #: The tests that enumerate benchmarks/ (they glob it): the keys test narrowed to the new module, and the rest whole.
 ENUMERATING = (
-    "tests/test_suite_cli.py::test_every_benchmark_module_runs_and_saves_figures_of_the_vocabulary",
+    "tests/test_suite_cli.py::test_every_benchmark_module_runs_saves_the_vocabularys_figures_and_opens_no_ip_socket",
     "tests/test_architecture.py",
     "tests/test_metrics_vocabulary.py",
 )
@@ -55,4 +55,5 @@ def test_a_new_benchmark_module_passes_the_tests_that_enumerate_benchmarks_uncha
     )  # fmt: skip
     output = result.stdout[-4000:] + result.stderr[-2000:]
     assert result.returncode == 0, output
-    assert f"PASSED {ENUMERATING[0]}" in result.stdout, output  # run, not skipped
+    # Run, not skipped (where strace cannot watch, it skips after its figures were checked, and says so).
+    assert f"PASSED {ENUMERATING[0]}" in result.stdout or "the figures were checked;" in result.stdout, output

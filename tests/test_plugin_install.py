@@ -85,8 +85,9 @@ def test_a_run_without_benchmarks_is_left_alone(own_project):
     )
     result = _pytest(own_project)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    # .benchmarks/ is pytest-benchmark's own doing (its storage, made at every start), not the suite's.
-    assert set(os.listdir(own_project)) - {".benchmarks"} == {"test_mine.py"}
+    # .benchmarks/ is pytest-benchmark's own doing (its storage, made at every start), __pycache__/ pytest's and
+    # Python's (the test module's bytecode), not the suite's.
+    assert set(os.listdir(own_project)) - {".benchmarks", "__pycache__"} == {"test_mine.py"}
     assert "edge-bench" not in result.stderr
 
 

@@ -79,7 +79,7 @@ def _sweep_env(root):
     board_env = jetson_board.environment(str(root))
     env = {key: value for key, value in board_env.items() if os.environ.get(key) != value}
     env.update(BENCH_PLATFORM="jetson", BENCH_REQUIRE_GPU="0", FAKE_JTOP_SERVICE_INTERVAL="0.5")
-    return dict(os.environ, PYTHONDONTWRITEBYTECODE="1", **env)
+    return dict(os.environ, **env)
 
 
 def _sweep_command(data_dir, results):

@@ -52,7 +52,7 @@ def _command(tmp_path, results_dir, *extra):
 
 
 def _run(tmp_path, results_dir, *extra, env=None):
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", **(env or {}))
+    env = dict(os.environ, **(env or {}))
     return subprocess.run(
         _command(tmp_path, results_dir, *extra), cwd=REPO, capture_output=True, text=True, timeout=300, env=env
     )
@@ -136,7 +136,7 @@ def test_a_full_disk_fails_the_run_with_one_line_and_no_torn_file(tmp_path):
 
 
 def test_two_concurrent_runs_leave_two_valid_distinct_files(tmp_path):
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    env = dict(os.environ)
     procs = [
         subprocess.Popen(_command(tmp_path, tmp_path / "res"), cwd=REPO, env=env, stdout=subprocess.DEVNULL)
         for _ in range(2)
@@ -152,7 +152,7 @@ def test_two_concurrent_runs_leave_two_valid_distinct_files(tmp_path):
 @pytest.mark.parametrize("signum, status", [(signal.SIGINT, 2), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_a_stop_signal_keeps_what_finished_and_says_the_run_was_interrupted(tmp_path, signum, status):
     mark = tmp_path / "slow-started"
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", SLOW_S="60", SLOW_MARK=str(mark))
+    env = dict(os.environ, SLOW_S="60", SLOW_MARK=str(mark))
     proc = subprocess.Popen(
         _command(tmp_path, tmp_path / "res"), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
@@ -214,7 +214,7 @@ def test_nonsense_is_refused_with_one_line(args, env, expected, tmp_path):
             pass
     env = {k: v.format(tmp=tmp_path) for k, v in env.items()}
     expected = expected.format(tmp=tmp_path)
-    full_env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", **env)
+    full_env = dict(os.environ, **env)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "benchmarks", "--collect-only", "-q", *args],
         cwd=REPO, capture_output=True, text=True, timeout=300, env=full_env,
@@ -226,7 +226,7 @@ def test_nonsense_is_refused_with_one_line(args, env, expected, tmp_path):
 
 
 def test_a_lower_case_mismatch_in_bench_profile_is_understood():
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", BENCH_PROFILE="Smoke")
+    env = dict(os.environ, BENCH_PROFILE="Smoke")
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "benchmarks/test_training.py", "--collect-only",
          "-q"], cwd=REPO, capture_output=True, text=True, timeout=300, env=env,
@@ -253,7 +253,7 @@ def test_fault_injection_kills_runs_at_random_moments(tmp_path):
     saved file parses, the numbers have no gaps, the next run numbers on and the report reads them all."""
     kills = int(os.environ.get("BENCH_FAULT_KILLS", "6"))  # 50 and more: BENCH_FAULT_KILLS=50 (about 3 min)
     res = tmp_path / "res"
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    env = dict(os.environ)
     start = time.monotonic()
     assert _run(tmp_path, res).returncode == 0
     length = time.monotonic() - start  # one whole run: the kills spread over start-up, rounds and saving
@@ -363,7 +363,7 @@ def test_stop_signals_at_random_moments_keep_every_finished_benchmark_and_nothin
     scratch = tmp_path / "test_matrix.py"
     scratch.write_text(MATRIX_SCRATCH)
     rng = random.Random(int(signum))
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    env = dict(os.environ)
     for trial in range(8):
         res = tmp_path / f"res{trial}"
         command = [

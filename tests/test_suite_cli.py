@@ -98,18 +98,40 @@ def check_saved_run(run, modules, partial=False):
         assert _peak_memory(info), f"{name}: no memory figure"
 
 
-def test_every_benchmark_module_runs_and_saves_figures_of_the_vocabulary(shared_data_dir, tmp_path):
+def _strace(log) -> tuple:
+    """strace's command prefix that logs the IP-related calls (and the execs) of every process to ``log``, and why
+    not where it cannot (not installed, or no ptrace here). Only the traced calls stop the processes where strace
+    has --seccomp-bpf (>= 5.3); plain strace stops every system call of every process."""
+    if not shutil.which("strace"):
+        return (), "strace not installed"
+    base = ["strace", "-f", "-qq", "-o", os.devnull]
+    seccomp = (
+        ["--seccomp-bpf"]
+        if subprocess.run([*base, "--seccomp-bpf", "true"], capture_output=True).returncode == 0
+        else []
+    )
+    probe = subprocess.run([*base, *seccomp, "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        return (), "strace cannot trace here: " + (probe.stderr.strip().splitlines() or ["?"])[0]
+    return ("strace", "-f", *seccomp, "-qq", "-e", "trace=execve,socket,connect,sendto,sendmsg", "-o", str(log)), ""
+
+
+def test_every_benchmark_module_runs_saves_the_vocabularys_figures_and_opens_no_ip_socket(shared_data_dir, tmp_path):
     """Every module of benchmarks/ (less those run on request) runs in the smoke profile of a plain run, once: the
-    rules of check_saved_run hold for every result. BENCH_TEST_MODULES narrows the run (-k) to the modules it names."""
+    rules of check_saved_run hold for every result. The same run is watched by strace with the suite's own network
+    guard off (--allow-network), independent of it: the kernel's view of every process in the run shows no IP
+    socket. One run for both, the longest these tests start. BENCH_TEST_MODULES narrows the run (-k) to the modules
+    it names."""
     modules, on_request = benchmark_modules()
     only = [m for m in os.environ.get(ONLY_MODULES, "").split(",") if m]
     assert set(only) <= set(modules), f"{ONLY_MODULES}: {sorted(set(only) - set(modules))} not run by default"
     chosen = only or modules
     narrow = ["-k", " or ".join(only)] if only else []  # a file name matches its module's tests only
-    out = tmp_path / "run.json"
+    out, log = tmp_path / "run.json", tmp_path / "net.log"
+    tracer, untraced = _strace(log)
     result = run_pytest(
         "benchmarks", *narrow, "--profile", "smoke", "--data-dir", shared_data_dir, "--benchmark-json", str(out),
-        "--save-results", str(tmp_path / "results"),
+        "--save-results", str(tmp_path / "results"), "--allow-network", prefix=tracer,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for module in chosen:
@@ -117,6 +139,12 @@ def test_every_benchmark_module_runs_and_saves_figures_of_the_vocabulary(shared_
     for module in on_request:  # left out, not even imported: run by naming it (or the command it declares)
         assert f"benchmarks/{module} runs on request: " in result.stdout, module
     check_saved_run(json.loads(out.read_text()), chosen, partial=bool(only))
+    if untraced:
+        pytest.skip(f"the figures were checked; the kernel's view of the sockets was not ({untraced})")
+    calls = log.read_text().splitlines()
+    assert any("execve(" in line for line in calls), "strace logged no exec of the run: it traced nothing"
+    offending = [line for line in calls if "AF_INET" in line]
+    assert offending == []
 
 
 def test_a_plain_benchmark_gets_the_memory_and_power_families(tmp_path):
@@ -276,38 +304,6 @@ def test_network_access_in_a_benchmark_run_is_an_error(tmp_path):
     assert result.returncode == 1
     assert result.stdout.count("NetworkForbidden") >= 2
     assert "2 failed, 2 passed" in result.stdout
-
-
-# Only the traced calls stop the processes (strace >= 5.3); plain strace stops every system call of every process.
-_SECCOMP = (
-    ["--seccomp-bpf"]
-    if shutil.which("strace")
-    and subprocess.run(["strace", "--seccomp-bpf", "-f", "-qq", "true"], capture_output=True).returncode == 0
-    else []
-)
-
-
-@pytest.mark.skipif(not shutil.which("strace"), reason="strace not installed")
-def test_a_benchmark_run_opens_no_ip_socket_seen_by_strace(tmp_path, shared_data_dir):
-    """Independent of the suite's own guard: the kernel's view of every process in the run."""
-    log = tmp_path / "net.log"
-    result = run_pytest(
-        "benchmarks",
-        "--profile",
-        "smoke",
-        "--benchmark-disable",
-        "--data-dir",
-        shared_data_dir,
-        "--save-results",
-        str(tmp_path / "results"),
-        "--allow-network",
-        prefix=["strace", "-f", *_SECCOMP, "-qq", "-e", "trace=socket,connect,sendto,sendmsg", "-o", str(log)],
-    )
-    if result.returncode != 0 and "ptrace" in result.stderr:
-        pytest.skip("strace cannot trace here: " + result.stderr.splitlines()[0])
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    offending = [line for line in log.read_text().splitlines() if "AF_INET" in line]
-    assert offending == []
 
 
 @pytest.mark.skipif(not os.path.exists("/usr/bin/time"), reason="GNU time not installed")
