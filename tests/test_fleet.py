@@ -4,6 +4,7 @@ import csv
 import fcntl
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -115,3 +116,30 @@ def test_an_inventory_without_devices_is_one_line_before_ansible_runs(ansible_pl
     assert run.returncode == 2, run.stdout[-2000:] + run.stderr[-2000:]
     assert run.stderr.count("\n") == 1 and f"inventory {inventory}: no device in its 'devices' group" in run.stderr
     assert reason in run.stderr and "PLAY" not in run.stdout
+
+
+def test_when_no_device_answers_each_is_named_and_the_report_still_runs(ansible_playbook, tmp_path):
+    """Ansible ends the playbook before its summary play when every device is unreachable; fleet/run then names each
+    device from Ansible's recap, still runs the report over what was gathered before, and exits non-zero."""
+    checkout = tmp_path / "checkout"  # fleet/ as it is, a stand-in run.sh, this repository's ansible-core
+    shutil.copytree(os.path.join(REPO, "fleet"), checkout / "fleet")
+    (checkout / ".venv-fleet").symlink_to(os.path.join(REPO, ".venv-fleet"))
+    (checkout / "run.sh").write_text('#!/bin/sh\necho "stand-in run.sh: $*"\n')
+    (checkout / "run.sh").chmod(0o755)
+    subprocess.run(["git", "init", "-q", str(checkout)], check=True)  # the playbook packs what git lists
+    gone = {"ansible_connection": "ssh", "ansible_ssh_common_args": "-o ConnectTimeout=2 -o BatchMode=yes"}
+    hosts = {"gone-1": {"ansible_host": "192.0.2.1"}, "gone-2": {"ansible_host": "192.0.2.2"}}  # TEST-NET-1
+    inventory = {"devices": {"hosts": hosts, "vars": {"ansible_python_interpreter": sys.executable, **gone}}}
+    (tmp_path / "inventory.json").write_text(json.dumps(inventory))
+    extra = {"controller_results": str(tmp_path / "gathered"), "fleet_dir": str(tmp_path / "scratch")}
+    (tmp_path / "extra.json").write_text(json.dumps(extra))
+    run = subprocess.run(
+        [str(checkout / "fleet" / "run"), str(tmp_path / "inventory.json"), "-e", f"@{tmp_path}/extra.json"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=dict(os.environ, ANSIBLE_NOCOLOR="1"),
+    )  # fmt: skip
+    out = run.stdout + run.stderr
+    assert run.returncode not in (0, 2), out[-3000:]  # Ansible's own status for unreachable hosts, not a refusal
+    said = [line for line in run.stdout.splitlines() if line.startswith("run.sh fleet: ")]
+    assert said == ["run.sh fleet: gone-1: FAILED: unreachable", "run.sh fleet: gone-2: FAILED: unreachable"], out
+    assert "stand-in run.sh: report" in run.stdout, out[-3000:]
+    assert "Traceback" not in out
