@@ -18,6 +18,9 @@ TRIALS = 1
 #: Runs in the session's own process (not a fresh one per trial): each fine-tune already runs in a worker process of
 #: its own, and the scenario's outcome (CSV, plots, findings) belongs to the session.
 ISOLATE = False
+#: Before the other modules: the scenario a first run is waited on for, and the one whose input (the user's photos)
+#: can be wrong; its first line comes within a minute of the start rather than after some 70 checkpoint writes.
+RUN_FIRST = True
 
 GRID = {
     "smoke": {"finetune": ["whole"], "optimizer": ["adam"]},

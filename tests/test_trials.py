@@ -221,3 +221,24 @@ def test_trials_are_told_apart_by_their_rounds_not_by_their_medians_alone():
     assert trials_apart([[1.50, 1.52, 1.49, 1.51], [2.10, 2.12, 2.15, 2.11]])
     found = trial_interval([[1.50, 1.52, 1.49, 1.51], [2.10, 2.12, 2.15, 2.11]], resamples=200)
     assert found.low <= 1.505 and found.high >= 2.115
+
+
+def test_a_module_declaring_run_first_runs_before_the_others_which_keep_their_order():
+    from types import SimpleNamespace
+
+    from bench_support.plugin import trials as plugin_trials
+
+    def item(path, name, module, trial=None):
+        callspec = SimpleNamespace(params={plugin_trials.TRIAL_PARAM: trial}) if trial else None
+        return SimpleNamespace(nodeid=f"{path}::{name}", name=name, module=module, callspec=callspec)
+
+    plain, first, other = SimpleNamespace(), SimpleNamespace(RUN_FIRST=True), SimpleNamespace(RUN_FIRST="yes")
+    items = [
+        item("b/test_a.py", "a[t1of2]", plain, (1, 2)),
+        item("b/test_a.py", "a[t2of2]", plain, (2, 2)),
+        item("b/test_c.py", "c", first),
+        item("b/test_d.py", "d", other),  # only True counts
+    ]
+    names = plugin_trials.order(items, seed=1)
+    assert names == ["c", "a[t1of2]", "a[t2of2]", "d"]
+    assert [i.name for i in items] == names

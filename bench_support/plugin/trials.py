@@ -3,7 +3,8 @@ rounds of earlier trials kept for the precision rule, and the trials merged befo
 
 The order and the merge rule are :mod:`bench_support.trials`'; this module only applies them to pytest's items and
 pytest-benchmark's results. A module declares ``TRIALS = 1`` when its benchmark is a scenario measured once (the
-continual fine-tune: its epochs are the measurement) or too costly to repeat (the distributed probe).
+continual fine-tune: its epochs are the measurement) or too costly to repeat (the distributed probe); it declares
+``RUN_FIRST = True`` to run before the other modules.
 """
 
 from __future__ import annotations
@@ -49,14 +50,20 @@ def trial_of(item: pytest.Item) -> Optional[Tuple[int, int]]:
     return callspec.params.get(TRIAL_PARAM) if callspec is not None else None
 
 
+def runs_first(item: pytest.Item) -> bool:
+    """Whether the item's module declares ``RUN_FIRST = True``."""
+    return getattr(getattr(item, "module", None), "RUN_FIRST", False) is True
+
+
 def order(items: List[pytest.Item], seed: int) -> List[str]:
-    """Reorder ``items`` in place: module by module, trial 1 of every benchmark in its shuffled order, then trial
-    2's, ...; returns the benchmarks' names in the order they will run."""
+    """Reorder ``items`` in place: module by module (those declaring ``RUN_FIRST = True`` first, otherwise in
+    pytest's order), trial 1 of every benchmark in its shuffled order, then trial 2's, ...; returns the
+    benchmarks' names in the order they will run."""
     modules: Dict[str, List[pytest.Item]] = {}
     for item in items:
         modules.setdefault(item.nodeid.split("::")[0], []).append(item)
     ordered: List[pytest.Item] = []
-    for scope, members in modules.items():
+    for scope, members in sorted(modules.items(), key=lambda kv: not runs_first(kv[1][0])):  # stable
         once = [i for i in members if trial_of(i) is None]
         by_trial: Dict[int, List[pytest.Item]] = {}
         for item in members:
