@@ -38,8 +38,8 @@ GRID = {
 
 
 def test_distributed_epoch(
-    suite, harness, profile, image_datasets, single_rank_throughput, model, batch, optimizer, backend, image_size,
-    world_size,
+    suite, harness, profile, image_datasets, single_rank_throughput, say, model, batch, optimizer, backend,
+    image_size, world_size,
 ):  # fmt: skip
     train, _, info = image_datasets(image_size)
     config = {
@@ -48,7 +48,7 @@ def test_distributed_epoch(
         "cifar_root": suite.cifar_root,
     }  # fmt: skip
     key = (model, batch, optimizer, backend, image_size)
-    with DistributedRun(config, world_size, suite.topology, suite.project_dir) as run:
+    with DistributedRun(config, world_size, suite.topology, suite.project_dir, say) as run:
         run.measure_rounds(harness, profile.training)
         figures = run.figures(harness.measured_rounds, single_rank_throughput.get(key))
     if world_size == 1:

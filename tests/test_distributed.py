@@ -2,6 +2,8 @@
 
 import glob
 import os
+import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -300,3 +302,25 @@ def test_a_master_that_does_not_resolve_is_one_line_before_torchrun_starts(tmp_p
     ):
         torchrun.Launch({"threads_per_rank": 1}, 1, topology, str(tmp_path))
     assert not glob.glob(os.path.join(tempfile.gettempdir(), f"edge-bench-ddp-{leftovers.owner_tag()}-*"))
+
+
+def test_a_rendezvous_nobody_answers_is_announced_then_one_line_and_leaves_nothing(monkeypatch):
+    """Node 1 of 2 whose master never answers: torchrun itself would retry for many minutes. The wait says what it
+    waits for while it lasts, ends at its bound in one line, and leaves no process and no folder."""
+    with socket.socket() as probe:  # a loopback port nothing listens on: every connection is refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setattr(torchrun, "READY_TIMEOUT_S", 12.0)
+    monkeypatch.setattr(torchrun, "WAIT_SAY_FIRST_S", 1.0)
+    made, mkdtemp = [], tempfile.mkdtemp
+    monkeypatch.setattr(torchrun.tempfile, "mkdtemp", lambda **kw: made.append(mkdtemp(**kw)) or made[-1])
+    said = []
+    topology = Topology(nnodes=2, node_rank=1, master=("127.0.0.1", port))
+    waiting = rf"the other nodes at the rendezvous 127\.0\.0\.1:{port} \(this is node 1 of 2\)"
+    with pytest.raises(
+        torchrun.DistributedError, match=rf"^the ranks did not start within 12 s \(waiting for {waiting}\)"
+    ):
+        torchrun.Launch({"threads_per_rank": 1}, 1, topology, ROOT, said.append)
+    assert said and all(re.match(rf"distributed: waiting for {waiting}: \d+ s so far, at most 12 s$", s) for s in said)
+    assert len(made) == 1 and not os.path.exists(made[0])
+    assert not _processes_naming(made[0])

@@ -31,6 +31,7 @@ from bench_support.plugin.fixtures import (  # noqa: F401 - fixtures are registe
     power_mode,
     power_session,
     profile,
+    say,
     single_rank_throughput,
     suite,
     torch_device,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from typing import Callable
 
 import pytest
 
@@ -29,6 +30,14 @@ def suite(pytestconfig: pytest.Config) -> SuiteState:
 @pytest.fixture(scope="session")
 def profile(suite: SuiteState) -> Profile:
     return suite.profile
+
+
+@pytest.fixture(scope="session")
+def say(pytestconfig: pytest.Config) -> Callable[[str], None]:
+    """``say(text)``: one ``edge-bench: text`` line on the terminal now, through pytest's capture and from a
+    fresh-process worker alike (what a benchmark waits on, when the wait lasts)."""
+    write = live_writer(pytestconfig)
+    return lambda text: write(f"edge-bench: {text}")
 
 
 @pytest.fixture(scope="session")

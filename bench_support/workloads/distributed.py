@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from bench_support.errors import Unavailable
 from bench_support.measure import netdev
@@ -114,8 +114,10 @@ class DistributedRun:
         world_size: int,
         topology: Topology,
         cwd: str,
+        say: Callable[[str], None] = print,
     ) -> None:
         self.world_size = world_size
+        self.say = say
         self.topology = topology
         self.nproc = procs_per_node(world_size, topology)
         require_backend(config["backend"], self.nproc)
@@ -128,7 +130,7 @@ class DistributedRun:
         self._warmup = 0
 
     def __enter__(self) -> DistributedRun:
-        self.launch = Launch(self.config, self.nproc, self.topology, self.cwd)
+        self.launch = Launch(self.config, self.nproc, self.topology, self.cwd, self.say)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -29,14 +29,18 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from bench_support import leftovers
 from bench_support.errors import Unavailable, UserError
 
 ALLOWED_HOSTS_ENV = "EDGE_BENCH_ALLOWED_HOSTS"
-#: Starting the ranks (each imports torch and builds the model) may take this long.
+#: Starting the ranks (each imports torch and builds the model; across machines, every node joining the
+#: rendezvous) may take this long.
 READY_TIMEOUT_S = 300.0
+#: A start that takes longer says what it waits for, then again at this interval: silence reads as a hang.
+WAIT_SAY_FIRST_S = 5.0
+WAIT_SAY_EVERY_S = 30.0
 LOOPBACK = "127.0.0.1"
 REPLY_TIMEOUT_S = 1800.0
 QUIT_WAIT_S = 10.0
@@ -116,8 +120,11 @@ class Launch:
     ``request`` waits for the answer of its local rank 0.
     """
 
-    def __init__(self, config: Dict[str, Any], nproc: int, topology: Topology, cwd: str) -> None:
+    def __init__(
+        self, config: Dict[str, Any], nproc: int, topology: Topology, cwd: str, say: Callable[[str], None] = print
+    ) -> None:
         self.topology = topology
+        self._say = say
         if topology.master is not None:
             resolvable(*topology.master)
         self.proc: Optional[subprocess.Popen] = None
@@ -161,8 +168,18 @@ class Launch:
     def __exit__(self, exc_type, exc, tb) -> None:
         self.close(kill=exc_type is not None and not issubclass(exc_type, Exception))
 
+    def _waiting_for(self) -> str:
+        if self.topology.single:
+            return "torchrun's ranks on this machine to start"
+        host, port = self.topology.master or ("?", 0)
+        return (
+            f"the other nodes at the rendezvous {host}:{port} (this is node {self.topology.node_rank} of "
+            f"{self.topology.nnodes})"
+        )
+
     def _accept(self) -> Dict[str, Any]:
-        deadline = time.monotonic() + READY_TIMEOUT_S
+        start = time.monotonic()
+        deadline, say_at = start + READY_TIMEOUT_S, start + WAIT_SAY_FIRST_S
         while time.monotonic() < deadline:
             ready, _, _ = select.select([self._listener], [], [], 0.2)
             if ready:
@@ -170,7 +187,17 @@ class Launch:
                 return self.read(max(1.0, deadline - time.monotonic()))
             if self.proc is not None and self.proc.poll() is not None:
                 raise DistributedError(f"torchrun ended before the ranks started: {self.log_tail()}")
-        raise DistributedError(f"the ranks did not start within {READY_TIMEOUT_S:.0f} s: {self.log_tail()}")
+            now = time.monotonic()
+            if now >= say_at:
+                self._say(
+                    f"distributed: waiting for {self._waiting_for()}: {now - start:.0f} s so far, at most "
+                    f"{READY_TIMEOUT_S:.0f} s"
+                )
+                say_at = now + WAIT_SAY_EVERY_S
+        raise DistributedError(
+            f"the ranks did not start within {READY_TIMEOUT_S:.0f} s (waiting for {self._waiting_for()}): "
+            f"{self.log_tail()}"
+        )
 
     def _line(self, timeout_s: float) -> Optional[bytes]:
         """The next line from local rank 0 (b"" at its end, None on time-out); bytes beyond it stay buffered.
