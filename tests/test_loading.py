@@ -3,6 +3,7 @@
 import time
 from types import SimpleNamespace
 
+import psutil
 import pytest
 import torch
 from torch import nn
@@ -152,3 +153,20 @@ def test_fastest_loader_names_the_winner_or_the_tie():
     assert apart["tied"] == [] and apart["runner_up"]["clear"] and apart["runner_up"]["gain"] == pytest.approx(0.5)
     assert "+50% (95 % interval" in summary.fastest_loader_line(apart)
     assert summary.fastest_loader([]) is None
+
+
+def test_the_process_own_cpu_time_is_counted_when_its_stat_file_says_zero(monkeypatch):
+    # qemu-user answers a process's reads of its own /proc/<pid>/stat with zero CPU times (seen in the arm64 root);
+    # psutil reads that file. The tree's count must not depend on it.
+    monkeypatch.setattr(
+        psutil.Process,
+        "cpu_times",
+        lambda self: psutil._common.pcputimes(0.0, 0.0, 0.0, 0.0),  # the emulator's answer
+    )
+    cpu = TreeCpu()
+    cpu.start()
+    before = time.process_time()
+    while time.process_time() - before < 0.3:
+        pass
+    burnt = time.process_time() - before
+    assert cpu.stop() >= 0.9 * burnt - 0.02, burnt  # clock ticks: 10 ms each
