@@ -108,15 +108,23 @@ fi
 # torch (not reinstalled) leave well under 2 GB. BENCH_SKIP_DISK_CHECK=1 tries anyway.
 check_disk() {
   [ -z "${BENCH_SKIP_DISK_CHECK:-}" ] || return 0
-  local need_mb=2048 free_kb where
-  if [ "$platform" != jetson ] && [ -z "${BENCH_TORCH_INDEX_URL:-}" ] && [ "$(uname -m)" = x86_64 ]; then
+  local need_mb=2048 free_kb where old_kb line
+  # BENCH_TORCH_INDEX_URL changes the cpu environment only; cuda always takes the CUDA build.
+  if [ "$(uname -m)" = x86_64 ] &&
+    { [ "$platform" = cuda ] || { [ "$platform" = cpu ] && [ -z "${BENCH_TORCH_INDEX_URL:-}" ]; }; }; then
     need_mb=6656
   fi
   mkdir -p .tox
-  free_kb=$(df -Pk .tox 2>/dev/null | awk 'NR == 2 {print $4}') || return 0
+  line=$(df -Pk .tox 2>/dev/null | awk 'NR == 2 {print $4, $NF}') || return 0
+  free_kb=${line%% *}
+  where=${line#* }
   case "$free_kb" in '' | *[!0-9]*) return 0 ;; esac  # df said nothing usable: let pip find out
+  if [ -d ".tox/$platform" ]; then  # a rebuild removes the old environment first
+    old_kb=$(du -sk ".tox/$platform" 2>/dev/null | cut -f1) || old_kb=0
+    case "$old_kb" in '' | *[!0-9]*) old_kb=0 ;; esac
+    free_kb=$((free_kb + old_kb))
+  fi
   if [ "$free_kb" -lt $((need_mb * 1024)) ]; then
-    where=$(df -P .tox 2>/dev/null | awk 'NR == 2 {print $6}')
     die "building .tox/$platform needs about $((need_mb / 1024)).$((need_mb % 1024 * 10 / 1024)) GB free on ${where:-its filesystem}, only $((free_kb / 1024)) MB are: free some space and run again (BENCH_SKIP_DISK_CHECK=1 tries anyway)"
   fi
 }

@@ -127,7 +127,7 @@ def test_when_no_device_answers_each_is_named_and_the_report_still_runs(ansible_
     (checkout / "run.sh").write_text('#!/bin/sh\necho "stand-in run.sh: $*"\n')
     (checkout / "run.sh").chmod(0o755)
     subprocess.run(["git", "init", "-q", str(checkout)], check=True)  # the playbook packs what git lists
-    gone = {"ansible_connection": "ssh", "ansible_ssh_common_args": "-o ConnectTimeout=2 -o BatchMode=yes"}
+    gone = {"ansible_connection": "ssh", "ansible_ssh_common_args": "-F /dev/null -o ConnectTimeout=2 -o BatchMode=yes"}
     hosts = {"gone-1": {"ansible_host": "192.0.2.1"}, "gone-2": {"ansible_host": "192.0.2.2"}}  # TEST-NET-1
     inventory = {"devices": {"hosts": hosts, "vars": {"ansible_python_interpreter": sys.executable, **gone}}}
     (tmp_path / "inventory.json").write_text(json.dumps(inventory))

@@ -29,9 +29,11 @@ def test_the_interval_covers_the_true_median_at_least_95_percent_of_the_time(n, 
         found = median_interval([sample(rng) for _ in range(n)])
         level = found.level
         covered += found.low <= true_median <= found.high
-    # The promise is at least 95 %: allow three binomial standard errors of sampling noise below it.
+    # The promise is at least 95 %: allow five binomial standard errors of sampling noise below it. Three were not
+    # enough over many runs of 12 random examples: n=49, exponential, seed=261278 covered 552 of 600 (0.92) where the
+    # true coverage is 0.955 (20000 trials: 0.9551). An interval that covers 90 % (540 of 600) still fails.
     assert level >= 0.95
-    assert covered / trials >= 0.95 - 3 * math.sqrt(0.95 * 0.05 / trials)
+    assert covered / trials >= 0.95 - 5 * math.sqrt(0.95 * 0.05 / trials)
 
 
 def test_it_would_fail_a_wrong_interval():

@@ -158,11 +158,8 @@ def test_fastest_loader_names_the_winner_or_the_tie():
 def test_the_process_own_cpu_time_is_counted_when_its_stat_file_says_zero(monkeypatch):
     # qemu-user answers a process's reads of its own /proc/<pid>/stat with zero CPU times (seen in the arm64 root);
     # psutil reads that file. The tree's count must not depend on it.
-    monkeypatch.setattr(
-        psutil.Process,
-        "cpu_times",
-        lambda self: psutil._common.pcputimes(0.0, 0.0, 0.0, 0.0),  # the emulator's answer
-    )
+    zeros = SimpleNamespace(user=0.0, system=0.0, children_user=0.0, children_system=0.0)  # the emulator's answer
+    monkeypatch.setattr(psutil.Process, "cpu_times", lambda self: zeros)
     cpu = TreeCpu()
     cpu.start()
     before = time.process_time()

@@ -112,3 +112,4 @@ def test_a_full_disk_is_refused_before_pip_starts(fake_checkout, free_kb, refuse
         assert "Traceback" not in res.stderr
     else:
         assert said == [], res.stderr
+        assert "run.sh: building .tox/cpu (" in res.stdout, res.stdout  # past the check, on to the build

@@ -242,3 +242,11 @@ def test_a_module_declaring_run_first_runs_before_the_others_which_keep_their_or
     names = plugin_trials.order(items, seed=1)
     assert names == ["c", "a[t1of2]", "a[t2of2]", "d"]
     assert [i.name for i in items] == names
+    once = [item("b/test_a.py", "a", plain), item("b/test_c.py", "c", first), item("b/test_d.py", "d", plain)]
+    assert plugin_trials.order(once, seed=1) == ["c", "a", "d"]  # one trial (smoke, --trials 1): the same
+
+
+def test_the_continual_module_runs_first_in_a_one_trial_profile_too(tmp_path):
+    result = run_pytest("benchmarks", "--collect-only", "-q", "--profile", "smoke", "--data-dir", str(tmp_path))
+    first = next(line for line in result.stdout.splitlines() if "::" in line)
+    assert first.startswith("benchmarks/test_continual.py::"), result.stdout[-2000:]

@@ -58,10 +58,11 @@ def _parametrize_grid(metafunc: pytest.Metafunc, state, grids) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items) -> None:
-    """Trials in their seeded order, module by module (:mod:`bench_support.plugin.trials`); under a power-mode
-    sweep, every benchmark of a mode runs before the next mode's: one switch per mode."""
+    """Trials in their seeded order, module by module, those declaring ``RUN_FIRST`` first (with one trial too:
+    :mod:`bench_support.plugin.trials`); under a power-mode sweep, every benchmark of a mode runs before the next
+    mode's: one switch per mode."""
     state = config.stash.get(STATE, None)
-    if state is not None and any(trials.trial_of(item) for item in items):
+    if state is not None:
         trials.order(items, state.trial_seed)
     sweep = config.stash.get(POWER_MODES, None)
     if sweep is not None:

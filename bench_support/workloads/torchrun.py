@@ -38,7 +38,8 @@ ALLOWED_HOSTS_ENV = "EDGE_BENCH_ALLOWED_HOSTS"
 #: Starting the ranks (each imports torch and builds the model; across machines, every node joining the
 #: rendezvous) may take this long.
 READY_TIMEOUT_S = 300.0
-#: A start that takes longer says what it waits for, then again at this interval: silence reads as a hang.
+#: Across machines a start that takes longer says what it waits for (on one machine, after WAIT_SAY_EVERY_S), then
+#: again at this interval: silence reads as a hang.
 WAIT_SAY_FIRST_S = 5.0
 WAIT_SAY_EVERY_S = 30.0
 LOOPBACK = "127.0.0.1"
@@ -178,12 +179,18 @@ class Launch:
         )
 
     def _accept(self) -> Dict[str, Any]:
+        """Local rank 0's first answer (``ready``): it connects first, then imports torch, joins the process group
+        (every node's ranks) and builds the model. The whole wait is bounded and said while it lasts."""
         start = time.monotonic()
-        deadline, say_at = start + READY_TIMEOUT_S, start + WAIT_SAY_FIRST_S
+        # On one machine a slow board's own start (torch's import) takes seconds: said only when it lasts.
+        first = WAIT_SAY_EVERY_S if self.topology.single else WAIT_SAY_FIRST_S
+        deadline, say_at = start + READY_TIMEOUT_S, start + first
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([self._listener], [], [], 0.2)
-            if ready:
+            waiting_on = self._conn if self._conn is not None else self._listener
+            ready, _, _ = select.select([waiting_on], [], [], 0.2)
+            if ready and self._conn is None:
                 self._conn, _ = self._listener.accept()
+            elif ready:  # rank 0's answer has begun: the rest of its line comes at once
                 return self.read(max(1.0, deadline - time.monotonic()))
             if self.proc is not None and self.proc.poll() is not None:
                 raise DistributedError(f"torchrun ended before the ranks started: {self.log_tail()}")
