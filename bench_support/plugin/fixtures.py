@@ -41,16 +41,14 @@ def say(pytestconfig: pytest.Config) -> Callable[[str], None]:
 
 
 @pytest.fixture(scope="session")
-def image_datasets(pytestconfig: pytest.Config, suite: SuiteState):
+def image_datasets(pytestconfig: pytest.Config, suite: SuiteState, say: Callable[[str], None]):
     """``image_datasets(image_size, data_root="data-dir") -> (train, val, info)``, built once per session."""
     from bench_support.workloads.datasets import DatasetProvider
 
     p = suite.profile
-    write = live_writer(pytestconfig)
     return DatasetProvider(
-        p.n_train, p.n_val, suite.data_seed, suite.data_roots, suite.cifar_root, progress_writer(pytestconfig),
-        lambda text: write(f"edge-bench: {text}"),
-    )  # fmt: skip
+        p.n_train, p.n_val, suite.data_seed, suite.data_roots, suite.cifar_root, progress_writer(pytestconfig), say
+    )
 
 
 @pytest.fixture
