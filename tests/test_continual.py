@@ -135,6 +135,37 @@ def test_head_only_trains_the_head_alone():
     assert whole.fc.out_features == 3
 
 
+def test_untimed_evaluation_runs_on_one_thread_and_the_epochs_keep_theirs():
+    """The setup before the first epoch (and each epoch's evaluation) runs torch on one thread, so a busy
+    neighbour cannot make its operators wait for a descheduled sibling; the count is back, and recorded, after."""
+    import torch
+
+    from bench_support.continual import finetune
+
+    seen = []
+
+    class Probe(finetune.FineTune):
+        def _setup(self, config):
+            seen.append(torch.get_num_threads())
+            self.ready = {}
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        probe = Probe({})
+        assert seen == [1]
+        assert torch.get_num_threads() == 2 and probe.ready["torch_threads"] == 2
+        assert probe.ready["mem_baseline_mb"] == pytest.approx(probe.baseline_mb, abs=0.01)
+        assert probe.baseline_mb > 0
+        with pytest.raises(RuntimeError):
+            with finetune.one_thread():
+                assert torch.get_num_threads() == 1
+                raise RuntimeError("evaluation failed")
+        assert torch.get_num_threads() == 2  # restored on the way out of a failure too
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_epoch_line_has_the_seed_format():
     row = {
         "epoch": 2,

@@ -25,7 +25,8 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter
-from typing import Any, Dict, Sequence, Tuple
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, Sequence, Tuple
 
 import torch
 
@@ -96,10 +97,44 @@ class ScheduledStepper:
         self.schedule.step()
 
 
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """The block runs torch on this thread alone, then the thread count goes back.
+
+    For the untimed work (evaluating, imprinting): an operator split over several threads
+    waits at its end for the slowest of them, and on a busy machine one of them is often
+    descheduled, so each of thousands of small operators waits out a time slice (figures in
+    docs/methods.md, Noise). One thread has nobody to wait for. The timed epochs keep the
+    count they record.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def start_thread_pool() -> None:
+    """Run one operator on every thread, so the pool exists before the memory baseline is read."""
+    a = torch.ones(256, 256)
+    torch.mm(a, a)
+
+
 class FineTune:
     """Everything loaded and measured before the first step; then epoch by epoch."""
 
     def __init__(self, config: Dict[str, Any]) -> None:
+        with one_thread():
+            self._setup(config)
+        start_thread_pool()
+        # The baseline: the peak so far, just before the first fine-tune step.
+        self.baseline_mb = ru_maxrss_mb()
+        self.ready["mem_baseline_mb"] = round(self.baseline_mb, 2)
+        self.ready["mem_now_before_mb"] = round(rss_now_mb(), 2)
+        self.ready["torch_threads"] = torch.get_num_threads()
+
+    def _setup(self, config: Dict[str, Any]) -> None:
         # Everything the worker imports is loaded by now (torchvision only for its models):
         # the floor under its memory figures.
         import_model_libraries(config["model"])
@@ -151,8 +186,6 @@ class FineTune:
         self.epoch = 0
 
         before = self._accuracies()
-        # The baseline: the peak so far, just before the first fine-tune step.
-        self.baseline_mb = ru_maxrss_mb()
         self.ready = {
             "pretrained_acc": pretrained["acc"],
             "pretrained_acc_per_class": pretrained["acc_per_class"],
@@ -166,12 +199,9 @@ class FineTune:
             "synth_acc_before": before["synth_acc"],
             "new_classes": new,
             "mem_import_mb": round(self.import_mb, 2),
-            "mem_baseline_mb": round(self.baseline_mb, 2),
-            "mem_now_before_mb": round(rss_now_mb(), 2),
             "trainable_params": self.trainable,
             "total_params": sum(p.numel() for p in self.model.parameters()),
             "model_classes": classes,
-            "torch_threads": torch.get_num_threads(),
             # A smallcnn worker needs no torchvision: its import would sit in mem_import_mb for nothing.
             "torchvision_loaded": "torchvision" in sys.modules,
         }
@@ -201,7 +231,8 @@ class FineTune:
         """The epoch's row: accuracies, memory, one durable checkpoint write per target."""
         # Memory first, untimed but before evaluation and checkpointing can move it.
         peak, now, hwm = ru_maxrss_mb(), rss_now_mb(), rss_hwm_mb()
-        accuracies = self._accuracies()
+        with one_thread():
+            accuracies = self._accuracies()
         row: Dict[str, Any] = {
             "epoch": self.epoch,
             **accuracies,
