@@ -153,14 +153,18 @@ build_env() {
 # run.sh become one SIGINT to the child (tox passes it on to pytest, which saves what finished, as on Ctrl-C), and
 # run.sh waits for it. Without this, a TERM ends run.sh alone while tox and pytest go on. The child gets its own
 # process group (set -m), so the terminal's Ctrl-C reaches it only through here, once.
+# A job started in the background by a script (`nohup ./run.sh > log &`) inherits SIGINT ignored, which bash can
+# neither trap nor reset, and Python then never turns it into KeyboardInterrupt: the child is started through a
+# Python that sets SIGINT back to its default and execs it.
 stopped_by=""
+with_sigint='import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])'
 run_child() {
   local child="" status=0
   trap 'stopped_by=TERM; [ -z "$child" ] || kill -INT "$child" 2>/dev/null || true' TERM
   trap 'stopped_by=INT; [ -z "$child" ] || kill -INT "$child" 2>/dev/null || true' INT
   trap 'stopped_by=HUP; [ -z "$child" ] || kill -INT "$child" 2>/dev/null || true' HUP
   set -m
-  "$@" &
+  "$python" -c "$with_sigint" "$@" &
   child=$!
   set +m
   [ -z "$stopped_by" ] || kill -INT "$child" 2>/dev/null || true  # a stop that came while it was starting
@@ -246,12 +250,21 @@ run_child "${tox[@]}" run -e "$platform" -- ${selection[@]+"${selection[@]}"} --
 # A stopped run gets no report: the user asked for the machine back.
 exit_if_stopped "; the benchmarks that finished were saved (./run.sh report shows them)"
 
-# Then the report over every saved run and device: tables, results/report.csv,
-# results/plots/, with the regression gate of BENCH_FAIL_ON.
+# Then the report over every saved run and device: tables, report.csv, plots/, with the regression
+# gate of BENCH_FAIL_ON; in the folder the run saved to (results/, or the last --save-results given).
+saved=results
+previous=
+for arg in "$@"; do
+  case "$arg" in
+    --save-results=*) saved=${arg#--save-results=} ;;
+    *) [ "$previous" = --save-results ] && saved=$arg ;;
+  esac
+  previous=$arg
+done
 report_status=0
-".tox/$platform/bin/python" -m bench_support.report results ${gate[@]+"${gate[@]}"} || report_status=$?
-if [ -f results/report.html ]; then
-  echo "run.sh: report: results/report.html (findings, flags, plots, timelines; opens from disk, fetches nothing)"
+".tox/$platform/bin/python" -m bench_support.report "$saved" ${gate[@]+"${gate[@]}"} || report_status=$?
+if [ -f "$saved/report.html" ]; then
+  echo "run.sh: report: $saved/report.html (findings, flags, plots, timelines; opens from disk, fetches nothing)"
 fi
 [ "$status" -ne 0 ] && exit "$status"
 exit "$report_status"

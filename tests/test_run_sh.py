@@ -23,7 +23,7 @@ if [ "$1" = -m ] && [ "$2" = tox ]; then
 import os, sys, time
 try:
     print("job started", os.getpid(), flush=True)
-    time.sleep(120)
+    time.sleep(float(os.environ.get("FAKE_JOB_S", "120")))
 except KeyboardInterrupt:
     print("job saved what finished", flush=True)
     sys.exit(2)
@@ -52,12 +52,27 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _as_from_a_terminal():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _as_nohup_in_the_background():
+    """`nohup ./run.sh &` from a script: SIGHUP ignored by nohup, SIGINT by the shell that started the job."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
 @pytest.mark.parametrize(
-    "command, signum, status",
-    [(["test", "cpu"], signal.SIGTERM, 143), (["cpu"], signal.SIGTERM, 143), (["cpu"], signal.SIGINT, 130)],
-    ids=["test-term", "bench-term", "bench-int"],
+    "command, signum, status, started",
+    [
+        (["test", "cpu"], signal.SIGTERM, 143, _as_from_a_terminal),
+        (["cpu"], signal.SIGTERM, 143, _as_from_a_terminal),
+        (["cpu"], signal.SIGINT, 130, _as_from_a_terminal),
+        (["cpu"], signal.SIGTERM, 143, _as_nohup_in_the_background),
+    ],
+    ids=["test-term", "bench-term", "bench-int", "bench-term-nohup"],
 )
-def test_a_stop_reaches_the_job_which_keeps_what_finished(fake_checkout, command, signum, status):
+def test_a_stop_reaches_the_job_which_keeps_what_finished(fake_checkout, command, signum, status, started):
     # The environment's python: the benchmarks' torch check and the tests' pytest-xdist check pass through it.
     (fake_checkout / ".tox" / "cpu" / "bin" / "python").symlink_to(fake_checkout / "fake-python")
     env = dict(os.environ, PYTHON=str(fake_checkout / "fake-python"), BENCH_PLATFORM="cpu")
@@ -65,7 +80,7 @@ def test_a_stop_reaches_the_job_which_keeps_what_finished(fake_checkout, command
     proc = subprocess.Popen(
         ["bash", str(fake_checkout / "run.sh"), *command], cwd=fake_checkout, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a terminal, not an `&` job
+        preexec_fn=started,
     )  # fmt: skip
     job = None
     deadline = time.monotonic() + 120
@@ -113,3 +128,36 @@ def test_a_full_disk_is_refused_before_pip_starts(fake_checkout, free_kb, refuse
     else:
         assert said == [], res.stderr
         assert "run.sh: building .tox/cpu (" in res.stdout, res.stdout  # past the check, on to the build
+
+
+FAKE_ENV_PYTHON = """#!/bin/sh
+case "$2" in
+  bench_support.report) echo "report over $3" >> "$REPORT_LOG"; mkdir -p "$3"; : > "$3/report.html" ;;
+esac
+exit 0
+"""
+
+
+@pytest.mark.parametrize(
+    "args, folder",
+    [([], "results"), (["--save-results", "{tmp}/elsewhere"], "{tmp}/elsewhere"),
+     (["--save-results={tmp}/a", "--save-results={tmp}/b"], "{tmp}/b")],
+    ids=["default", "two-words", "last-wins"],
+)  # fmt: skip
+def test_the_report_reads_the_folder_the_run_saved_to(fake_checkout, tmp_path, args, folder):
+    env_python = fake_checkout / ".tox" / "cpu" / "bin" / "python"
+    env_python.write_text(FAKE_ENV_PYTHON)
+    env_python.chmod(0o755)
+    log = tmp_path / "report.log"
+    env = dict(os.environ, PYTHON=str(fake_checkout / "fake-python"), BENCH_PLATFORM="cpu", FAKE_JOB_S="0",
+               REPORT_LOG=str(log))  # fmt: skip
+    env.pop("BENCH_TORCH_INDEX_URL", None)
+    env.pop("BENCH_FAIL_ON", None)
+    res = subprocess.run(
+        ["bash", str(fake_checkout / "run.sh"), "cpu", *(a.format(tmp=tmp_path) for a in args)],
+        cwd=fake_checkout, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    expected = folder.format(tmp=tmp_path)
+    assert log.read_text().splitlines() == [f"report over {expected}"]
+    assert f"run.sh: report: {expected}/report.html" in res.stdout
