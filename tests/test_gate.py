@@ -432,6 +432,27 @@ def test_a_figure_not_derived_from_time_is_judged_whatever_the_machine_speed():
     assert verdict.judged and verdict.failed
 
 
+@pytest.mark.parametrize(
+    "file_new, fails",
+    [(620.0, False), (430.0, True), (None, True)],
+    ids=["libraries-cached", "same-cache", "not-recorded"],
+)
+def test_an_rss_change_of_the_page_cache_is_taken_out_before_judging(file_new, fails):
+    """rss_peak_mb 700 -> 900 MB: where the file-backed part (library pages) rose by 200 MB with it, the work's
+    own memory did not change and the gate says why it passes; where the libraries stayed put, it fails."""
+    old = _one(1, {"rss_peak_mb": 700.0, "rss_file_mb": 420.0, "rss_train_delta_mb": 50.0})
+    new_extra = {"rss_peak_mb": 900.0, "rss_train_delta_mb": 50.0}
+    if file_new is not None:
+        new_extra["rss_file_mb"] = file_new
+    new = _one(2, new_extra)
+    peak, delta = gate(old, new, [Rule.parse("rss_peak_mb:10%"), Rule.parse("rss_train_delta_mb:10%")])
+    assert peak.judged and peak.failed == fails
+    assert ("judged without the change of file-backed pages 420 → 620 MB" in peak.note) == (not fails)
+    if not fails:
+        assert peak.new == pytest.approx(700.0)
+    assert delta.judged and not delta.failed and "file-backed" not in delta.note  # a delta is not absolute
+
+
 def test_a_probe_noisier_than_its_change_keeps_quiet():
     from bench_support.report.runs import machine_moved
 
@@ -440,3 +461,17 @@ def test_a_probe_noisier_than_its_change_keeps_quiet():
     assert machine_moved(before, after) == ""  # +25 %, but the two probes' own spread adds up to 30 %
     after["extra_info"]["speed_probe_iqr"] = 0.02
     assert machine_moved(before, after).startswith("the machine ran 25% slower")
+
+
+def test_the_comparison_table_names_a_change_of_the_page_cache():
+    from bench_support.report.tables import compare_history
+
+    first = _one(1, {"rss_peak_mb": 700.0, "rss_file_mb": 420.0})
+    second = _one(2, {"rss_peak_mb": 900.0, "rss_file_mb": 620.0})
+    text = "\n".join(compare_history([first, second]))
+    said = (
+        "file-backed pages 420 → 620 MB (libraries cached differently): the RSS changes above include the page cache's"
+    )
+    assert said in text
+    third = _one(3, {"rss_peak_mb": 905.0, "rss_file_mb": 625.0})
+    assert "file-backed pages" not in "\n".join(compare_history([second, third]))

@@ -107,6 +107,37 @@ def test_without_a_resettable_peak_the_window_says_it_sampled(tmp_path):
 
 
 @linux_only
+def test_the_rss_split_follows_a_mapped_file_and_an_allocation_apart(tmp_path):
+    """rss_file_mb grows by the pages of a mapped file read through, rss_anon_mb by an allocation, each alone;
+    a window records both, and together they are the RSS (RssShmem aside, ~0 here)."""
+    import mmap
+
+    path = tmp_path / "blob"
+    path.write_bytes(b"\1" * (48 * MB))
+    start = memory.rss_split_mb()
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        sum(mapped[i] for i in range(0, len(mapped), 4096))  # every page touched, none written
+        read = memory.rss_split_mb()
+        block = _touch(40)
+        allocated = memory.rss_split_mb()
+        del block
+    assert read["rss_file_mb"] - start["rss_file_mb"] == pytest.approx(48, abs=4)
+    assert abs(read["rss_anon_mb"] - start["rss_anon_mb"]) < 8
+    assert allocated["rss_anon_mb"] - read["rss_anon_mb"] == pytest.approx(40, abs=4)
+    assert abs(allocated["rss_file_mb"] - read["rss_file_mb"]) < 4
+    with memory.MemoryWindow(interval_s=0.05) as window:
+        pass
+    figures = window.figures
+    assert figures["rss_anon_mb"] + figures["rss_file_mb"] == pytest.approx(figures["rss_now_mb"], abs=8)
+
+
+def test_the_rss_split_leaves_out_what_proc_does_not_say(tmp_path):
+    (tmp_path / "self").mkdir()
+    (tmp_path / "self" / "status").write_text("Name:\tpython\nVmRSS:\t  262144 kB\nRssAnon:\t  131072 kB\n")
+    assert memory.rss_split_mb(proc_root=str(tmp_path)) == {"rss_anon_mb": 128.0}
+
+
+@linux_only
 def test_rss_now_matches_proc_status():
     vmrss = memory._status_kb("VmRSS") / 1024.0
     assert memory.rss_now_mb() == pytest.approx(vmrss, abs=5)

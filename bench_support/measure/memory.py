@@ -61,6 +61,22 @@ def rss_hwm_mb(proc_root: str = "/proc") -> Optional[float]:
     return None if kb is None else kb / 1024.0
 
 
+def rss_split_mb(proc_root: str = "/proc") -> Dict[str, float]:
+    """This process's RSS now in its two parts: ``rss_anon_mb`` (heap, stacks: what the work allocated) and
+    ``rss_file_mb`` (pages of mapped files, mostly the libraries); a key is left out where /proc lacks it.
+
+    The file part depends on the page cache as much as on the work: a library page counts once the process
+    touches it, and the kernel also maps the cached pages around each one it faults in, so the same import
+    leaves more resident when the libraries are wholly cached (figures in docs/methods.md, Fresh processes).
+    """
+    out: Dict[str, float] = {}
+    for field_name, key in (("RssAnon", "rss_anon_mb"), ("RssFile", "rss_file_mb")):
+        kb = _status_kb(field_name, proc_root=proc_root)
+        if kb is not None:
+            out[key] = round(kb / 1024.0, 2)
+    return out
+
+
 def release_freed() -> None:
     """Give freed memory back before a benchmark: collect cycles, and ask glibc to return free heap pages.
 
@@ -253,6 +269,7 @@ class MemoryWindow:
             # The tree includes this process, whose exact peak is known: never below it.
             "rss_tree_peak_mb": round(max(self.sampler.tree_peak_mb, peak), 2),
             "rss_baseline_mb": round(self._baseline_mb, 2),
+            **rss_split_mb(self.proc_root),
             "rss_peak_method": method,
             "rss_tree_samples": self.sampler.samples,
         }

@@ -13,6 +13,8 @@ HOW: Dict[str, str] = {
     "rss_now_mb": "psutil `memory_info().rss`",
     "rss_delta_mb": "`rss_peak_mb − rss_baseline_mb`",
     "rss_baseline_mb": "psutil",
+    "rss_anon_mb": "`RssAnon` of `/proc/self/status`",
+    "rss_file_mb": "`RssFile` of `/proc/self/status`",
     "rss_built_mb": "psutil, after `gc.collect()` and glibc `malloc_trim(0)` (what earlier benchmarks freed is "
     "returned first)",
     "rss_train_delta_mb": "`rss_peak_mb − rss_built_mb`",

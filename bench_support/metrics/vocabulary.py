@@ -67,6 +67,13 @@ VOCABULARY: List[Metric] = [
             ("rss_now_mb", "MB", None, "RSS at the end of the measured rounds"),
             ("rss_delta_mb", "MB", LOWER, "peak minus the RSS just before the measured rounds"),
             ("rss_baseline_mb", "MB", None, "RSS just before the measured rounds"),
+            ("rss_anon_mb", "MB", None, "anonymous part of the RSS at the end of the rounds (heap, stacks)"),
+            (
+                "rss_file_mb",
+                "MB",
+                None,
+                "file-backed part of the RSS at the end of the rounds (libraries): follows the page cache",
+            ),
             ("rss_built_mb", "MB", None, "RSS once the work is built, before its first (warm-up) round"),
             (
                 "rss_train_delta_mb",

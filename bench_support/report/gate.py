@@ -24,6 +24,9 @@ beyond noise:
   (``runs.machine_change``), unless the figure scales with the machine's speed: times and durations
   (and rates, inversely) are then judged corrected by the probe's ratio, as the baseline's machine
   would have measured them, and the verdict says so.
+- absolute RSS figures (``runs.RSS_ABSOLUTE``) are judged without the change of their file-backed part
+  (``rss_file_mb``: library pages, which follow the page cache) where it moved beyond
+  ``runs.FILE_PAGES_BAND_MB``, and the verdict says so.
 A positive threshold means "higher is worse" (``energy_j:5%``), a negative one
 "lower is worse" (``samples_per_s:-5%``).
 
@@ -49,7 +52,17 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from bench_support import metrics
 from bench_support.ranks import EXACT_MAX_N, mann_whitney_p  # noqa: F401 - part of the gate's API
-from bench_support.report.runs import TIME_METRICS, Run, machine_moved, metric, rounds_of, spread
+from bench_support.report.runs import (
+    RSS_ABSOLUTE,
+    TIME_METRICS,
+    Run,
+    file_pages_change,
+    file_pages_moved,
+    machine_moved,
+    metric,
+    rounds_of,
+    spread,
+)
 
 MIN_GATE_ROUNDS = 3
 #: Per unit, the magnitude at or below which a figure counts as zero (see the module doc).
@@ -198,6 +211,9 @@ def _judge(
             note = f"not judged: {moved}; a time-derived change is then no evidence of a regression"
             return Verdict(bench["name"], name, old, new, False, test, note, judged=False)
         new = new * factor  # the figure as the baseline's machine would have measured it
+    paged = file_pages_moved(old_bench, bench) if name in RSS_ABSOLUTE else ""
+    if paged:
+        new = new - file_pages_change(old_bench, bench)  # the figure with the baseline's file-backed pages
     if timed_stat:
         rounds = min(len(rounds_of(old_bench)), len(rounds_of(bench)))
     else:
@@ -223,6 +239,8 @@ def _judge(
         note = f"change {reads}, noise band ±{band / scale if scale else 0:.1%}"
     if factor is not None:
         note += f"; judged corrected for the machine's speed (x{factor:.3f}: {moved})"
+    if paged:
+        note += f"; judged without the change of {paged}"
     return Verdict(bench["name"], name, old, new, failed, test, note)
 
 

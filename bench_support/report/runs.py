@@ -231,3 +231,32 @@ def machine_change(before: Optional[Dict[str, Any]], bench: Dict[str, Any]) -> O
     if moved * change <= 0 or abs(moved) <= own_noise:
         return None
     return change
+
+
+#: Absolute RSS figures: the file-backed pages (libraries) in them follow the page cache, not only the work.
+RSS_ABSOLUTE = ("rss_peak_mb", "rss_now_mb", "rss_baseline_mb", "rss_built_mb", "rss_tree_peak_mb")
+#: How far the file-backed RSS (``rss_file_mb``) may move between two results before it is named as a cause.
+FILE_PAGES_BAND_MB = 16.0
+
+
+def file_pages_change(before: Optional[Dict[str, Any]], bench: Dict[str, Any]) -> Optional[float]:
+    """How much the file-backed RSS moved between two results (MB, + more), where beyond the band; else None.
+
+    The same import of torch leaves some 200 MB more of its libraries resident when they are wholly in the page
+    cache (just installed, or read since) than after the cache dropped them (docs/methods.md, Fresh processes):
+    a change of an absolute RSS figure between runs can be the page cache's rather than the benchmark's.
+    """
+    old = metric(before, "rss_file_mb") if before else None
+    new = metric(bench, "rss_file_mb")
+    if old is None or new is None or abs(new - old) < FILE_PAGES_BAND_MB:
+        return None
+    return new - old
+
+
+def file_pages_moved(before: Optional[Dict[str, Any]], bench: Dict[str, Any]) -> str:
+    """'file-backed pages 425 → 223 MB (libraries cached differently)', or "" where they stayed put."""
+    change = file_pages_change(before, bench)
+    if change is None:
+        return ""
+    old, new = metric(before, "rss_file_mb"), metric(bench, "rss_file_mb")
+    return f"file-backed pages {old:.0f} → {new:.0f} MB (libraries cached differently)"

@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from bench_support import metrics
 from bench_support.measure.machine import stable_differences
 from bench_support.report.baseline import benchmark_baseline, differences, run_baseline
-from bench_support.report.runs import Run, machine_moved, metric
+from bench_support.report.runs import RSS_ABSOLUTE, Run, file_pages_moved, machine_moved, metric
 from bench_support.report.validity import flag, validity
 
 #: The family whose first figure a group without key figures shows: the process's memory peak.
@@ -129,6 +129,9 @@ def _changes(group: str, before: Optional[Dict[str, Any]], bench: Dict[str, Any]
     moved = machine_moved(before, bench)
     if moved:
         parts.append(f"{moved}: the time changes above may be the machine's")
+    paged = file_pages_moved(before, bench)
+    if paged and any(key in RSS_ABSOLUTE for key in key_figures(group)):
+        parts.append(f"{paged}: the RSS changes above include the page cache's")
     return parts
 
 
