@@ -3,6 +3,7 @@
 import glob
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -250,7 +251,13 @@ def test_two_ranks_hold_identical_parameters_after_an_all_reduced_epoch(tiny_dat
     assert net.sent >= 2 * payload
 
 
-def test_a_rank_that_fails_is_one_line_and_nothing_is_left(tmp_path):
+def test_a_rank_that_fails_is_one_line_and_nothing_is_left(tmp_path, monkeypatch, request):
+    # The temporary folder of this launch alone (torchrun's own log folder would land there), short enough for the
+    # control socket's path (a Unix socket's path has at most 107 bytes; tmp_path's are longer).
+    temp = tempfile.mkdtemp(prefix="ebt-", dir="/tmp")
+    request.addfinalizer(lambda: shutil.rmtree(temp, ignore_errors=True))
+    monkeypatch.setenv("TMPDIR", temp)
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
     config = {
         "backend": "gloo", "model": "no_such_model", "batch": 4, "optimizer": "sgd", "image_size": 32,
         "num_classes": 4, "seed": 3, "dataset_dir": str(tmp_path), "threads_per_rank": 1,
@@ -259,8 +266,20 @@ def test_a_rank_that_fails_is_one_line_and_nothing_is_left(tmp_path):
         with torchrun.Launch(config, 1, Topology(), ROOT):
             pass
     assert "\n" not in str(failure.value) and "rank 0" in str(failure.value)
-    mine = f"edge-bench-ddp-{leftovers.owner_tag()}-"
-    assert not [p for p in os.listdir(tempfile.gettempdir()) if p.startswith(mine)]
+    assert tempfile.gettempdir() == temp
+    assert os.listdir(temp) == []  # neither our folder nor torchrun's torchelastic_* log folder
+
+
+def test_a_temporary_folder_too_long_for_the_control_socket_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    temp = tmp_path / ("t" * 60)
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    with pytest.raises(torchrun.DistributedError) as failure:
+        torchrun.Launch({"threads_per_rank": 1}, 1, Topology(), ROOT)
+    message = str(failure.value)
+    assert "\n" not in message and "too long for the launch's control socket" in message and "TMPDIR" in message
+    assert os.listdir(temp) == []
 
 
 def _processes_naming(text):

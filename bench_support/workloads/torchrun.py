@@ -47,6 +47,10 @@ REPLY_TIMEOUT_S = 1800.0
 QUIT_WAIT_S = 10.0
 
 
+#: The longest path a Unix socket may be bound to (``sun_path`` holds 108 bytes on Linux, 104 on macOS).
+MAX_SOCKET_PATH = 103
+
+
 class DistributedError(UserError):
     """The distributed launch failed; the message is one line for the user."""
 
@@ -135,6 +139,11 @@ class Launch:
         try:
             self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             control = os.path.join(self._dir, "control.sock")
+            if len(os.fsencode(control)) > MAX_SOCKET_PATH:
+                raise DistributedError(
+                    f"the temporary folder's path is too long for the launch's control socket ({control}: "
+                    f"{len(os.fsencode(control))} bytes, at most {MAX_SOCKET_PATH}): set TMPDIR to a shorter folder"
+                )
             self._listener.bind(control)
             self._listener.listen(1)
             config = dict(config, control=control, allowed_hosts=topology.allowed_hosts)
@@ -149,6 +158,9 @@ class Launch:
             if topology.interface:
                 env["GLOO_SOCKET_IFNAME"] = topology.interface
             env["TORCHELASTIC_ERROR_FILE"] = os.path.join(self._dir, "error.json")
+            # torchrun makes a log folder of its own per launch (torchelastic_*) in the temporary folder and never
+            # removes it: here it lands in ours, which close() removes, with the ranks' other temporary files.
+            env["TMPDIR"] = self._dir
             self.proc = subprocess.Popen(
                 torchrun_command(topology, nproc, config_path),
                 stdin=subprocess.DEVNULL,
