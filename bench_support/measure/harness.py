@@ -215,6 +215,8 @@ class Harness:
             found = trial_interval(trials, resamples=STOPPING_RESAMPLES)
             if found is not None and found.half_width_rel <= policy.target:
                 return "precise"
+            if trials_disagree(trials, policy.target):
+                return "trials disagree"  # the last trial's own rounds now tell it apart: the budget would buy nothing
             if sum(len(t) for t in trials) >= policy.max_rounds:
                 return "max rounds"
             if time.monotonic() - started >= policy.budget_s:
