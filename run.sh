@@ -261,6 +261,10 @@ for arg in "$@"; do
   esac
   previous=$arg
 done
+case "$saved" in
+  "") saved=results ;;                   # --save-results= saves nothing: the report shows results/
+  "~" | "~/"*) saved=$HOME${saved#"~"} ;; # expanded by the plugin, not by the shell inside --save-results=~/...
+esac
 report_status=0
 ".tox/$platform/bin/python" -m bench_support.report "$saved" ${gate[@]+"${gate[@]}"} || report_status=$?
 if [ -f "$saved/report.html" ]; then

@@ -166,6 +166,20 @@ def test_untimed_evaluation_runs_on_one_thread_and_the_epochs_keep_theirs():
         torch.set_num_threads(before)
 
 
+def test_a_native_thread_pool_keeps_its_count(monkeypatch):
+    """torch's native pool (no OpenMP) cannot grow back once started: the untimed work then keeps the count."""
+    import torch
+
+    from bench_support.continual import finetune
+
+    monkeypatch.setattr(torch.__config__, "parallel_info", lambda: "ATen parallel backend: native thread pool")
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    with finetune.one_thread():
+        pass
+    assert calls == []
+
+
 def test_epoch_line_has_the_seed_format():
     row = {
         "epoch": 2,

@@ -141,8 +141,9 @@ exit 0
 @pytest.mark.parametrize(
     "args, folder",
     [([], "results"), (["--save-results", "{tmp}/elsewhere"], "{tmp}/elsewhere"),
-     (["--save-results={tmp}/a", "--save-results={tmp}/b"], "{tmp}/b")],
-    ids=["default", "two-words", "last-wins"],
+     (["--save-results={tmp}/a", "--save-results={tmp}/b"], "{tmp}/b"),
+     (["--save-results=~/runs"], "{tmp}/home/runs")],
+    ids=["default", "two-words", "last-wins", "home"],
 )  # fmt: skip
 def test_the_report_reads_the_folder_the_run_saved_to(fake_checkout, tmp_path, args, folder):
     env_python = fake_checkout / ".tox" / "cpu" / "bin" / "python"
@@ -150,7 +151,7 @@ def test_the_report_reads_the_folder_the_run_saved_to(fake_checkout, tmp_path, a
     env_python.chmod(0o755)
     log = tmp_path / "report.log"
     env = dict(os.environ, PYTHON=str(fake_checkout / "fake-python"), BENCH_PLATFORM="cpu", FAKE_JOB_S="0",
-               REPORT_LOG=str(log))  # fmt: skip
+               REPORT_LOG=str(log), HOME=str(tmp_path / "home"))  # fmt: skip
     env.pop("BENCH_TORCH_INDEX_URL", None)
     env.pop("BENCH_FAIL_ON", None)
     res = subprocess.run(

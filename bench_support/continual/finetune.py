@@ -107,6 +107,9 @@ def one_thread() -> Iterator[None]:
     docs/methods.md, Noise). One thread has nobody to wait for. The timed epochs keep the
     count they record.
     """
+    if "parallel backend: OpenMP" not in torch.__config__.parallel_info():
+        yield  # torch's native thread pool cannot grow back once started: leave the count alone
+        return
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -24,9 +24,10 @@ beyond noise:
   (``runs.machine_change``), unless the figure scales with the machine's speed: times and durations
   (and rates, inversely) are then judged corrected by the probe's ratio, as the baseline's machine
   would have measured them, and the verdict says so.
-- absolute RSS figures (``runs.RSS_ABSOLUTE``) are judged without the change of their file-backed part
-  (``rss_file_mb``: library pages, which follow the page cache) where it moved beyond
-  ``runs.FILE_PAGES_BAND_MB``, and the verdict says so.
+- absolute RSS figures read at the end of the rounds (``runs.RSS_AT_THE_END``) whose file-backed part
+  (``rss_file_mb``: library pages, which follow the page cache) moved beyond ``runs.FILE_PAGES_BAND_MB``: judged
+  as measured and without that move; where only the latter passes, not judged (the move may be the page
+  cache's or the change's own), and the verdict gives both figures.
 A positive threshold means "higher is worse" (``energy_j:5%``), a negative one
 "lower is worse" (``samples_per_s:-5%``).
 
@@ -53,7 +54,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from bench_support import metrics
 from bench_support.ranks import EXACT_MAX_N, mann_whitney_p  # noqa: F401 - part of the gate's API
 from bench_support.report.runs import (
-    RSS_ABSOLUTE,
+    RSS_AT_THE_END,
     TIME_METRICS,
     Run,
     file_pages_change,
@@ -211,7 +212,8 @@ def _judge(
             note = f"not judged: {moved}; a time-derived change is then no evidence of a regression"
             return Verdict(bench["name"], name, old, new, False, test, note, judged=False)
         new = new * factor  # the figure as the baseline's machine would have measured it
-    paged = file_pages_moved(old_bench, bench) if name in RSS_ABSOLUTE else ""
+    paged = file_pages_moved(old_bench, bench) if name in RSS_AT_THE_END else ""
+    measured = new
     if paged:
         new = new - file_pages_change(old_bench, bench)  # the figure with the baseline's file-backed pages
     if timed_stat:
@@ -240,7 +242,17 @@ def _judge(
     if factor is not None:
         note += f"; judged corrected for the machine's speed (x{factor:.3f}: {moved})"
     if paged:
-        note += f"; judged without the change of {paged}"
+        raw_change = relative_change(old, measured, zero_floor(name))[0]
+        raw_worse = raw_change > rule.threshold if rule.higher_is_worse else raw_change < rule.threshold
+        if raw_worse and abs(measured - old) > band and not failed:
+            # Only the correction passes it: the file-backed pages may be the page cache's, or a library or a
+            # mapped file the change itself added. Neither can be told from here, so it is not judged.
+            note = (
+                f"not judged: {name} {measured:.4g} as measured, {new:.4g} without the change of {paged}; "
+                "that may be the page cache's or the change's own (a library or file it maps): compare rss_anon_mb"
+            )
+            return Verdict(bench["name"], name, old, measured, False, test, note, judged=False)
+        note += f"; judged without the change of {paged}: the same verdict as measured"
     return Verdict(bench["name"], name, old, new, failed, test, note)
 
 

@@ -131,7 +131,7 @@ def _changes(group: str, before: Optional[Dict[str, Any]], bench: Dict[str, Any]
         parts.append(f"{moved}: the time changes above may be the machine's")
     paged = file_pages_moved(before, bench)
     if paged and any(key in RSS_ABSOLUTE for key in key_figures(group)):
-        parts.append(f"{paged}: the RSS changes above include the page cache's")
+        parts.append(f"{paged}: the RSS changes above include it")
     return parts
 
 

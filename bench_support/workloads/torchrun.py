@@ -47,8 +47,11 @@ REPLY_TIMEOUT_S = 1800.0
 QUIT_WAIT_S = 10.0
 
 
-#: The longest path a Unix socket may be bound to (``sun_path`` holds 108 bytes on Linux, 104 on macOS).
-MAX_SOCKET_PATH = 103
+#: The longest path a Unix socket may be bound to (``sun_path`` holds 108 bytes on Linux, 104 on macOS, the NUL
+#: included), and what the launch's folder leaves for the sockets made in it: ours (``/control.sock``) and those
+#: torch and multiprocessing make under a TMPDIR (``/torch-shm-dir-XXXXXX/manager.sock``: 34 bytes).
+MAX_SOCKET_PATH = 103 if sys.platform == "darwin" else 107
+SOCKET_HEADROOM = 40
 
 
 class DistributedError(UserError):
@@ -139,10 +142,11 @@ class Launch:
         try:
             self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             control = os.path.join(self._dir, "control.sock")
-            if len(os.fsencode(control)) > MAX_SOCKET_PATH:
+            if len(os.fsencode(self._dir)) + SOCKET_HEADROOM > MAX_SOCKET_PATH:
                 raise DistributedError(
-                    f"the temporary folder's path is too long for the launch's control socket ({control}: "
-                    f"{len(os.fsencode(control))} bytes, at most {MAX_SOCKET_PATH}): set TMPDIR to a shorter folder"
+                    f"the temporary folder's path is too long for the launch's control socket ({self._dir}: "
+                    f"{len(os.fsencode(self._dir))} bytes, at most {MAX_SOCKET_PATH - SOCKET_HEADROOM}): "
+                    "set TMPDIR to a shorter folder"
                 )
             self._listener.bind(control)
             self._listener.listen(1)
