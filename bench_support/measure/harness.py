@@ -215,10 +215,6 @@ class Harness:
             found = trial_interval(trials, resamples=STOPPING_RESAMPLES)
             if found is not None and found.half_width_rel <= policy.target:
                 return "precise"
-            if len(trials[-1]) >= max(len(t) for t in trials[:-1]) and trials_disagree(trials, policy.target):
-                # Judged once the last trial has as many rounds as the longest earlier one, so that a short burst at
-                # its start cannot end it: then its own rounds tell it apart and the budget would buy nothing.
-                return "trials disagree"
             if sum(len(t) for t in trials) >= policy.max_rounds:
                 return "max rounds"
             if time.monotonic() - started >= policy.budget_s:
