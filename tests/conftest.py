@@ -26,6 +26,17 @@ for _mark in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
+def stop_signals_at_default():
+    """A child's ``preexec_fn``: SIGINT, SIGTERM and SIGHUP at their defaults, as under a terminal.
+
+    A test that stops a run with one of them must not depend on how it was itself started: under ``nohup`` (HUP
+    ignored) or as a script's background job (INT ignored) the child would inherit the ignoring, and rightly keep
+    it, so the stop the test sends would do nothing.
+    """
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def run_pytest(*args, cwd=REPO, prefix=(), timeout=600, env=None):
     """Run pytest on the suite in a fresh process, as a user would."""
     cmd = [*prefix, sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]

@@ -13,7 +13,7 @@ import pytest
 from bench_support.board import power_modes
 from bench_support.board.setup import SetupError
 from bench_support.errors import UserError
-from conftest import REPO
+from conftest import REPO, stop_signals_at_default
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fakes import jetson_board  # noqa: E402
@@ -121,7 +121,7 @@ def test_an_interrupted_sweep_restores_the_starting_mode_and_keeps_the_finished_
     with jetson_board.RailMover(str(root)):
         proc = subprocess.Popen(
             _sweep_command(shared_data_dir, results), cwd=REPO, env=_sweep_env(root),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=stop_signals_at_default,
         )  # fmt: skip
         deadline = time.monotonic() + 300
         while jetson_board.current_power_mode(str(root))[1] != "15W" and time.monotonic() < deadline:

@@ -16,7 +16,7 @@ import pytest
 from bench_support import results
 from bench_support.errors import Unavailable
 from bench_support.report.runs import load_runs
-from conftest import REPO
+from conftest import REPO, stop_signals_at_default
 
 SCRATCH = """\
 import os
@@ -154,7 +154,12 @@ def test_a_stop_signal_keeps_what_finished_and_says_the_run_was_interrupted(tmp_
     mark = tmp_path / "slow-started"
     env = dict(os.environ, SLOW_S="60", SLOW_MARK=str(mark))
     proc = subprocess.Popen(
-        _command(tmp_path, tmp_path / "res"), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        _command(tmp_path, tmp_path / "res"),
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        preexec_fn=stop_signals_at_default,
     )
     # Generous bounds for busy CI cores: a Ctrl-C that did nothing lets the slow benchmark finish (exit 0).
     deadline = time.monotonic() + 600
@@ -263,7 +268,7 @@ def test_fault_injection_kills_runs_at_random_moments(tmp_path):
         marks = [tmp_path / f"mark-{i}-{k}" for k in range(2)]
         procs = [
             subprocess.Popen(_command(tmp_path, res), cwd=REPO, env=dict(env, SLOW_MARK=str(mark)),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=stop_signals_at_default)
             for mark in marks
         ]  # fmt: skip
         for k, (proc, mark) in enumerate(zip(procs, marks)):
@@ -370,7 +375,8 @@ def test_stop_signals_at_random_moments_keep_every_finished_benchmark_and_nothin
             sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", str(scratch), "--data-dir", str(tmp_path),
             "--power-idle-s", "0", "--device-name", "box", "--save-results", str(res), "--trials", "1",
         ]  # fmt: skip
-        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                preexec_fn=stop_signals_at_default)  # fmt: skip
         time.sleep(rng.uniform(0.3, 4.0))
         proc.send_signal(signum)
         output = proc.communicate(timeout=120)[0].decode()
