@@ -128,3 +128,91 @@ def test_only_the_last_trial_adds_rounds_judged_over_every_trial():
     # Apart by less than the target: the last trial measures on until precise or capped.
     close = _adaptive([1.0, 1.2, 0.8] * 20, trial=(3, 3), earlier=([1.0, 1.02], [1.01, 1.03]), max_rounds=20)
     assert close.extra_info["rounds_stopped"] in ("precise", "max rounds") and close.measured_rounds > 3
+
+
+class _Clock:
+    """The harness's monotonic clock, advanced by each extra round's cost instead of by waiting."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self):
+        return self.now
+
+
+def _adaptive_clocked(monkeypatch, times, round_s, **kwargs):
+    import types
+
+    import bench_support.measure.harness as harness_module
+
+    clock = _Clock()
+    monkeypatch.setattr(harness_module, "time", types.SimpleNamespace(monotonic=clock.monotonic))
+    supply = iter(times)
+
+    def next_time():
+        clock.now += round_s
+        return next(supply)
+
+    return _adaptive(_Ticking(next_time), **kwargs)
+
+
+class _Ticking:
+    """Round times that advance the fake clock as they are taken."""
+
+    def __init__(self, take):
+        self.take = take
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self.take()
+
+
+def test_a_benchmark_whose_interval_cannot_reach_the_target_in_its_budget_stops_early(monkeypatch):
+    # Rounds alternating 1 and 2: the interval of the median spans ±33 %, and 1/sqrt(n) narrowing would need
+    # about 40 times the rounds taken; 40 s of budget at 1 s a round cannot supply them.
+    stopped = _adaptive_clocked(monkeypatch, [1.0, 2.0] * 100, round_s=1.0, budget_s=40.0, max_rounds=200)
+    info = stopped.extra_info
+    assert info["rounds_stopped"] == "out of reach"
+    assert info["median_ci_rel"] > 0.05
+    # It gave most of the budget back: stopped once a quarter of it was spent, not at its end.
+    assert 3 + 3 <= stopped.measured_rounds <= 3 + 12
+
+
+def test_a_benchmark_that_can_reach_the_target_measures_on(monkeypatch):
+    # Rounds within ±8 % of 1: a few dozen rounds bring the interval within 5 %, and the budget affords them.
+    import random
+
+    rng = random.Random(3)
+    times = [1 + rng.uniform(-0.08, 0.08) for _ in range(400)]
+    reached = _adaptive_clocked(monkeypatch, times, round_s=0.1, budget_s=40.0, max_rounds=400)
+    assert reached.extra_info["rounds_stopped"] == "precise"
+    assert reached.extra_info["median_ci_rel"] <= 0.05
+
+
+def test_out_of_reach_needs_a_rate_and_a_share_of_the_budget_before_it_judges():
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from bench_support.intervals import MedianInterval
+    from bench_support.measure.harness import REACH_AFTER_ROUNDS, REACH_AFTER_SHARE, out_of_reach
+
+    @given(
+        rel=st.floats(0.0, 2.0),
+        n=st.integers(6, 500),
+        extra=st.integers(0, 100),
+        spent=st.floats(0.0, 10.0),
+        budget=st.floats(0.1, 10.0),
+    )
+    def check(rel, n, extra, spent, budget):
+        found = MedianInterval(1.0, 1.0 - rel, 1.0 + rel, 0.95, n)
+        verdict = out_of_reach(found, 0.05, extra, spent, budget)
+        if rel <= 0.05 or extra < REACH_AFTER_ROUNDS or spent < REACH_AFTER_SHARE * budget:
+            assert not verdict  # precise already, or no rate yet: never stopped on a guess
+        elif verdict:
+            # Stopped only where the projected need exceeds twice what the rest of the budget affords.
+            affordable = max(budget - spent, 0.0) * extra / spent
+            assert n * ((rel / 0.05) ** 2 - 1) > 2 * affordable
+
+    check()

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
-from bench_support.intervals import interval_figures, trial_interval, trials_apart
+from bench_support.intervals import MedianInterval, interval_figures, trial_interval, trials_apart
 from bench_support.measure.interference import InterferenceWindow
 from bench_support.measure.memory import MemoryWindow, release_freed, rss_now_mb
 from bench_support.measure.power import PowerWindow
@@ -132,6 +132,31 @@ def trials_disagree(finished: List[List[float]], target: float) -> bool:
     return (max(medians) - min(medians)) / (2 * max(medians)) > target
 
 
+#: The projection below is trusted only after this share of the budget and this many extra rounds (a rate from one
+#: round, or from a first round that paid for a cold cache, is no rate).
+REACH_AFTER_SHARE, REACH_AFTER_ROUNDS = 0.25, 3
+#: How far beyond the rest of the budget the projected need must lie: a round's interval is a noisy estimate of the
+#: scatter, and stopping one that would have made it costs more than a second or two spent on one that would not.
+REACH_MARGIN = 2.0
+
+
+def out_of_reach(found: MedianInterval, target: float, extra: int, spent_s: float, budget_s: float) -> bool:
+    """The interval is too wide for the rest of the budget to bring it within the target, by a margin.
+
+    An order-statistic interval narrows about as 1/sqrt(n), so n rounds at half-width h need about n (h/target)^2
+    in all; the rounds the rest of the budget can take follow from the rate of the extra rounds so far (setup and
+    teardown included). Stopping then keeps the verdict (imprecise either way) and gives the time back: on a noisy
+    2-core VM most flagged benchmarks spent their whole budget without coming closer (Kalibera & Jones: spend
+    repetitions where they reduce the variance). The interval across trials is wider still where they disagree,
+    which more rounds do not narrow at all, so the projection errs towards measuring on.
+    """
+    if extra < REACH_AFTER_ROUNDS or spent_s < REACH_AFTER_SHARE * budget_s or found.half_width_rel <= target:
+        return False
+    needed = found.rounds * (found.half_width_rel / target) ** 2 - found.rounds
+    affordable = (budget_s - spent_s) * extra / spent_s
+    return needed > REACH_MARGIN * affordable
+
+
 class Harness:
     """Wraps pytest-benchmark's fixture for one benchmark."""
 
@@ -209,7 +234,7 @@ class Harness:
             return f"trial {policy.trial[0]} of {policy.trial[1]}"  # the last trial decides, from all of them
         if trials_disagree(policy.trials_so_far(self.benchmark)[:-1], policy.target):
             return "trials disagree"  # the interval spans the trials' medians: more rounds here cannot narrow it
-        started = time.monotonic()
+        started, extra = time.monotonic(), 0
         while True:
             trials = policy.trials_so_far(self.benchmark)
             found = trial_interval(trials, resamples=STOPPING_RESAMPLES)
@@ -217,9 +242,13 @@ class Harness:
                 return "precise"
             if sum(len(t) for t in trials) >= policy.max_rounds:
                 return "max rounds"
-            if time.monotonic() - started >= policy.budget_s:
+            spent = time.monotonic() - started
+            if spent >= policy.budget_s:
                 return "budget"
+            if found is not None and out_of_reach(found, policy.target, extra, spent, policy.budget_s):
+                return "out of reach"
             policy.extra_round(self.benchmark, counted, setup, teardown)
+            extra += 1
 
 
 def measured_call(call: Callable[[], Any], extra_info: Dict[str, Any], power_window: Callable[[], PowerWindow]) -> Any:

@@ -89,7 +89,7 @@ CONDITIONS: List[Metric] = [
             ("median_ci_unavailable", "text", None, "why there is no interval (fewer than 6 rounds)"),
             ("precision_target_rel", "fraction", None, "the profile's target for median_ci_rel"),
             ("round_budget_s", "s", None, "wall time the benchmark could spend on rounds beyond the profile's"),
-            ("rounds_stopped", "text", None, "why the rounds stopped: precise, budget, max rounds, trials disagree..."),
+            ("rounds_stopped", "text", None, "why the rounds stopped: precise, budget, out of reach, ..."),
         ],
     ),  # fmt: skip
     *family(
