@@ -216,3 +216,13 @@ def test_out_of_reach_needs_a_rate_and_a_share_of_the_budget_before_it_judges():
             assert n * ((rel / 0.05) ** 2 - 1) > 2 * affordable
 
     check()
+
+
+def test_a_gap_between_trials_is_not_judged_out_of_reach(monkeypatch):
+    # The earlier trial ran 30 % slower; the last one's own rounds agree. The interval across trials spans the gap,
+    # but the rounds' own interval is narrow: the last trial's median may still move, so it measures on.
+    times = [1.0, 1.01, 0.99] * 100
+    kept = _adaptive_clocked(monkeypatch, times, round_s=1.0, budget_s=40.0, max_rounds=400, trial=(2, 2),
+                             earlier=([1.3, 1.31, 1.29],))  # fmt: skip
+    assert kept.extra_info["rounds_stopped"] == "budget"
+    assert kept.measured_rounds > 3 + 12  # past the point where a projection from the widened interval stopped it
