@@ -177,14 +177,22 @@ def trial_interval(
     One trial: the order-statistic interval of its rounds. Several (the same benchmark measured in interleaved passes,
     docs/methods.md): the order-statistic interval of all their rounds, and, where the trials disagree
     (:func:`trials_apart`), widened to span every trial's own median and the percentile interval of a bootstrap over
-    whole trials: the interval is then as wide as their disagreement, never narrower. None below the rounds an
-    order-statistic interval needs (6 in all).
+    whole trials: the interval is then as wide as their disagreement, never narrower. From 6 trials on, it is widened
+    instead to the order-statistic interval of the trials' medians, which a distribution-free 95 % needs 6 of. None
+    below the rounds an order-statistic interval needs (6 in all).
     """
     trials = [[float(v) for v in t] for t in trials if len(t)]
     pooled = [v for t in trials for v in t]
     found = median_interval(pooled, level)
     if len(trials) <= 1 or found is None or not trials_apart(trials):
         return found
+    over_trials = median_interval([statistics.median(t) for t in trials], level)
+    if over_trials is not None:
+        # Enough trials (6 for 95 %) for the order-statistic interval of their medians, each trial one observation
+        # of what a process measures: it narrows as trials are added, where spanning every trial's median would only
+        # widen (--trials raised to pin a median down on a noisy machine).
+        low, high = min(found.low, over_trials.low), max(found.high, over_trials.high)
+        return MedianInterval(found.median, low, high, found.level, found.rounds)
     rng = random.Random(seed)
     thinned = [_thinned(t) for t in trials]  # the same distributions, cheap to take medians of
     medians = []

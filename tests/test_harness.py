@@ -226,3 +226,12 @@ def test_a_gap_between_trials_is_not_judged_out_of_reach(monkeypatch):
                              earlier=([1.3, 1.31, 1.29],))  # fmt: skip
     assert kept.extra_info["rounds_stopped"] == "budget"
     assert kept.measured_rounds > 3 + 12  # past the point where a projection from the widened interval stopped it
+
+
+def test_trials_far_apart_stop_the_last_trial_only_while_the_interval_spans_them():
+    from bench_support.measure.harness import trials_disagree
+
+    slow, fast = [1.3, 1.31, 1.3, 1.32], [1.0, 1.01, 1.0, 1.02]
+    assert trials_disagree([slow, fast], 0.05)  # 3 trials in all: the interval spans every trial's median
+    # 6 in all: the interval is that of the trials' medians, which the last trial can still move.
+    assert not trials_disagree([slow, fast, slow, fast, slow], 0.05)

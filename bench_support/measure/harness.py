@@ -19,7 +19,14 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
-from bench_support.intervals import MedianInterval, interval_figures, median_interval, trial_interval, trials_apart
+from bench_support.intervals import (
+    MedianInterval,
+    interval_figures,
+    median_interval,
+    min_rounds_for,
+    trial_interval,
+    trials_apart,
+)
 from bench_support.measure.interference import InterferenceWindow
 from bench_support.measure.memory import MemoryWindow, release_freed, rss_now_mb
 from bench_support.measure.power import PowerWindow
@@ -125,9 +132,12 @@ STOPPING_RESAMPLES = 300
 def trials_disagree(finished: List[List[float]], target: float) -> bool:
     """The finished trials are told apart by their rounds (:func:`~bench_support.intervals.trials_apart`) and their
     medians lie further apart than the target allows: whatever the last trial measures, the interval (which then
-    spans every trial's median) cannot come within it."""
+    spans every trial's median) cannot come within it. From 6 trials on (the last included) the interval is that of
+    the trials' medians, which no longer spans all of them: never judged so then."""
     medians = [statistics.median(t) for t in finished if t]
-    if len(medians) < 2 or max(medians) <= 0 or not trials_apart(finished):
+    if len(medians) < 2 or max(medians) <= 0 or len(medians) + 1 >= min_rounds_for():
+        return False
+    if not trials_apart(finished):
         return False
     return (max(medians) - min(medians)) / (2 * max(medians)) > target
 
