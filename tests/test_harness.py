@@ -103,9 +103,14 @@ def test_an_imprecise_benchmark_stops_at_its_cap_or_budget_and_says_so():
     capped = _adaptive(scatter, max_rounds=10)
     assert capped.extra_info["rounds_stopped"] == "max rounds" and capped.extra_info["rounds_measured"] == 10
     assert capped.extra_info["median_ci_rel"] > 0.05
+    # A spent budget still takes the rounds the first interval needs (6 in all), then stops.
     spent = _adaptive(scatter, budget_s=0.0)
-    assert spent.extra_info["rounds_stopped"] == "budget" and spent.extra_info["rounds_measured"] == 3
-    assert spent.extra_info["median_ci_rel"] is None and "needs 6" in spent.extra_info["median_ci_unavailable"]
+    assert spent.extra_info["rounds_stopped"] == "budget" and spent.extra_info["rounds_measured"] == 6
+    assert spent.extra_info["median_ci_rel"] > 0.05
+    # The round cap holds even then.
+    capped_early = _adaptive(scatter, budget_s=0.0, max_rounds=4)
+    assert capped_early.extra_info["rounds_stopped"] == "max rounds" and capped_early.extra_info["rounds_measured"] == 4
+    assert "needs 6" in capped_early.extra_info["median_ci_unavailable"]
 
 
 def test_a_fixed_round_count_is_not_extended():

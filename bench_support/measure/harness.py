@@ -256,7 +256,9 @@ class Harness:
             if sum(len(t) for t in trials) >= policy.max_rounds:
                 return "max rounds"
             spent = time.monotonic() - started
-            if spent >= policy.budget_s:
+            if spent >= policy.budget_s and found is not None:
+                # Never before the first interval (6 rounds in all): a budget spent on one round too few to give
+                # one (a 4 s epoch in a 3 s budget) bought nothing; the rounds cap still holds.
                 return "budget"
             own = median_interval([v for t in trials for v in t])  # the rounds' own scatter, not the trials'
             if own is not None and out_of_reach(own, policy.target, extra, spent, policy.budget_s):
