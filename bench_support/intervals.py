@@ -8,12 +8,13 @@ a result with fewer rounds cannot claim that precision, and says so.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import statistics
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import List, Optional, Sequence
+from typing import Iterable, List, Optional, Sequence
 
 LEVEL = 0.95
 
@@ -234,21 +235,73 @@ class Effect:
         return self.low > 1 or self.high < 1
 
 
+@functools.lru_cache(maxsize=64)
+def t_quantile(p: float, df: int) -> float:
+    """Student's t quantile (``p`` above one half): closed forms for 1 and 2 degrees of freedom, else the root of
+    its distribution function, integrated by Simpson's rule (within 10^-4 of the tables)."""
+    if df == 1:
+        return math.tan(math.pi * (p - 0.5))
+    if df == 2:
+        return (2 * p - 1) / math.sqrt(2 * p * (1 - p))
+    norm = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
+
+    def cdf(x: float, steps: int = 400) -> float:
+        h = x / steps
+        density = [norm * (1 + (i * h) ** 2 / df) ** (-(df + 1) / 2) for i in range(steps + 1)]
+        return 0.5 + h / 3 * (density[0] + density[-1] + 4 * sum(density[1:-1:2]) + 2 * sum(density[2:-1:2]))
+
+    low, high = 0.0, 20.0
+    for _ in range(50):
+        mid = (low + high) / 2
+        low, high = (mid, high) if cdf(mid) < p else (low, mid)
+    return (low + high) / 2
+
+
+@dataclass(frozen=True)
+class BetweenTrials:
+    """How much a benchmark's median moves from one process to the next: the standard deviation of the log of
+    trial medians, pooled over a group of benchmarks (a module's, which share the machine and the work's kind)."""
+
+    sd_log: float
+    df: int  # degrees of freedom: the trials beyond the first, summed over the pooled benchmarks
+
+
+def between_trials(trial_sets: Iterable[Sequence[Sequence[float]]]) -> Optional[BetweenTrials]:
+    """The pooled process-to-process spread of ``trial_sets`` (each one benchmark's rounds cut into trials).
+
+    Two trials of one benchmark give one degree of freedom, far too few for an interval; a module's dozen
+    benchmarks give a dozen (Kalibera & Jones: estimate the variance at the level where it lives). None without
+    a benchmark of two or more trials.
+    """
+    squares, df = 0.0, 0
+    for trials in trial_sets:
+        logs = [math.log(statistics.median(t)) for t in trials if len(t) and statistics.median(t) > 0]
+        if len(logs) >= 2:
+            squares += statistics.variance(logs) * (len(logs) - 1)
+            df += len(logs) - 1
+    return BetweenTrials(math.sqrt(squares / df), df) if df else None
+
+
 def effect(
     a: Sequence[Sequence[float]],
     b: Sequence[Sequence[float]],
     level: float = LEVEL,
     resamples: int = RESAMPLES,
     seed: int = 0,
+    between: Optional[BetweenTrials] = None,
 ) -> Optional[Effect]:
     """median(a) / median(b) with a percentile interval from resampling both sides (two-stage over their trials).
 
     Where both sides ran in the same number of trials (the interleaved passes of one run), the trials are resampled
     as pairs: trial t of ``a`` with trial t of ``b``, which ran minutes apart at most, under the same drift of the
     host. A drift that slows a whole trial then cancels in the ratio, as the interleaving intends (RMIT). The
-    interval says how sure this run is of the comparison; a re-run's effect can still move by more (docs/methods.md:
-    the variance between processes). None when either side has fewer than two rounds (one round per side resamples
-    into a single ratio: an "interval" of one point) or a median of zero.
+    interval says how sure this run is of the comparison. With two or three trials a side, though, the bootstrap
+    sees the variance between processes through two or three draws of it, and a re-run's effect moved outside it.
+    ``between`` (:func:`between_trials`, pooled over the benchmarks' module) then widens it to at least
+    ratio × exp(± t · sd · sqrt(1/k_a + 1/k_b)), t with the pooled degrees of freedom: the interval of a ratio of two
+    means over k_a and k_b processes. Pairing is ignored there, which errs wide. None when either side has fewer
+    than two rounds (one round per side resamples into a single ratio: an "interval" of one point) or a median of
+    zero.
     """
     a = [[float(v) for v in t] for t in a if len(t)]
     b = [[float(v) for v in t] for t in b if len(t)]
@@ -274,7 +327,11 @@ def effect(
     if not ratios:
         return None
     low, high = _percentiles(ratios, level)
-    return Effect(med_a / med_b, low, high, level)
+    centre = med_a / med_b
+    if between is not None and centre > 0:
+        half = t_quantile(0.5 + level / 2, between.df) * between.sd_log * math.sqrt(1 / len(a) + 1 / len(b))
+        low, high = min(low, centre * math.exp(-half)), max(high, centre * math.exp(half))
+    return Effect(centre, low, high, level)
 
 
 # --- a proportion (an accuracy on a held-out set) ---------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-from bench_support.intervals import Effect, effect, proportion_interval
+from bench_support.intervals import BetweenTrials, Effect, between_trials, effect, proportion_interval
 from bench_support.report.plot_data import benches, curve_bend, latest_with, residency_curves
 from bench_support.report.runs import Run, metric
 from bench_support.report.summary import describe, fastest_loaders, gain_text, trials_of
@@ -72,9 +72,15 @@ def fastest_loader(run: Run) -> Optional[Finding]:
     return Finding("Fastest DataLoader configuration", "; ".join(parts), evidence, run.label, values)
 
 
-def ratio(slower: Dict[str, Any], faster: Dict[str, Any]) -> Optional[Effect]:
-    """The first result's median time over the second's, with its interval (trials and rounds bootstrapped)."""
-    return effect(trials_of(slower), trials_of(faster))
+def ratio(slower: Dict[str, Any], faster: Dict[str, Any], between: Optional[BetweenTrials] = None) -> Optional[Effect]:
+    """The first result's median time over the second's, with its interval (trials and rounds bootstrapped, and
+    at least as wide as the process-to-process spread ``between`` allows)."""
+    return effect(trials_of(slower), trials_of(faster), between=between)
+
+
+def _between(run: Run, group: str) -> Optional[BetweenTrials]:
+    """The process-to-process spread of the run's ``group``, pooled over its benchmarks."""
+    return between_trials(trials_of(bench) for bench in _benches(run, group))
 
 
 def ratio_text(found: Optional[Effect], against: str) -> str:
@@ -102,13 +108,14 @@ def cold_cache(run: Run) -> Optional[Finding]:
             if metric(bench, "median") is not None:
                 found[(info.get("data_root"), info.get("fs_type"), info["reader"], info["cache_state"])] = bench
     roots = sorted({(k[0], k[1]) for k in found})
+    between = _between(run, "pagecache")
     parts, evidence, values = [], [], {}
     for root, fs in roots:
         raw_cold, raw_warm = found.get((root, fs, "raw", "cold")), found.get((root, fs, "raw", "warm"))
         if not raw_cold or not raw_warm:
             continue
         cold_s, warm_s = metric(raw_cold, "median"), metric(raw_warm, "median")
-        raw_effect = ratio(raw_cold, raw_warm)
+        raw_effect = ratio(raw_cold, raw_warm, between)
         values[root] = {"raw_cold_s": cold_s, "raw_warm_s": warm_s, "storage_s": cold_s - warm_s,
                         "cold_over_warm": _effect_values(raw_effect)}  # fmt: skip
         line = (
@@ -119,7 +126,7 @@ def cold_cache(run: Run) -> Optional[Finding]:
         dec_cold, dec_warm = found.get((root, fs, "decoded", "cold")), found.get((root, fs, "decoded", "warm"))
         if dec_cold and dec_warm:
             dc, dw = metric(dec_cold, "median"), metric(dec_warm, "median")
-            decoded_effect = ratio(dec_cold, dec_warm)
+            decoded_effect = ratio(dec_cold, dec_warm, between)
             values[root].update(decoded_cold_s=dc, decoded_warm_s=dw, decoding_s=dw - warm_s,
                                 decoded_cold_over_warm=_effect_values(decoded_effect))  # fmt: skip
             line += (
@@ -139,7 +146,7 @@ def residency_curve(run: Run) -> Optional[Finding]:
     raw = [b for b in _benches(run, "pagecache", reader="raw") if metric(b, "median") is not None]
     for key, points in residency_curves({run.device: run}).items():
         where = key[len(run.device) + 1 :]
-        steps = _steps(points, raw, where)
+        steps = _steps(points, raw, where, _between(run, "pagecache"))
         falling = all(step == "falls" for step in steps)
         rises, flat = steps.count("rises"), steps.count("flat")
         shape = (
@@ -170,7 +177,7 @@ def residency_curve(run: Run) -> Optional[Finding]:
     return Finding(title, "; ".join(parts), evidence, run.label, values)
 
 
-def _steps(points, raw: List[Dict[str, Any]], where: str) -> List[str]:
+def _steps(points, raw: List[Dict[str, Any]], where: str, between: Optional[BetweenTrials] = None) -> List[str]:
     """Each step of a residency curve: 'falls' or 'rises' where the effect between its two reads is clear, else
     'flat'. A point is matched to its result by its measured residency and the curve's data root."""
     by_frac = {}
@@ -181,7 +188,7 @@ def _steps(points, raw: List[Dict[str, Any]], where: str) -> List[str]:
     out = []
     for a, b in zip(points, points[1:]):
         first, second = by_frac.get(a), by_frac.get(b)
-        found = ratio(second, first) if first is not None and second is not None else None
+        found = ratio(second, first, between) if first is not None and second is not None else None
         if found is None:
             out.append("falls" if b[1] <= a[1] else "rises")  # no rounds to judge by: the medians
         else:
@@ -205,7 +212,7 @@ def checkpoint_cost(run: Run) -> Optional[Finding]:
         part = f"{target}: {v['ms']:.1f} ms for {v['mb']:.1f} MB"
         values[target] = {"ms": v["ms"], "mb": v["mb"]}
         if tmpfs is not None and v is not tmpfs:
-            found = ratio(v["bench"], tmpfs["bench"])
+            found = ratio(v["bench"], tmpfs["bench"], _between(run, "checkpoint"))
             part += f" ({ratio_text(found, 'tmpfs')})"
             values[target]["over_tmpfs"] = _effect_values(found)
         parts.append(part)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Optional
 
-from bench_support.intervals import effect, split_trials
+from bench_support.intervals import BetweenTrials, between_trials, effect, split_trials
 
 LOADER_KEYS = ("num_workers", "prefetch_factor", "pin_memory", "persistent_workers")
 
@@ -53,10 +53,12 @@ def fastest_loaders(benchmarks: Iterable[Any]) -> Dict[str, Dict[str, Any]]:
     """The fastest loader configuration per image size (``"32"``, ``"224"``), smallest first: a 1 KB and a
     20 KB JPEG are different loads. Under a power-mode sweep, per size and mode (``"224 MAXN"``)."""
     by_size: Dict[str, List[Any]] = {}
-    for b in _loader_candidates(benchmarks):
+    candidates = _loader_candidates(benchmarks)
+    for b in candidates:
         mode = _info(b).get("power_mode")
         by_size.setdefault(str(_info(b).get("image_size", 32)) + (f" {mode}" if mode else ""), []).append(b)
-    return {key: _best(by_size[key]) for key in sorted(by_size, key=lambda k: int(k.split()[0]))}
+    between = between_trials(trials_of(b) for b in candidates)  # pooled over every loader pass of the run
+    return {key: _best(by_size[key], between) for key in sorted(by_size, key=lambda k: int(k.split()[0]))}
 
 
 def fastest_loader(benchmarks: Iterable[Any]) -> Optional[Dict[str, Any]]:
@@ -64,11 +66,12 @@ def fastest_loader(benchmarks: Iterable[Any]) -> Optional[Dict[str, Any]]:
     return next(iter(fastest_loaders(benchmarks).values()), None)
 
 
-def _against(best: Any, other: Any) -> Dict[str, Any]:
+def _against(best: Any, other: Any, between: Optional[BetweenTrials] = None) -> Dict[str, Any]:
     """``other`` against the winner: its configuration, rate, and the winner's gain over it with an interval."""
     out = {k: _info(other).get(k) for k in LOADER_KEYS + ("samples_per_s",)}
     out["benchmark"] = _name(other)
-    found = effect(trials_of(other), trials_of(best))  # other's pass time over the winner's: > 1, the winner is faster
+    # other's pass time over the winner's: > 1, the winner is faster
+    found = effect(trials_of(other), trials_of(best), between=between)
     if found is None:
         out.update(gain=None, gain_low=None, gain_high=None, clear=False)
     else:
@@ -76,11 +79,11 @@ def _against(best: Any, other: Any) -> Dict[str, Any]:
     return out
 
 
-def _best(candidates: List[Any]) -> Dict[str, Any]:
+def _best(candidates: List[Any], between: Optional[BetweenTrials] = None) -> Dict[str, Any]:
     """The best of one size's (and mode's) loader-only configurations, against the runner-up and the slowest."""
     ranked = sorted(candidates, key=lambda b: -_info(b)["samples_per_s"])
     best = ranked[0]
-    others = [_against(best, b) for b in ranked[1:]]
+    others = [_against(best, b, between) for b in ranked[1:]]
     return {
         "config": {k: _info(best).get(k) for k in LOADER_KEYS},
         "samples_per_s": _info(best)["samples_per_s"],
