@@ -213,14 +213,23 @@ def test_out_of_reach_needs_a_rate_and_a_share_of_the_budget_before_it_judges():
     def check(rel, n, extra, spent, budget):
         found = MedianInterval(1.0, 1.0 - rel, 1.0 + rel, 0.95, n)
         verdict = out_of_reach(found, 0.05, extra, spent, budget)
-        if rel <= 0.05 or extra < REACH_AFTER_ROUNDS or spent < REACH_AFTER_SHARE * budget:
+        if rel <= 0.05 or extra < REACH_AFTER_ROUNDS or spent <= 0 or spent < REACH_AFTER_SHARE * budget:
             assert not verdict  # precise already, or no rate yet: never stopped on a guess
-        elif verdict:
-            # Stopped only where the projected need exceeds twice what the rest of the budget affords.
-            affordable = max(budget - spent, 0.0) * extra / spent
-            assert n * ((rel / 0.05) ** 2 - 1) > 2 * affordable
+        else:
+            # Stopped exactly where the projected need exceeds twice what the rest of the budget affords.
+            affordable = (budget - spent) * extra / spent
+            assert verdict == (n * ((rel / 0.05) ** 2 - 1) > 2 * affordable)
 
     check()
+
+
+def test_a_gap_between_trials_is_not_judged_out_of_reach_with_few_rounds_either(monkeypatch):
+    # A quick profile's budget and rounds of 0.2 s: while the rounds are few, an interval of every trial's rounds
+    # would still reach into the earlier trial's and project the gap; the last trial's own do not.
+    times = [1.0, 1.01, 0.99] * 200
+    kept = _adaptive_clocked(monkeypatch, times, round_s=0.2, budget_s=3.0, max_rounds=100, trial=(2, 2),
+                             earlier=([1.3, 1.31, 1.29],))  # fmt: skip
+    assert kept.extra_info["rounds_stopped"] == "budget"
 
 
 def test_a_gap_between_trials_is_not_judged_out_of_reach(monkeypatch):
@@ -233,10 +242,24 @@ def test_a_gap_between_trials_is_not_judged_out_of_reach(monkeypatch):
     assert kept.measured_rounds > 3 + 12  # past the point where a projection from the widened interval stopped it
 
 
-def test_trials_far_apart_stop_the_last_trial_only_while_the_interval_spans_them():
+def test_trials_far_apart_stop_the_last_trial_when_the_interval_across_them_must_hold_the_gap():
     from bench_support.measure.harness import trials_disagree
 
     slow, fast = [1.3, 1.31, 1.3, 1.32], [1.0, 1.01, 1.0, 1.02]
     assert trials_disagree([slow, fast], 0.05)  # 3 trials in all: the interval spans every trial's median
-    # 6 in all: the interval is that of the trials' medians, which the last trial can still move.
-    assert not trials_disagree([slow, fast, slow, fast, slow], 0.05)
+    # 6 in all: the interval of the trials' medians still runs from the lowest to the highest (below 9 trials).
+    assert trials_disagree([slow, fast, fast, fast, fast], 0.05)
+    # 10 in all: it runs from the 2nd to the 9th, so one slow trial among nine cannot hold it open...
+    assert not trials_disagree([slow] + [fast] * 8, 0.05)
+    # ...but nine trials spread 1.0 to 1.4 can: their 2nd smallest and 2nd largest are already 1.05 and 1.35.
+    assert trials_disagree([[m, m * 1.01, m, m * 1.02] for m in (1.0 + 0.05 * i for i in range(9))], 0.05)
+
+
+def test_rounds_that_do_not_count_cannot_keep_a_spent_budget_going():
+    from bench_support.measure.harness import Precision
+
+    benchmark, calls = FakeBenchmark(), []
+    precision = Precision(0.05, 0.0, 100, lambda b: [1.0, 2.0, 1.5], lambda *a: calls.append(1))
+    harness = Harness(benchmark, lambda: PowerWindow(None, "no sensor in this test"), precision)
+    harness.run(lambda: None, Rounds(3))
+    assert harness.extra_info["rounds_stopped"] == "budget" and len(calls) == 6

@@ -298,6 +298,15 @@ def test_the_pooled_spread_is_that_of_the_log_trial_medians(trial_sets, scale):
     assert math.isclose(found.sd_log, statistics.stdev(logs), rel_tol=1e-9, abs_tol=1e-12)
 
 
+def test_the_pooled_spread_weighs_each_benchmark_by_its_degrees_of_freedom():
+    from bench_support.intervals import between_trials
+
+    # log medians [0, 0.2] (variance 0.02, 1 df) and [0, 0, 0, 0.6] (variance 0.09, 3 df): pooled (0.02 + 0.27) / 4.
+    # A mean of the two SDs would give 0.221, an unweighted mean of the variances 0.235.
+    found = between_trials([[[1.0], [math.exp(0.2)]], [[1.0], [1.0], [1.0], [math.exp(0.6)]]])
+    assert found.df == 4 and math.isclose(found.sd_log, math.sqrt(0.0725), rel_tol=1e-9)
+
+
 def test_an_effect_widened_by_the_pooled_spread_covers_the_true_ratio_and_a_rerun():
     """Two trials a side whose levels move 10 % from process to process (this VM's evening): the bootstrap alone sees
     the process-to-process spread through two draws and misses the true ratio often; widened by the spread pooled

@@ -24,6 +24,7 @@ from bench_support.intervals import (
     interval_figures,
     median_interval,
     min_rounds_for,
+    order_statistic_rank,
     trial_interval,
     trials_apart,
 )
@@ -130,16 +131,21 @@ STOPPING_RESAMPLES = 300
 
 
 def trials_disagree(finished: List[List[float]], target: float) -> bool:
-    """The finished trials are told apart by their rounds (:func:`~bench_support.intervals.trials_apart`) and their
-    medians lie further apart than the target allows: whatever the last trial measures, the interval (which then
-    spans every trial's median) cannot come within it. From 6 trials on (the last included) the interval is that of
-    the trials' medians, which no longer spans all of them: never judged so then."""
-    medians = [statistics.median(t) for t in finished if t]
-    if len(medians) < 2 or max(medians) <= 0 or len(medians) + 1 >= min_rounds_for():
+    """The finished trials are told apart by their rounds (:func:`~bench_support.intervals.trials_apart`) and lie
+    further apart than the target allows, whatever the last trial measures.
+
+    With n trials in all (the last included) the interval across them holds at least the k-th smallest to the k-th
+    largest trial median, k the order-statistic rank for n (1 below 9 trials: every median). One more median can
+    move those ranks by one place at most, so the finished medians' k-th smallest and (n-k)-th smallest are inside
+    it already: if they alone are further apart than the target allows, no round of the last trial can help.
+    """
+    medians = sorted(statistics.median(t) for t in finished if t)
+    if len(medians) < 2 or medians[-1] <= 0 or not trials_apart(finished):
         return False
-    if not trials_apart(finished):
-        return False
-    return (max(medians) - min(medians)) / (2 * max(medians)) > target
+    n = len(medians) + 1
+    k = order_statistic_rank(n) or 1
+    low, high = medians[k - 1], medians[n - k - 1]
+    return high > 0 and (high - low) / (2 * high) > target
 
 
 #: The projection below is trusted only after this share of the budget and this many extra rounds (a rate from one
@@ -159,11 +165,15 @@ def out_of_reach(found: MedianInterval, target: float, extra: int, spent_s: floa
     2-core VM most flagged benchmarks spent their whole budget without coming closer (Kalibera & Jones: spend
     repetitions where they reduce the variance).
 
-    ``found`` is the order-statistic interval of all the rounds, not the interval across trials: where that is wider
-    only because the trials disagree, the last trial's median can still move towards the others' as its process
-    settles (seen on the VM, docs/methods.md), so such a benchmark measures on until its budget.
+    ``found`` is the order-statistic interval of the last trial's rounds alone, not of every trial's: where the
+    interval across trials is wider only because the trials disagree, the last trial's median can still move towards
+    the others' as its process settles (seen on the VM, docs/methods.md), so such a benchmark measures on until its
+    budget. (The rounds of all trials pooled would not do: while few, their interval reaches into the earlier
+    trials' rounds and measures the gap.)
     """
-    if extra < REACH_AFTER_ROUNDS or spent_s < REACH_AFTER_SHARE * budget_s or found.half_width_rel <= target:
+    if extra < REACH_AFTER_ROUNDS or spent_s <= 0 or spent_s < REACH_AFTER_SHARE * budget_s:
+        return False
+    if found.half_width_rel <= target:
         return False
     needed = found.rounds * (found.half_width_rel / target) ** 2 - found.rounds
     affordable = (budget_s - spent_s) * extra / spent_s
@@ -256,11 +266,12 @@ class Harness:
             if sum(len(t) for t in trials) >= policy.max_rounds:
                 return "max rounds"
             spent = time.monotonic() - started
-            if spent >= policy.budget_s and found is not None:
+            if spent >= policy.budget_s and (found is not None or extra >= min_rounds_for()):
                 # Never before the first interval (6 rounds in all): a budget spent on one round too few to give
-                # one (a 4 s epoch in a 3 s budget) bought nothing; the rounds cap still holds.
+                # one (a 4 s epoch in a 3 s budget) bought nothing. The rounds cap still holds, and so many extra
+                # rounds bound it should rounds somehow not count.
                 return "budget"
-            own = median_interval([v for t in trials for v in t])  # the rounds' own scatter, not the trials'
+            own = median_interval(trials[-1])  # this trial's rounds alone: their scatter, not a gap between trials
             if own is not None and out_of_reach(own, policy.target, extra, spent, policy.budget_s):
                 return "out of reach"
             policy.extra_round(self.benchmark, counted, setup, teardown)
