@@ -275,7 +275,7 @@ def between_trials(trial_sets: Iterable[Sequence[Sequence[float]]]) -> Optional[
     """
     squares, df = 0.0, 0
     for trials in trial_sets:
-        logs = [math.log(statistics.median(t)) for t in trials if len(t) and statistics.median(t) > 0]
+        logs = [math.log(m) for m in (statistics.median(t) for t in trials if len(t)) if m > 0]
         if len(logs) >= 2:
             squares += statistics.variance(logs) * (len(logs) - 1)
             df += len(logs) - 1

@@ -144,9 +144,10 @@ def residency_curve(run: Run) -> Optional[Finding]:
     """Raw read time against the measured residency: monotonic or not, and where it bends."""
     parts, evidence, values = [], [], {}
     raw = [b for b in _benches(run, "pagecache", reader="raw") if metric(b, "median") is not None]
+    between = _between(run, "pagecache")
     for key, points in residency_curves({run.device: run}).items():
         where = key[len(run.device) + 1 :]
-        steps = _steps(points, raw, where, _between(run, "pagecache"))
+        steps = _steps(points, raw, where, between)
         falling = all(step == "falls" for step in steps)
         rises, flat = steps.count("rises"), steps.count("flat")
         shape = (
@@ -207,12 +208,13 @@ def checkpoint_cost(run: Run) -> Optional[Finding]:
     if not chosen:
         return None
     tmpfs = next((v for k, v in chosen.items() if k.endswith("(tmpfs)")), None)
+    between = _between(run, "checkpoint")
     parts, values = [], {}
     for target, v in sorted(chosen.items(), key=lambda kv: kv[1]["ms"]):
         part = f"{target}: {v['ms']:.1f} ms for {v['mb']:.1f} MB"
         values[target] = {"ms": v["ms"], "mb": v["mb"]}
         if tmpfs is not None and v is not tmpfs:
-            found = ratio(v["bench"], tmpfs["bench"], _between(run, "checkpoint"))
+            found = ratio(v["bench"], tmpfs["bench"], between)
             part += f" ({ratio_text(found, 'tmpfs')})"
             values[target]["over_tmpfs"] = _effect_values(found)
         parts.append(part)
