@@ -53,13 +53,18 @@ def test_every_finding_is_the_saved_figures_recomputed():
     stall = found["Is training compute- or stall-bound?"]
     assert stall.text.startswith("stall-bound: at most 62% of an epoch waits for data (test_training_epoch[b])")
     assert found["Energy per sample"].text == "not measured on this device: none here"
+    # 3-8 rounds in one trial: none reaches an interval within ±5 %, and one trial measures no spread between them
+    run_precision = found["Precision of this run"]
+    assert run_precision.values["judged"] == 10 and run_precision.values["between_trials"] == {}
+    assert run_precision.text.startswith(f"{run_precision.values['imprecise']} of 10 judged results are wider")
 
 
 def test_a_finding_whose_benchmarks_did_not_run_is_left_out():
     history = _device_runs()
     run = history["box"][0]
     run.data["benchmarks"] = [b for b in run.data["benchmarks"] if b["group"] == "training"]
-    assert [f.title for f in findings(history, "box")] == ["Is training compute- or stall-bound?", "Energy per sample"]
+    titles = [f.title for f in findings(history, "box")]
+    assert titles == ["Is training compute- or stall-bound?", "Energy per sample", "Precision of this run"]
 
 
 def test_the_page_is_self_contained(tmp_path):

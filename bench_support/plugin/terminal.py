@@ -9,6 +9,7 @@ import pytest
 from bench_support.plugin import server, upstream
 from bench_support.plugin.progress import Bar
 from bench_support.plugin.state import COMPARED_WITH, CONTINUAL, INTERRUPTED, SAVE_PROBLEMS, STATE
+from bench_support.report.precision import precision_text, run_precision
 from bench_support.report.summary import fastest_loader_line, fastest_loaders
 from bench_support.report.validity import flag, validity
 
@@ -87,21 +88,32 @@ def pytest_report_header(config: pytest.Config):
     return lines
 
 
+def as_saved(bench) -> dict:
+    """A live pytest-benchmark result in the shape the saved run gives it, for the report's judges."""
+    stats = getattr(bench, "stats", None)
+    return {
+        "name": getattr(bench, "name", "?"),
+        "group": getattr(bench, "group", None),
+        "stats": {
+            **({k: getattr(stats, k, None) for k in ("rounds", "iqr", "median")} if stats else {}),
+            "data": list(getattr(stats, "data", None) or []),
+        },
+        "extra_info": getattr(bench, "extra_info", {}),
+    }
+
+
 def flagged_lines(benchmarks, profile_name: str):
-    """One line per result that is invalid or ran under measured interference, saying why."""
-    for bench in benchmarks:
-        stats = getattr(bench, "stats", None)
-        as_saved = {
-            "stats": {
-                **({k: getattr(stats, k, None) for k in ("rounds", "iqr", "median")} if stats else {}),
-                "data": list(getattr(stats, "data", None) or []),
-            },
-            "extra_info": getattr(bench, "extra_info", {}),
-        }
-        v = validity(as_saved, profile_name)
+    """One line per result that is invalid or ran under measured interference, saying why; then the run's
+    precision as a whole, where its profile has a target."""
+    saved = [as_saved(bench) for bench in benchmarks]
+    for bench in saved:
+        v = validity(bench, profile_name)
         why = v["invalid_reasons"] + ([v["precision_reason"]] if v["noisy"] else []) + v["conditions"]
         if why:
-            yield f"{getattr(bench, 'name', '?')}{flag(v)}: {'; '.join(why)}"
+            yield f"{bench['name']}{flag(v)}: {'; '.join(why)}"
+    found = run_precision(saved, profile_name)
+    if found is not None and found.imprecise:
+        yield f"precision: {precision_text(found)}"
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:

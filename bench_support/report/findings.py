@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional
 
 from bench_support.intervals import BetweenTrials, Effect, between_trials, effect, proportion_interval
 from bench_support.report.plot_data import benches, curve_bend, latest_with, residency_curves
+from bench_support.report.precision import precision_text, precision_values, run_precision
 from bench_support.report.runs import Run, metric
 from bench_support.report.summary import describe, fastest_loaders, gain_text, trials_of
 from bench_support.report.validity import flag, validity
@@ -304,8 +305,18 @@ FINDINGS = (
 )
 
 
+def run_precision_finding(run: Run) -> Optional[Finding]:
+    """The newest run's precision as a whole: results wider than the target, the spread between trials per module
+    and the trials that spread would take (:mod:`bench_support.report.precision`)."""
+    found = run_precision(run.benchmarks(), run.profile)
+    if found is None:
+        return None
+    return Finding("Precision of this run", precision_text(found), [], run.label, precision_values(found))
+
+
 def findings(history: Dict[str, List[Run]], device: str) -> List[Finding]:
-    """Every finding the device's saved runs support, each from its newest run that measured it."""
+    """Every finding the device's saved runs support, each from its newest run that measured it; then the newest
+    run's precision."""
     out = []
     for group, find in FINDINGS:
         run = latest_with({device: history[device]}, group).get(device)
@@ -313,7 +324,8 @@ def findings(history: Dict[str, List[Run]], device: str) -> List[Finding]:
         if result is not None:
             result.caveats = caveats(run, result.evidence)
             out.append(result)
-    return out
+    found = run_precision_finding(history[device][-1]) if history.get(device) else None
+    return out + ([found] if found is not None else [])
 
 
 def caveats(run: Run, evidence: List[str]) -> List[str]:

@@ -28,11 +28,11 @@ def min_rounds(profile_name: Optional[str]) -> int:
 
 
 def precision(bench: Dict[str, Any], profile_name: Optional[str]) -> Dict[str, Any]:
-    """The median's interval against the profile's target: {median_ci_rel, target, imprecise, reason}."""
+    """The median's interval against the profile's target: {median_ci_rel, target, judged, imprecise, reason}."""
     profile = PROFILES.get(profile_name or "")
     target = profile.precision_target if profile else None
     if target is None:  # a profile without a target (smoke) only checks that things run
-        return {"median_ci_rel": None, "target": None, "imprecise": False, "reason": ""}
+        return {"median_ci_rel": None, "target": None, "judged": False, "imprecise": False, "reason": ""}
     info = bench.get("extra_info") or {}
     data = rounds_of(bench)
     found = trial_interval(split_trials(data, info.get("trial_rounds"))) if data else None
@@ -42,12 +42,12 @@ def precision(bench: Dict[str, Any], profile_name: Optional[str]) -> Dict[str, A
         recorded = info.get("median_ci_rel")
         rel = float(recorded) if isinstance(recorded, (int, float)) and not isinstance(recorded, bool) else None
         n = int((bench.get("stats") or {}).get("rounds") or len(data) or 0)
-    out = {"median_ci_rel": rel, "target": target, "imprecise": False, "reason": ""}
+    out = {"median_ci_rel": rel, "target": target, "judged": True, "imprecise": False, "reason": ""}
     stopped = info.get("rounds_stopped")
     if stopped == "fixed":
         # The rounds are part of what is measured (a fine-tune's epochs, a cold start's cold epochs): the time is
         # reported with its interval where one exists, but a scenario is not a repeated measurement to judge.
-        out["reason"] = f"not judged: {n} round(s) fixed by the benchmark's design"
+        out.update(judged=False, reason=f"not judged: {n} round(s) fixed by the benchmark's design")
         return out
     trials = info.get("trials")
     after = f"{n} round(s)" + (f" in {trials} trials" if isinstance(trials, int) and trials > 1 else "")

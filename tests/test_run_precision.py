@@ -1,0 +1,105 @@
+"""The run's precision as a whole: the trials a target takes at a measured spread (bench_support/intervals.py,
+trials_for) and the paragraph the terminal and the report give (bench_support/report/precision.py)."""
+
+import math
+import random
+import statistics
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bench_support.intervals import MOST_TRIALS, median_interval, trials_for
+from bench_support.plugin.terminal import flagged_lines
+from bench_support.report.precision import precision_text, precision_values, run_precision
+
+
+@settings(max_examples=6, deadline=None)
+@given(sd=st.floats(0.03, 0.2), target=st.sampled_from([0.05, 0.1]), seed=st.integers(0, 2**31))
+def test_the_projected_trials_give_an_interval_about_the_target_and_fewer_do_not(sd, target, seed):
+    """Simulated trial medians, lognormal with the spread measured: with the projected count the interval the
+    suite builds from them (order statistics of the medians) is about the target in the median run; with 60 %
+    of that count it is clearly wider. A projection off by the 1.25 of the median's efficiency, or one that used
+    the normal quantile of a mean, fails one side."""
+    n = trials_for(sd, target)
+    rng = random.Random(seed)
+
+    def typical_width(count):
+        widths = [
+            median_interval([math.exp(rng.gauss(0.0, sd)) for _ in range(count)]).half_width_rel for _ in range(400)
+        ]
+        return statistics.median(widths)
+
+    assert n is not None and n >= 6
+    width = typical_width(n)
+    assert width <= 1.25 * target
+    if n > 6:  # 6 trials is the floor, whatever the spread: below it no interval is 95 %
+        assert width >= 0.75 * target
+    if int(0.6 * n) >= 6:
+        assert typical_width(int(0.6 * n)) > 1.15 * target
+
+
+@given(st.floats(0.0, 0.5), st.floats(0.0, 0.5), st.sampled_from([0.02, 0.05, 0.1]))
+def test_more_spread_never_takes_fewer_trials(a, b, target):
+    low, high = sorted((a, b))
+    n_low, n_high = trials_for(low, target), trials_for(high, target)
+    assert n_high is None or (n_low is not None and n_low <= n_high)
+
+
+def test_no_spread_takes_the_fewest_an_interval_needs_and_a_huge_one_is_beyond_reach():
+    assert trials_for(0.0, 0.05) == 6
+    assert trials_for(1.0, 0.02) is None and trials_for(1.0, 0.02, most=MOST_TRIALS) is None
+
+
+def _bench(name, group, trial_medians, rounds_per_trial=3, extra=None, rng=None):
+    """A saved result whose trials sit at the given medians, each trial's rounds within ±0.1 % of it."""
+    rng = rng or random.Random(0)
+    data = [m * (1 + rng.uniform(-0.001, 0.001)) for m in trial_medians for _ in range(rounds_per_trial)]
+    info = {"trials": len(trial_medians), "trial_rounds": [rounds_per_trial] * len(trial_medians), **(extra or {})}
+    stats = {"data": data, "rounds": len(data), "median": statistics.median(data), "iqr": 0.0}
+    return {"name": name, "group": group, "stats": stats, "extra_info": info}
+
+
+def test_a_run_says_how_many_missed_the_target_the_spread_per_module_and_the_trials_it_would_take():
+    rng = random.Random(2)
+    # Loader passes whose two trials sit 20 % apart (log 0.182: sd of the pair 0.129); reads whose trials agree.
+    loaders = [_bench(f"loader{i}", "dataloader", [1.0, 1.2], rng=rng) for i in range(4)]
+    reads = [_bench(f"read{i}", "pagecache", [0.5, 0.5], rounds_per_trial=8, rng=rng) for i in range(3)]
+    fixed = _bench("finetune", "continual", [3.0], extra={"rounds_stopped": "fixed"}, rng=rng)
+    found = run_precision([*loaders, *reads, fixed], "quick")
+    assert found.judged == 7 and found.imprecise == 4 and found.trials == 2 and found.target == 0.05
+    spread = {m.group: m for m in found.modules}
+    assert set(spread) == {"dataloader", "pagecache"}  # the fine-tune's one trial measures no spread
+    assert spread["dataloader"].sd_log == pytest.approx(math.log(1.2) / math.sqrt(2), rel=0.02)
+    assert spread["dataloader"].df == 4 and spread["dataloader"].benchmarks == 4
+    assert spread["dataloader"].trials_needed == trials_for(spread["dataloader"].sd_log, 0.05)
+    assert spread["pagecache"].sd_log < 0.002 and spread["pagecache"].trials_needed == 6
+    text = precision_text(found)
+    assert text.startswith("4 of 7 judged results are wider than the target ±5% (2 trials each)")
+    assert "dataloader 12.9%" in text and f"dataloader {spread['dataloader'].trials_needed}" in text
+    values = precision_values(found)
+    assert values["between_trials"]["pagecache"]["trials_needed"] == 6 and values["imprecise"] == 4
+
+
+def test_one_trial_measures_no_spread_and_a_profile_without_a_target_judges_nothing():
+    one = [_bench(f"b{i}", "training", [1.0], rounds_per_trial=3) for i in range(3)]
+    found = run_precision(one, "quick")
+    assert found.modules == [] and found.imprecise == 3
+    assert "no result ran in two trials or more" in precision_text(found)
+    assert run_precision(one, "smoke") is None
+
+
+class _Live:
+    """What pytest-benchmark hands the terminal summary: attributes, not a saved dict."""
+
+    def __init__(self, saved):
+        self.name, self.group, self.extra_info = saved["name"], saved["group"], saved["extra_info"]
+        self.stats = type("S", (), dict(saved["stats"]))()
+
+
+def test_the_terminal_ends_the_flags_with_the_runs_precision_only_when_something_missed():
+    apart = [_Live(_bench(f"loader{i}", "dataloader", [1.0, 1.3])) for i in range(3)]
+    lines = list(flagged_lines(apart, "quick"))
+    assert len(lines) == 4 and lines[-1].startswith("precision: 3 of 3 judged results are wider")
+    agree = [_Live(_bench(f"read{i}", "pagecache", [0.5, 0.5], rounds_per_trial=8)) for i in range(3)]
+    assert list(flagged_lines(agree, "quick")) == []
