@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
+#: Extra rounds at most, for a profile given a target it did not have (``--precision-target`` on smoke).
+DEFAULT_MAX_ROUNDS = 100
+
 #: --isolate's values.
 ISOLATE_CHOICES = ("benchmark", "none")
 
@@ -55,6 +58,20 @@ class Profile:
 
         return replace(self, n_train=n_train or self.n_train, n_val=n_val or self.n_val)
 
+    def with_precision(self, target: Optional[float] = None, budget_s: Optional[float] = None) -> Profile:
+        """The profile with another precision target or round budget (``--precision-target``, ``--round-budget``);
+        a profile without a round cap (smoke) gets quick's once a target is asked for."""
+        from dataclasses import replace
+
+        if target is None and budget_s is None:
+            return self
+        return replace(
+            self,
+            precision_target=target if target is not None else self.precision_target,
+            round_budget_s=budget_s if budget_s is not None else self.round_budget_s,
+            max_rounds=self.max_rounds or DEFAULT_MAX_ROUNDS,
+        )
+
 
 PROFILES: Dict[str, Profile] = {
     p.name: p
@@ -96,7 +113,7 @@ PROFILES: Dict[str, Profile] = {
             min_valid_rounds=3,
             precision_target=0.05,
             round_budget_s=3.0,
-            max_rounds=100,
+            max_rounds=DEFAULT_MAX_ROUNDS,
             trials=2,
             isolate="benchmark",
         ),

@@ -1,6 +1,8 @@
 """The run's precision as a whole: the trials a target takes at a measured spread (bench_support/intervals.py,
 trials_for) and the paragraph the terminal and the report give (bench_support/report/precision.py)."""
 
+import argparse
+import json
 import math
 import random
 import statistics
@@ -10,8 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench_support.intervals import MOST_TRIALS, median_interval, trials_for
+from bench_support.plugin.parsers import percent
 from bench_support.plugin.terminal import flagged_lines
+from bench_support.profiles import PROFILES
 from bench_support.report.precision import precision_text, precision_values, run_precision
+from bench_support.report.validity import validity
+from conftest import run_pytest
 
 
 @settings(max_examples=6, deadline=None)
@@ -103,3 +109,66 @@ def test_the_terminal_ends_the_flags_with_the_runs_precision_only_when_something
     assert len(lines) == 4 and lines[-1].startswith("precision: 3 of 3 judged results are wider")
     agree = [_Live(_bench(f"read{i}", "pagecache", [0.5, 0.5], rounds_per_trial=8)) for i in range(3)]
     assert list(flagged_lines(agree, "quick")) == []
+
+
+def test_a_target_the_user_sets_is_the_one_the_flag_judges_by():
+    """--precision-target: the rounds record the target they were taken for, and the verdict uses it, not the
+    profile's. Rounds within ±7 %: imprecise against quick's ±5 %, precise against ±10 %."""
+    rng = random.Random(4)
+    rounds = [1.0 + rng.uniform(-0.1, 0.1) for _ in range(20)]
+    width = median_interval(rounds).half_width_rel
+    assert 0.05 < width < 0.10
+    stats = {"data": rounds, "rounds": 20, "median": statistics.median(rounds), "iqr": 0.1}
+    bench = {"name": "b", "group": "g", "stats": stats, "extra_info": {"precision_target_rel": 0.05}}
+    assert (
+        validity(bench, "quick")["noisy"] is True
+        and "> the target ±5% (20 round(s)" in validity(bench, "quick")["precision_reason"]
+    )
+    bench["extra_info"]["precision_target_rel"] = 0.10
+    v = validity(bench, "quick")
+    assert v["noisy"] is False and v["precision_target"] == 0.10
+    bench["extra_info"]["precision_target_rel"] = 0.025  # a target that is not a whole percent is said as it is
+    assert "> the target ±2.5%" in validity(bench, "quick")["precision_reason"]
+
+
+def test_a_profile_takes_another_target_and_budget_and_smoke_gets_a_round_cap_with_one():
+    quick = PROFILES["quick"]
+    assert quick.with_precision() is quick
+    tighter = quick.with_precision(0.02, 10.0)
+    assert (tighter.precision_target, tighter.round_budget_s, tighter.max_rounds) == (0.02, 10.0, quick.max_rounds)
+    assert quick.with_precision(budget_s=0.0).precision_target == quick.precision_target
+    smoke = PROFILES["smoke"].with_precision(0.1)
+    assert smoke.precision_target == 0.1 and smoke.max_rounds > 0
+
+
+@pytest.mark.parametrize(
+    "text, expected", [("10%", 0.10), ("2.5", 0.025), (" 5% ", 0.05), ("0", None), ("100%", None), ("abc", None)]
+)
+def test_the_target_is_read_as_a_percentage(text, expected):
+    parse = percent("--precision-target")
+    if expected is None:
+        with pytest.raises(argparse.ArgumentTypeError, match=r"^--precision-target "):
+            parse(text)
+    else:
+        assert parse(text) == pytest.approx(expected)
+
+
+HARNESSED = """
+def test_harnessed(harness, profile):
+    harness.run(lambda: sum(range(20000)), profile.checkpoint)
+"""
+
+
+def test_the_target_and_budget_options_reach_the_rounds_and_the_saved_verdict(tmp_path):
+    (tmp_path / "test_zz.py").write_text(HARNESSED)
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    out = tmp_path / "run.json"
+    result = run_pytest("test_zz.py", "--trials", "1", "--precision-target", "40%", "--round-budget",
+                        "0.5", "--power-idle-s", "0", f"--benchmark-json={out}", cwd=str(tmp_path))  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "profile quick, precision target ±40% with 0.5 s of extra rounds" in result.stdout
+    info = json.loads(out.read_text())["benchmarks"][0]["extra_info"]
+    assert info["precision_target_rel"] == 0.4 and info["round_budget_s"] == 0.5
+    assert info["validity"]["precision_target"] == 0.4
+    refused = run_pytest("test_zz.py", "--collect-only", "--round-budget", "-1", cwd=str(tmp_path))
+    assert refused.returncode == 4 and "--round-budget -1: must be" in refused.stderr, refused.stderr[-2000:]

@@ -22,6 +22,7 @@ from bench_support.plugin.parsers import (
     named_dir,
     one_line_usage_errors,
     parser_of,
+    percent,
     positive_seconds,
 )
 from bench_support.plugin.server import CHILD_OPTION
@@ -143,6 +144,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="measure every benchmark in N interleaved trials, each pass over a module's grid in a seeded shuffled "
         "order, merged into one result (default: the profile's; docs/methods.md)",
+    )
+    add(
+        "--precision-target",
+        metavar="PCT",
+        type=percent("--precision-target"),
+        default=None,
+        help="flag a time whose 95 %% interval of the median is wider than PCT of it, e.g. 10%%; the last trial adds "
+        "rounds until it is within (default: the profile's, quick 5%%, full 2%%; docs/methods.md)",
+    )
+    add(
+        "--round-budget",
+        metavar="SECONDS",
+        type=positive_seconds("--round-budget", allow_zero=True),
+        default=None,
+        help="wall time a benchmark may spend on rounds beyond the profile's to reach the target (default: the "
+        "profile's, quick 3, full 60; 0: none)",
     )
     add(
         "--trial-seed",

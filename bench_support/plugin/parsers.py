@@ -96,6 +96,21 @@ def positive_seconds(option: str, allow_zero: bool = False, at_most: Optional[fl
     return parser_of(check)
 
 
+def percent(option: str) -> Callable[[str], object]:
+    """``5%`` or ``5`` into the fraction 0.05; more than 0 and below 100 %."""
+
+    def check(text: str) -> float:
+        try:
+            value = float(text.strip().removesuffix("%"))
+        except ValueError:
+            raise UserError(f"{option} {text}: expected a percentage such as 5%") from None
+        if not math.isfinite(value) or not 0 < value < 100:
+            raise UserError(f"{option} {text}: must be more than 0% and less than 100%")
+        return value / 100
+
+    return parser_of(check)
+
+
 def named_dir(option: str, reserved: Tuple[str, ...] = ()) -> Callable[[str], object]:
     """``NAME=PATH`` into (name, writable absolute path)."""
 

@@ -121,6 +121,7 @@ def build_state(config: pytest.Config) -> SuiteState:
     option = config.getoption
     root = str(config.rootpath)
     profile = _profile(option("profile")).with_sizes(option("train_images"), option("val_images"))
+    profile = profile.with_precision(option("precision_target"), option("round_budget"))
     if option("data_dir"):
         data_dir = option("data_dir")
     elif os.environ.get("BENCH_DATA_DIR"):  # given, so it must exist: a typo must not make a new folder

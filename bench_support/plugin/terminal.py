@@ -76,8 +76,14 @@ def pytest_report_header(config: pytest.Config):
     state = config.stash.get(STATE, None)
     if state is None:
         return None
+    profile = state.profile
+    precision = ""
+    if profile.precision_target is not None:
+        precision = (
+            f", precision target ±{profile.precision_target * 100:g}% with {profile.round_budget_s:g} s of extra rounds"
+        )
     lines = [
-        f"edge-bench: device {state.device_id}, platform {state.platform}, profile {state.profile.name}",
+        f"edge-bench: device {state.device_id}, platform {state.platform}, profile {profile.name}{precision}",
         f"edge-bench: data in {state.data_dir}" + (f", CIFAR-10 from {state.cifar_root}" if state.cifar_root else ""),
     ]
     if state.results_dir:

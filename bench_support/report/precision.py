@@ -74,7 +74,7 @@ def precision_text(found: RunPrecision) -> str:
     spread would take."""
     trials = f"{found.trials} trial" + ("s" if found.trials != 1 else "")
     text = (
-        f"{found.imprecise} of {found.judged} judged results are wider than the target ±{found.target:.0%} "
+        f"{found.imprecise} of {found.judged} judged results are wider than the target ±{found.target * 100:g}% "
         f"({trials} each)"
     )
     if not found.modules:
@@ -83,7 +83,7 @@ def precision_text(found: RunPrecision) -> str:
     needed = ", ".join(f"{m.group} {_needed(m)}" for m in found.modules)
     return (
         f"{text}. Between trials (fresh processes) a median moved by σ = {spreads} (pooled per module); "
-        f"at that spread ±{found.target:.0%} would take about this many trials (--trials N; a projection from "
+        f"at that spread ±{found.target * 100:g}% would take about this many trials (--trials N; a projection from "
         f"this run's spread): {needed}"
     )
 

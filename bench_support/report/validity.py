@@ -30,10 +30,14 @@ def min_rounds(profile_name: Optional[str]) -> int:
 def precision(bench: Dict[str, Any], profile_name: Optional[str]) -> Dict[str, Any]:
     """The median's interval against the profile's target: {median_ci_rel, target, judged, imprecise, reason}."""
     profile = PROFILES.get(profile_name or "")
-    target = profile.precision_target if profile else None
+    info = bench.get("extra_info") or {}
+    recorded = info.get("precision_target_rel")
+    if isinstance(recorded, (int, float)) and not isinstance(recorded, bool) and recorded > 0:
+        target = float(recorded)  # the target the rounds were taken for (the profile's, or --precision-target)
+    else:
+        target = profile.precision_target if profile else None
     if target is None:  # a profile without a target (smoke) only checks that things run
         return {"median_ci_rel": None, "target": None, "judged": False, "imprecise": False, "reason": ""}
-    info = bench.get("extra_info") or {}
     data = rounds_of(bench)
     found = trial_interval(split_trials(data, info.get("trial_rounds"))) if data else None
     if found is not None:
@@ -57,7 +61,7 @@ def precision(bench: Dict[str, Any], profile_name: Optional[str]) -> Dict[str, A
                    f"(needs {min_rounds_for()})")  # fmt: skip
     elif rel > target:
         out.update(imprecise=True, reason=f"{LEVEL:.0%} interval of the median ±{rel:.1%} > the target "
-                   f"±{target:.0%} ({after})")  # fmt: skip
+                   f"±{target * 100:g}% ({after})")  # fmt: skip
     return out
 
 
