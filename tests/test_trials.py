@@ -332,3 +332,35 @@ def test_an_effect_widened_by_the_pooled_spread_covers_the_true_ratio_and_a_reru
     assert covered / runs >= 0.93
     assert covered_alone / runs < 0.85  # what the bootstrap over two trials alone claimed
     assert rerun_inside / runs >= 0.8
+
+
+def test_an_effect_weighs_every_trial_alike_however_many_rounds_the_last_one_added():
+    """Only the last trial adds rounds (up to its budget), so a median of all rounds is mostly that one process's,
+    while the widening assumes a mean over both. Last trials of 20 rounds against first ones of 3, levels 10 % apart
+    from process to process: with the ratio of the typical trials the widened interval covered the true ratio in
+    95.5 % of 400 runs and a re-run's effect in 87 %; with a centre from all rounds pooled, 94 % and 76 %."""
+    from bench_support.intervals import between_trials
+
+    rng, runs = random.Random(8), 200
+    covered = rerun_inside = 0
+
+    def side(centre):
+        first, last = _trials(rng, 1, 3, centre, 0.02, 0.10), _trials(rng, 1, 20, centre, 0.02, 0.10)
+        return first + last
+
+    def module():
+        benches = [side(1.0 + i) for i in range(6)]
+        a, b = side(1.5), side(1.0)
+        return a, b, between_trials([*benches, a, b])
+
+    for _ in range(runs):
+        a, b, spread = module()
+        found = effect(a, b, resamples=300, between=spread)
+        covered += found.low <= 1.5 <= found.high
+        a2, b2, _ = module()
+        rerun_inside += found.low <= effect(a2, b2, resamples=100).ratio <= found.high
+    assert covered / runs >= 0.93
+    assert rerun_inside / runs >= 0.8
+    # and the ratio itself is the two trials' alike: 1.0 and 1.3 against a steady 1.0 is 1.15, not 1.3
+    lopsided = effect([[1.0] * 3, [1.3] * 30], [[1.0] * 3, [1.0] * 30], resamples=100)
+    assert math.isclose(lopsided.ratio, 1.15) and lopsided.low <= 1.15 <= lopsided.high
