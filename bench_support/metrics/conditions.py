@@ -87,7 +87,12 @@ CONDITIONS: List[Metric] = [
             ("median_ci_level", "fraction", None, "the interval's level (order statistics: its exact coverage)"),
             ("median_ci_method", "text", None, "order statistics, widened over trials where there were several"),
             ("median_ci_unavailable", "text", None, "why there is no interval (fewer than 6 rounds)"),
-            ("precision_target_rel", "fraction", None, "the profile's target for median_ci_rel"),
+            (
+                "precision_target_rel",
+                "fraction",
+                None,
+                "the target for median_ci_rel the result is judged by (the profile's, or --precision-target)",
+            ),
             ("round_budget_s", "s", None, "wall time the benchmark could spend on rounds beyond the profile's"),
             ("rounds_stopped", "text", None, "why the rounds stopped: precise, budget, out of reach, ..."),
         ],

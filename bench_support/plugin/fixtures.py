@@ -100,6 +100,8 @@ def _plain_benchmark_measures(request: pytest.FixtureRequest) -> None:
     """A benchmark written with the plain ``benchmark`` fixture gets the memory and power families too."""
     if "benchmark" in request.fixturenames and "harness" not in request.fixturenames:
         benchmark = request.getfixturevalue("benchmark")
+        # the target its precision is judged by, as a harnessed benchmark records it (--precision-target)
+        benchmark.extra_info["precision_target_rel"] = request.getfixturevalue("suite").profile.precision_target
         window = request.getfixturevalue("power_session").window
         upstream.measure_plain_fixture(benchmark, lambda call: measured_call(call, benchmark.extra_info, window))
 

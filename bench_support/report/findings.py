@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-from bench_support.intervals import BetweenTrials, Effect, between_trials, effect, proportion_interval
+from bench_support.intervals import BetweenTrials, Effect, between_trials, effect, proportion_interval, typical_trial
 from bench_support.report.plot_data import benches, curve_bend, latest_with, residency_curves
 from bench_support.report.precision import precision_text, precision_values, run_precision
 from bench_support.report.runs import Run, metric
@@ -73,8 +73,14 @@ def fastest_loader(run: Run) -> Optional[Finding]:
     return Finding("Fastest DataLoader configuration", "; ".join(parts), evidence, run.label, values)
 
 
+def typical_s(bench: Dict[str, Any]) -> float:
+    """A result's typical trial (seconds): the time its effects are ratios of (:func:`intervals.typical_trial`), so
+    that the times a finding prints agree with its ratios. With one trial, its median."""
+    return typical_trial(trials_of(bench))
+
+
 def ratio(slower: Dict[str, Any], faster: Dict[str, Any], between: Optional[BetweenTrials] = None) -> Optional[Effect]:
-    """The first result's median time over the second's, with its interval (trials and rounds bootstrapped, and
+    """The first result's typical trial over the second's, with its interval (trials and rounds bootstrapped, and
     at least as wide as the process-to-process spread ``between`` allows)."""
     return effect(trials_of(slower), trials_of(faster), between=between)
 
@@ -115,7 +121,7 @@ def cold_cache(run: Run) -> Optional[Finding]:
         raw_cold, raw_warm = found.get((root, fs, "raw", "cold")), found.get((root, fs, "raw", "warm"))
         if not raw_cold or not raw_warm:
             continue
-        cold_s, warm_s = metric(raw_cold, "median"), metric(raw_warm, "median")
+        cold_s, warm_s = typical_s(raw_cold), typical_s(raw_warm)
         raw_effect = ratio(raw_cold, raw_warm, between)
         values[root] = {"raw_cold_s": cold_s, "raw_warm_s": warm_s, "storage_s": cold_s - warm_s,
                         "cold_over_warm": _effect_values(raw_effect)}  # fmt: skip
@@ -126,7 +132,7 @@ def cold_cache(run: Run) -> Optional[Finding]:
         evidence += [raw_cold["name"], raw_warm["name"]]
         dec_cold, dec_warm = found.get((root, fs, "decoded", "cold")), found.get((root, fs, "decoded", "warm"))
         if dec_cold and dec_warm:
-            dc, dw = metric(dec_cold, "median"), metric(dec_warm, "median")
+            dc, dw = typical_s(dec_cold), typical_s(dec_warm)
             decoded_effect = ratio(dec_cold, dec_warm, between)
             values[root].update(decoded_cold_s=dc, decoded_warm_s=dw, decoding_s=dw - warm_s,
                                 decoded_cold_over_warm=_effect_values(decoded_effect))  # fmt: skip
@@ -205,7 +211,7 @@ def checkpoint_cost(run: Run) -> Optional[Finding]:
         info = bench.get("extra_info") or {}
         target = f"{info.get('target')} ({info.get('fs_type')})"
         if metric(bench, "median") is not None and info.get("ckpt_mb", 0) >= chosen.get(target, {}).get("mb", -1):
-            chosen[target] = {"mb": info.get("ckpt_mb", 0), "ms": metric(bench, "median") * 1000, "bench": bench}
+            chosen[target] = {"mb": info.get("ckpt_mb", 0), "ms": typical_s(bench) * 1000, "bench": bench}
     if not chosen:
         return None
     tmpfs = next((v for k, v in chosen.items() if k.endswith("(tmpfs)")), None)
@@ -306,10 +312,10 @@ FINDINGS = (
 
 
 def run_precision_finding(run: Run) -> Optional[Finding]:
-    """The newest run's precision as a whole: results wider than the target, the spread between trials per module
-    and the trials that spread would take (:mod:`bench_support.report.precision`)."""
+    """The newest run's precision as a whole, where results missed their target: how many, the spread between trials
+    per module and the trials that spread would take (:mod:`bench_support.report.precision`)."""
     found = run_precision(run.benchmarks(), run.profile)
-    if found is None:
+    if found is None or not found.imprecise:  # every result met its target: each says so in its own row
         return None
     return Finding("Precision of this run", precision_text(found), [], run.label, precision_values(found))
 

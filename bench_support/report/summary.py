@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Optional
 
-from bench_support.intervals import BetweenTrials, between_trials, effect, split_trials
+from bench_support.intervals import BetweenTrials, between_trials, effect, split_trials, typical_trial
 
 LOADER_KEYS = ("num_workers", "prefetch_factor", "pin_memory", "persistent_workers")
 
@@ -81,7 +81,9 @@ def _against(best: Any, other: Any, between: Optional[BetweenTrials] = None) -> 
 
 def _best(candidates: List[Any], between: Optional[BetweenTrials] = None) -> Dict[str, Any]:
     """The best of one size's (and mode's) loader-only configurations, against the runner-up and the slowest."""
-    ranked = sorted(candidates, key=lambda b: -_info(b)["samples_per_s"])
+    # By the typical trial's pass time, the quantity the gains are ratios of (:func:`effect`): a ranking by the
+    # median trial's rate could put first a configuration whose gain over the runner-up comes out negative.
+    ranked = sorted(candidates, key=lambda b: typical_trial(trials_of(b)) if trials_of(b) else float("inf"))
     best = ranked[0]
     others = [_against(best, b, between) for b in ranked[1:]]
     return {

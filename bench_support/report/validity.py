@@ -2,7 +2,8 @@
 
 A result is *imprecise* (the ``noisy`` flag, kept under its old name) when the 95 % confidence interval of its
 median (:mod:`bench_support.intervals`, from the saved rounds, else from the figures the harness recorded) is wider
-than the profile's target on either side, or when too few rounds give no such interval; *invalid* when it has fewer
+than its target on either side (the one it records, ``precision_target_rel``: the profile's or
+``--precision-target``; else the profile's), or when too few rounds give no such interval; *invalid* when it has fewer
 rounds than the profile's minimum. Many scattered rounds can still pin a median down; three tight ones cannot.
 The pytest plugin stores ``validity(bench, profile_name)`` in every saved result's extra_info; the report flags
 results with it.
@@ -28,7 +29,8 @@ def min_rounds(profile_name: Optional[str]) -> int:
 
 
 def precision(bench: Dict[str, Any], profile_name: Optional[str]) -> Dict[str, Any]:
-    """The median's interval against the profile's target: {median_ci_rel, target, judged, imprecise, reason}."""
+    """The median's interval against the result's target (recorded, else the profile's):
+    {median_ci_rel, target, judged, imprecise, reason}."""
     profile = PROFILES.get(profile_name or "")
     info = bench.get("extra_info") or {}
     recorded = info.get("precision_target_rel")
