@@ -86,14 +86,20 @@ def median_interval(values: Sequence[float], level: float = LEVEL) -> Optional[M
 
 
 def interval_figures(
-    values: Sequence[float], level: float = LEVEL, trials: Optional[Sequence[Sequence[float]]] = None
+    values: Sequence[float],
+    level: float = LEVEL,
+    trials: Optional[Sequence[Sequence[float]]] = None,
+    between: Optional[BetweenTrials] = None,
 ) -> dict:
     """The extra_info figures of a time's interval (seconds); the key ``median_ci_unavailable`` says why not.
 
-    ``trials``: the same rounds cut into their trials, where there were several (:func:`trial_interval`).
+    ``trials``: the same rounds cut into their trials, where there were several (:func:`trial_interval`);
+    ``between``: the spread between trials pooled over the result's module, which widens it (:func:`widened`).
     """
     several = trials is not None and sum(1 for t in trials if len(t)) > 1
     found = trial_interval(trials, level) if several else median_interval(values, level)
+    if several and found is not None and between is not None:
+        found = widened(found, trials, between, level)
     if found is None:
         return {
             "median_ci_low_s": None,
@@ -107,8 +113,34 @@ def interval_figures(
         "median_ci_high_s": found.high,
         "median_ci_rel": round(found.half_width_rel, 4),
         "median_ci_level": round(found.level, 4),
-        "median_ci_method": f"order statistics widened over {len(trials)} trials" if several else "order statistics",
+        "median_ci_method": (
+            "order statistics"
+            if not several
+            else f"order statistics widened over {len(trials)} trials"
+            + (f" and by the spread between trials of the module (σ {between.sd_log:.1%})" if between else "")
+        ),
     }
+
+
+def widened(
+    found: MedianInterval, trials: Sequence[Sequence[float]], between: BetweenTrials, level: float = LEVEL
+) -> MedianInterval:
+    """``found`` (a result's interval over its k trials) widened to at least its typical trial × exp(± t·σ/√k).
+
+    Two trials that happen to agree say little about a third: on the 2-core VM a training epoch whose two trials
+    gave an interval of ±5 % (1.71-1.88 s) took 1.65 s in the next run, where its module's trials moved by
+    σ = 14.5 %. σ (:func:`between_trials`, pooled over the module's results, a dozen degrees of freedom) is the
+    spread of one process's median; the mean of k of them is known to within t·σ/√k, t Student's with the pooled
+    degrees of freedom. On a quiet machine (σ about 1 %) that adds little; on a noisy one it says what a re-run
+    will show, and the flag follows.
+    """
+    k = sum(1 for t in trials if len(t))
+    centre = typical_trial(trials)
+    if k < 2 or centre <= 0:
+        return found
+    half = t_quantile(0.5 + level / 2, between.df) * between.sd_log / math.sqrt(k)
+    low, high = min(found.low, centre * math.exp(-half)), max(found.high, centre * math.exp(half))
+    return MedianInterval(found.median, low, high, found.level, found.rounds)
 
 
 # --- across trials ----------------------------------------------------------------------------------------------

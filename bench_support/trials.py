@@ -13,9 +13,9 @@ from __future__ import annotations
 import random
 import re
 import statistics
-from typing import Any, Dict, List, Sequence, TypeVar
+from typing import Any, Dict, List, Sequence, Tuple, TypeVar
 
-from bench_support.intervals import interval_figures
+from bench_support.intervals import BetweenTrials, between_trials, interval_figures, split_trials
 
 T = TypeVar("T")
 
@@ -86,3 +86,27 @@ def merge_infos(infos: Sequence[Dict[str, Any]], rounds: Sequence[Sequence[float
         figures_from_trial=middle + 1,
     )
     return out
+
+
+def widen_by_module(results: Sequence[Tuple[Any, Sequence[float], Dict[str, Any]]]) -> Dict[str, BetweenTrials]:
+    """Each merged result's interval widened by the spread between trials pooled over its module (its group).
+
+    ``results``: (group, rounds in trial order, extra_info) of every result of the run, merged; an extra_info is
+    updated in place (its interval figures, ``between_trials_sd_log`` and ``between_trials_df``) where the result
+    ran in two trials or more and its module measured a spread (:func:`bench_support.intervals.widened`). Returns
+    the spreads by group.
+    """
+    by_group: Dict[str, List[List[List[float]]]] = {}
+    for group, rounds, info in results:
+        trials = split_trials(list(rounds), info.get("trial_rounds"))
+        if len(trials) >= 2:
+            by_group.setdefault(str(group), []).append(trials)
+    spreads = {group: found for group, sets in by_group.items() for found in [between_trials(sets)] if found}
+    for group, rounds, info in results:
+        between = spreads.get(str(group))
+        trials = split_trials(list(rounds), info.get("trial_rounds"))
+        if between is None or len(trials) < 2:
+            continue
+        info.update(interval_figures(list(rounds), trials=trials, between=between))
+        info.update(between_trials_sd_log=round(between.sd_log, 6), between_trials_df=between.df)
+    return spreads

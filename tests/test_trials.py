@@ -209,6 +209,9 @@ def test_trials_run_in_the_recorded_order_and_merge_into_one_result_per_benchmar
     # quick: 3 rounds per trial; only the last trial may add rounds, judged over all three
     assert harnessed["trial_rounds"][:2] == [3, 3] and harnessed["trial_rounds"][2] >= 3
     assert harnessed["rounds_stopped"] in ("precise", "budget", "out of reach", "max rounds", "trials disagree")
+    # every merged result's interval widened by the spread of the module's (group zz's) 4 results of 3 trials
+    assert harnessed["between_trials_df"] == 8 and harnessed["between_trials_sd_log"] >= 0
+    assert "spread between trials of the module" in harnessed["median_ci_method"]
     for bench in saved["benchmarks"]:
         if bench["name"] == "test_harnessed":
             continue
@@ -367,3 +370,75 @@ def test_an_effect_weighs_every_trial_alike_however_many_rounds_the_last_one_add
     assert math.isclose(lopsided.ratio, math.sqrt(1.3)) and lopsided.low <= lopsided.ratio <= lopsided.high
     three = effect([[1.0] * 3, [1.1] * 3, [1.6] * 20], [[1.0] * 3] * 3, resamples=100)
     assert math.isclose(three.ratio, (1.1 * 1.6) ** (1 / 3))
+
+
+# --- each result's interval, widened by its module's spread between trials -------------------------------------
+
+
+def _module(rng, between, n=8, trials=2, rounds=4):
+    """(group, rounds in trial order, extra_info) of a module's results, process levels spread by ``between``."""
+    out = []
+    for i in range(n):
+        cut = _trials(rng, trials, rounds, centre=1.0 + i, sigma=0.01, between=between)
+        out.append(("m", [v for t in cut for v in t], {"trial_rounds": [len(t) for t in cut]}))
+    return out
+
+
+def test_a_results_interval_widened_by_its_modules_spread_covers_what_the_process_level_is():
+    """Two trials that happen to agree say little about a re-run: with process levels 10 % apart, the interval over
+    two trials' rounds covers the true level in under 85 % of results; widened by the spread pooled over a module of
+    8, in at least 93 %. A quiet module (1 %) stays within quick's ±5 % almost always."""
+    from bench_support.intervals import median_interval, trial_interval
+    from bench_support.trials import widen_by_module
+
+    rng = random.Random(30)
+    covered = covered_alone = 0
+    runs = 150
+    for _ in range(runs):
+        module = _module(rng, 0.10)
+        group, rounds, info = module[0]
+        alone = trial_interval(split_trials(rounds, info["trial_rounds"]))
+        widen_by_module(module)
+        covered += info["median_ci_low_s"] <= 1.0 <= info["median_ci_high_s"]
+        covered_alone += alone.low <= 1.0 <= alone.high
+        assert "spread between trials of the module" in info["median_ci_method"] and info["between_trials_df"] == 8
+    assert covered / runs >= 0.93 and covered_alone / runs < 0.85
+    quiet = within = 0
+    for _ in range(100):
+        module = _module(rng, 0.01)
+        widen_by_module(module)
+        quiet += 1
+        within += all(info["median_ci_rel"] <= 0.05 for _, _, info in module)
+    assert within / quiet >= 0.95
+    assert median_interval([1.0] * 6).half_width_rel == 0  # (the rounds' own interval is untouched by a module)
+
+
+def test_only_results_of_two_trials_or_more_are_widened_and_each_by_its_own_module():
+    from bench_support.trials import widen_by_module
+
+    rng = random.Random(31)
+    noisy, quiet = _module(rng, 0.15, n=4), _module(rng, 0.005, n=4)
+    quiet = [("q", rounds, info) for _, rounds, info in quiet]
+    single = ("m", [1.0, 1.01, 0.99, 1.0, 1.02, 0.98], {"trial_rounds": [6]})
+    spreads = widen_by_module([*noisy, *quiet, single])
+    assert set(spreads) == {"m", "q"} and spreads["m"].sd_log > 10 * spreads["q"].sd_log
+    assert "between_trials_sd_log" not in single[2] and "median_ci_rel" not in single[2]
+    assert all(info["between_trials_sd_log"] == round(spreads["q"].sd_log, 6) for _, _, info in quiet)
+    assert min(i["median_ci_rel"] for _, _, i in noisy) > max(i["median_ci_rel"] for _, _, i in quiet)
+
+
+def test_the_verdict_judges_the_widened_interval_the_run_recorded():
+    """Trials that agree within 1 %, in a module whose trials moved by σ 14.5 % (the 2-core VM's training epochs):
+    imprecise, saying why; the same rounds without a recorded spread (an older run): precise."""
+    from bench_support.report.validity import validity
+
+    rng = random.Random(32)
+    rounds = [1.0 + rng.uniform(-0.005, 0.005) for _ in range(8)] + [
+        1.01 + rng.uniform(-0.005, 0.005) for _ in range(8)
+    ]
+    bench = {"name": "b", "stats": {"data": rounds, "rounds": 16}, "extra_info": {"trial_rounds": [8, 8], "trials": 2}}
+    assert validity(bench, "quick")["noisy"] is False
+    bench["extra_info"].update(between_trials_sd_log=0.145, between_trials_df=12)
+    v = validity(bench, "quick")
+    assert v["noisy"] is True and v["median_ci_rel"] > 0.15
+    assert "the module's trials moved by σ 14.5%" in v["precision_reason"]

@@ -88,6 +88,13 @@ CONDITIONS: List[Metric] = [
             ("median_ci_method", "text", None, "order statistics, widened over trials where there were several"),
             ("median_ci_unavailable", "text", None, "why there is no interval (fewer than 6 rounds)"),
             (
+                "between_trials_sd_log",
+                "fraction",
+                None,
+                "sd of the log of a trial's median between processes, pooled over the module; widens the interval",
+            ),
+            ("between_trials_df", "count", None, "that spread's degrees of freedom (trials beyond the first, summed)"),
+            (
                 "precision_target_rel",
                 "fraction",
                 None,

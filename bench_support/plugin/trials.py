@@ -94,5 +94,11 @@ def record(config: pytest.Config, benchmark) -> None:
 
 
 def merge(config: pytest.Config) -> int:
-    """Each benchmark's trials as one result; returns how many results were merged away."""
-    return upstream.merge_trials(config, TRIAL_PARAM, trials.without_trial, trials.merge_infos)
+    """Each benchmark's trials as one result, its interval widened by its module's spread between trials; returns
+    how many results were merged away."""
+    dropped = upstream.merge_trials(config, TRIAL_PARAM, trials.without_trial, trials.merge_infos)
+    session = upstream.benchmark_session(config)
+    benchmarks = getattr(session, "benchmarks", None) or []
+    # merged results hold a Stats, the others pytest-benchmark's Metadata, which passes .data on to its Stats
+    trials.widen_by_module([(b.group, list(getattr(b.stats, "data", None) or []), b.extra_info) for b in benchmarks])
+    return dropped

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from bench_support.intervals import LEVEL, min_rounds_for, split_trials, trial_interval
+from bench_support.intervals import LEVEL, BetweenTrials, min_rounds_for, split_trials, trial_interval, widened
 from bench_support.measure.interference import CONTENDED_SHARE
 from bench_support.profiles import PROFILES
 from bench_support.report.runs import rounds_of, spread
@@ -41,7 +41,11 @@ def precision(bench: Dict[str, Any], profile_name: Optional[str]) -> Dict[str, A
     if target is None:  # a profile without a target (smoke) only checks that things run
         return {"median_ci_rel": None, "target": None, "judged": False, "imprecise": False, "reason": ""}
     data = rounds_of(bench)
-    found = trial_interval(split_trials(data, info.get("trial_rounds"))) if data else None
+    trials = split_trials(data, info.get("trial_rounds")) if data else []
+    found = trial_interval(trials) if data else None
+    between = _recorded_spread(info)
+    if found is not None and between is not None and len(trials) >= 2:
+        found = widened(found, trials, between)  # as the run widened it: by its module's spread between trials
     if found is not None:
         rel, n = found.half_width_rel, found.rounds
     else:
@@ -55,9 +59,11 @@ def precision(bench: Dict[str, Any], profile_name: Optional[str]) -> Dict[str, A
         # reported with its interval where one exists, but a scenario is not a repeated measurement to judge.
         out.update(judged=False, reason=f"not judged: {n} round(s) fixed by the benchmark's design")
         return out
-    trials = info.get("trials")
-    after = f"{n} round(s)" + (f" in {trials} trials" if isinstance(trials, int) and trials > 1 else "")
+    count = info.get("trials")
+    after = f"{n} round(s)" + (f" in {count} trials" if isinstance(count, int) and count > 1 else "")
     after += f", stopped: {stopped}" if stopped and stopped != "precise" else ""
+    if between is not None and len(trials) >= 2:
+        after += f"; the module's trials moved by σ {between.sd_log:.1%}"
     if rel is None:
         out.update(imprecise=True, reason=f"no {LEVEL:.0%} interval of the median from {after} "
                    f"(needs {min_rounds_for()})")  # fmt: skip
@@ -65,6 +71,14 @@ def precision(bench: Dict[str, Any], profile_name: Optional[str]) -> Dict[str, A
         out.update(imprecise=True, reason=f"{LEVEL:.0%} interval of the median ±{rel:.1%} > the target "
                    f"±{target * 100:g}% ({after})")  # fmt: skip
     return out
+
+
+def _recorded_spread(info: Dict[str, Any]) -> Optional[BetweenTrials]:
+    """The spread between trials the run pooled over the result's module (``between_trials_sd_log``, ``_df``)."""
+    sd, df = info.get("between_trials_sd_log"), info.get("between_trials_df")
+    if isinstance(sd, (int, float)) and not isinstance(sd, bool) and sd >= 0 and isinstance(df, int) and df > 0:
+        return BetweenTrials(float(sd), df)
+    return None
 
 
 def validity(bench: Dict[str, Any], profile_name: Optional[str]) -> Dict[str, Any]:
