@@ -208,6 +208,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
     if exitstatus == pytest.ExitCode.INTERRUPTED:
         config.stash[INTERRUPTED] = True
         upstream.drop_unfinished(config, config.stash.get(PASSED, set()))
+        upstream.describe_interrupt_plainly(config)
     if CHILD in config.stash:
         upstream.forget_benchmarks(config)  # the server ran nothing itself; its workers handed over theirs
     else:

@@ -381,3 +381,22 @@ def realign_rootdir(config: pytest.Config, args: List[str], value_options: Seque
         if str(path) not in sys.path:
             sys.path.insert(0, str(path))
     return f"rootdir {rootpath} (pytest took an option's value for a test path and first chose {moved_from})"
+
+
+def describe_interrupt_plainly(config: pytest.Config) -> None:
+    """Give pytest's terminal a plain description of an interrupt where its own could not be made.
+
+    pytest describes where an interrupt landed (``pytest_keyboard_interrupt``) and, at the session's end, asserts
+    that it did. Where the description raised (a traceback entry without a line number: a signal handled between
+    instructions on Python 3.11; the plugin keeps the run going, session.py), that assert ended an interrupted run
+    in a traceback, after its results were saved (seen under load, in the signal matrix). The stand-in says
+    ``KeyboardInterrupt``, as pytest would. Upstream: ``TerminalReporter._report_keyboardinterrupt`` assumes the
+    description succeeded.
+    """
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or getattr(reporter, "_keyboardinterrupt_memo", "unknown") is not None:
+        return
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        reporter._keyboardinterrupt_memo = pytest.ExceptionInfo.from_current().getrepr(style="short")
