@@ -213,6 +213,7 @@ def test_out_of_reach_needs_a_rate_and_a_share_of_the_budget_before_it_judges():
     def check(rel, n, extra, spent, budget):
         found = MedianInterval(1.0, 1.0 - rel, 1.0 + rel, 0.95, n)
         verdict = out_of_reach(found, 0.05, extra, spent, budget)
+        rel = found.half_width_rel  # as the interval holds it: 1.05 - 1.0 is a hair above 0.05 in floating point
         if rel <= 0.05 or extra < REACH_AFTER_ROUNDS or spent <= 0 or spent < REACH_AFTER_SHARE * budget:
             assert not verdict  # precise already, or no rate yet: never stopped on a guess
         else:

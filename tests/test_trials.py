@@ -113,6 +113,22 @@ def test_two_samples_of_one_distribution_show_no_clear_difference():
     assert clear / pairs <= 0.08  # "a difference" where there is none: at most about the 5 % the level allows
 
 
+@given(
+    ratio=st.floats(0.05, 20),
+    below=st.floats(0.0, 3.0),
+    above=st.floats(0.0, 3.0),
+)
+def test_a_reruns_range_is_the_interval_root_two_wider_on_each_side_of_the_log_scale(ratio, below, above):
+    from bench_support.intervals import RERUN_WIDER, Effect
+
+    found = Effect(ratio, ratio * math.exp(-below), ratio * math.exp(above), 0.95)
+    low, high = found.rerun
+    assert low <= found.low <= found.ratio <= found.high <= high
+    assert math.isclose(math.log(ratio / low), RERUN_WIDER * below, rel_tol=1e-9, abs_tol=1e-9)
+    assert math.isclose(math.log(high / ratio), RERUN_WIDER * above, rel_tol=1e-9, abs_tol=1e-9)
+    assert math.isclose(RERUN_WIDER, math.sqrt(2))  # two runs' errors of one size: the re-run's and this run's
+
+
 def test_a_real_difference_is_found_with_its_size():
     rng = random.Random(12)
     slow, fast = _trials(rng, 3, 2, centre=1.3), _trials(rng, 3, 2, centre=1.0)
@@ -314,11 +330,11 @@ def test_an_effect_widened_by_the_pooled_spread_covers_the_true_ratio_and_a_reru
     """Two trials a side whose levels move 10 % from process to process (this VM's evening): the bootstrap alone sees
     the process-to-process spread through two draws and misses the true ratio often; widened by the spread pooled
     over a module of 8 benchmarks, the interval covers it at least 93 % of the time, and a re-run's effect too in
-    most runs."""
+    most runs; the re-run's range (two runs' errors) holds a re-run's effect as the interval holds the true ratio."""
     from bench_support.intervals import between_trials
 
     rng, runs = random.Random(21), 200
-    covered = covered_alone = rerun_inside = 0
+    covered = covered_alone = rerun_inside = rerun_in_range = 0
 
     def module():
         benches = [_trials(rng, 2, 3, centre=1.0 + i, sigma=0.02, between=0.10) for i in range(6)]
@@ -331,10 +347,14 @@ def test_an_effect_widened_by_the_pooled_spread_covers_the_true_ratio_and_a_reru
         covered += widened.low <= 1.5 <= widened.high
         covered_alone += alone.low <= 1.5 <= alone.high
         a2, b2, _ = module()
-        rerun_inside += widened.low <= effect(a2, b2, resamples=100).ratio <= widened.high
+        again = effect(a2, b2, resamples=100).ratio
+        rerun_inside += widened.low <= again <= widened.high
+        rerun_in_range += widened.rerun[0] <= again <= widened.rerun[1]
+        assert widened.rerun[0] <= widened.low and widened.high <= widened.rerun[1]
     assert covered / runs >= 0.93
     assert covered_alone / runs < 0.85  # what the bootstrap over two trials alone claimed
     assert rerun_inside / runs >= 0.8
+    assert rerun_in_range / runs >= 0.93 and rerun_in_range > rerun_inside
 
 
 def test_an_effect_weighs_every_trial_alike_however_many_rounds_the_last_one_added():

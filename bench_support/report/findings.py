@@ -58,6 +58,7 @@ def fastest_loader(run: Run) -> Optional[Finding]:
             if other is not None and other["gain"] is not None:
                 found[f"gain_over_{role}"] = other["gain"]
                 found[f"gain_over_{role}_interval"] = [other["gain_low"], other["gain_high"]]
+                found[f"gain_over_{role}_rerun"] = [other["gain_rerun_low"], other["gain_rerun_high"]]
         runner, slowest = best.get("runner_up"), best.get("slowest")
         if runner is not None and not best["tied"]:
             text += f", {gain_text(runner)} over the runner-up ({runner['benchmark']})"
@@ -91,19 +92,23 @@ def _between(run: Run, group: str) -> Optional[BetweenTrials]:
 
 
 def ratio_text(found: Optional[Effect], against: str) -> str:
-    """'8.30x warm, 95 % interval 7.90-8.80x', or 'no clear difference from warm (0.97-1.05x)'."""
+    """'8.30x warm, 95 % interval 7.90-8.80x, a re-run 7.75-8.96x', or 'no clear difference from warm (0.97-1.05x,
+    a re-run 0.96-1.07x)'."""
     if found is None:
         return f"no interval against {against} (too few rounds)"
     interval = f"{found.low:.2f}-{found.high:.2f}x"
+    rerun = "a re-run {:.2f}-{:.2f}x".format(*found.rerun)
     if not found.clear:
-        return f"no clear difference from {against} ({interval})"
-    return f"{found.ratio:.2f}x {against}, 95 % interval {interval}"
+        return f"no clear difference from {against} ({interval}, {rerun})"
+    return f"{found.ratio:.2f}x {against}, 95 % interval {interval}, {rerun}"
 
 
 def _effect_values(found: Optional[Effect]) -> Dict[str, Any]:
     if found is None:
         return {"ratio": None}
-    return {"ratio": found.ratio, "ratio_low": found.low, "ratio_high": found.high, "clear": found.clear}
+    low, high = found.rerun
+    return {"ratio": found.ratio, "ratio_low": found.low, "ratio_high": found.high, "clear": found.clear,
+            "rerun_low": low, "rerun_high": high}  # fmt: skip
 
 
 def cold_cache(run: Run) -> Optional[Finding]:

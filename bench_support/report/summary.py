@@ -73,9 +73,11 @@ def _against(best: Any, other: Any, between: Optional[BetweenTrials] = None) -> 
     # other's pass time over the winner's: > 1, the winner is faster
     found = effect(trials_of(other), trials_of(best), between=between)
     if found is None:
-        out.update(gain=None, gain_low=None, gain_high=None, clear=False)
+        out.update(gain=None, gain_low=None, gain_high=None, gain_rerun_low=None, gain_rerun_high=None, clear=False)
     else:
-        out.update(gain=found.ratio - 1, gain_low=found.low - 1, gain_high=found.high - 1, clear=found.clear)
+        low, high = found.rerun
+        out.update(gain=found.ratio - 1, gain_low=found.low - 1, gain_high=found.high - 1, clear=found.clear,
+                   gain_rerun_low=low - 1, gain_rerun_high=high - 1)  # fmt: skip
     return out
 
 
@@ -99,10 +101,14 @@ def _best(candidates: List[Any], between: Optional[BetweenTrials] = None) -> Dic
 
 
 def gain_text(against: Dict[str, Any]) -> str:
-    """'+38 % (95 % interval +30 … +47 %)', or 'no clear difference (-3 … +6 %)'."""
+    """'+38 % (95 % interval +30 … +47 %, a re-run +27 … +51 %)', or 'no clear difference (-3 … +6 %, a re-run
+    -4 … +7 %)': the interval holds the true gain, the re-run's range the gain a re-run should measure
+    (:attr:`bench_support.intervals.Effect.rerun`)."""
     if against.get("gain") is None:
         return "no interval (too few rounds)"
     interval = f"{against['gain_low']:+.0%} … {against['gain_high']:+.0%}"
+    if against.get("gain_rerun_low") is not None:  # a summary saved before the re-run's range has none
+        interval += f", a re-run {against['gain_rerun_low']:+.0%} … {against['gain_rerun_high']:+.0%}"
     if not against["clear"]:
         return f"no clear difference ({interval})"
     return f"{against['gain']:+.0%} (95 % interval {interval})"
