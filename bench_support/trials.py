@@ -89,12 +89,13 @@ def merge_infos(infos: Sequence[Dict[str, Any]], rounds: Sequence[Sequence[float
 
 
 def widen_by_module(results: Sequence[Tuple[Any, Sequence[float], Dict[str, Any]]]) -> Dict[str, BetweenTrials]:
-    """Each merged result's interval widened by the spread between trials pooled over its module (its group).
+    """Each merged result's interval widened by the spread between trials pooled over its module.
 
-    ``results``: (group, rounds in trial order, extra_info) of every result of the run, merged; an extra_info is
+    ``results``: (module, rounds in trial order, extra_info) of every result of the run, merged (the plugin passes
+    the test file, which in the suite's own benchmarks is one group); an extra_info is
     updated in place (its interval figures, ``between_trials_sd_log`` and ``between_trials_df``) where the result
     ran in two trials or more and its module measured a spread (:func:`bench_support.intervals.widened`). Returns
-    the spreads by group.
+    the spreads by module.
     """
     by_group: Dict[str, List[List[List[float]]]] = {}
     for group, rounds, info in results:

@@ -5,6 +5,7 @@ import math
 import random
 import statistics
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -224,8 +225,15 @@ def test_trials_run_in_the_recorded_order_and_merge_into_one_result_per_benchmar
     harnessed = next(b for b in saved["benchmarks"] if b["name"] == "test_harnessed")["extra_info"]
     # quick: 3 rounds per trial; only the last trial may add rounds, judged over all three
     assert harnessed["trial_rounds"][:2] == [3, 3] and harnessed["trial_rounds"][2] >= 3
-    assert harnessed["rounds_stopped"] in ("precise", "budget", "out of reach", "max rounds", "trials disagree")
-    # every merged result's interval widened by the spread of the module's (group zz's) 4 results of 3 trials
+    assert harnessed["rounds_stopped"] in (
+        "precise",
+        "budget",
+        "out of reach",
+        "max rounds",
+        "trials disagree",
+        "spread between trials",
+    )
+    # every merged result's interval widened by the spread of the module's (test_zz.py's) 4 results of 3 trials
     assert harnessed["between_trials_df"] == 8 and harnessed["between_trials_sd_log"] >= 0
     assert "spread between trials of the module" in harnessed["median_ci_method"]
     for bench in saved["benchmarks"]:
@@ -462,3 +470,67 @@ def test_the_verdict_judges_the_widened_interval_the_run_recorded():
     v = validity(bench, "quick")
     assert v["noisy"] is True and v["median_ci_rel"] > 0.15
     assert "the module's trials moved by σ 14.5%" in v["precision_reason"]
+
+
+def test_a_fresh_process_judges_its_modules_spread_from_its_own_trials_and_the_medians_the_session_sent():
+    """The session's EARLIER holds every benchmark's finished trials; a worker's only its chunk's, so the session
+    sends the trial medians of the rest of the chunk's modules, and the worker's spread is the session's."""
+    import types
+
+    import pytest
+
+    from bench_support.intervals import between_trials
+    from bench_support.plugin import trials as plugin_trials
+
+    mod, other = "benchmarks/test_a.py", "benchmarks/test_b.py"
+    earlier = {
+        f"{mod}::test_x[p1]": [[1.0, 1.1, 1.0], [1.2, 1.3]],
+        f"{mod}::test_x[p2]": [[2.0, 2.2], [1.7, 1.8, 1.9]],
+        f"{mod}::test_x[p3]": [[3.0, 3.1]],  # one trial so far: no spread yet
+        f"{other}::test_y[q]": [[1.0], [5.0]],  # another module's: never pooled with these
+    }
+    session = types.SimpleNamespace(stash=pytest.Stash())
+    session.stash[plugin_trials.EARLIER] = earlier
+    bench = types.SimpleNamespace(fullname=f"{mod}::test_x[p3-t2of2]")
+    expected = between_trials([earlier[f"{mod}::test_x[p1]"], earlier[f"{mod}::test_x[p2]"]])
+    assert plugin_trials.between_so_far(session, bench) == expected
+    # the chunk runs p2 and p3: the session sends p1's medians only, the worker has p2's and p3's rounds
+    sent = plugin_trials.module_medians(session, {mod}, {f"{mod}::test_x[p2]", f"{mod}::test_x[p3]"})
+    assert sent == {f"{mod}::test_x[p1]": [1.0, 1.25]}
+    worker = types.SimpleNamespace(stash=pytest.Stash())
+    worker.stash[plugin_trials.EARLIER] = {k: earlier[k] for k in (f"{mod}::test_x[p2]", f"{mod}::test_x[p3]")}
+    worker.stash[plugin_trials.MODULE_MEDIANS] = json.loads(json.dumps(sent))  # as it travels
+    found = plugin_trials.between_so_far(worker, bench)
+    assert found.df == expected.df and math.isclose(found.sd_log, expected.sd_log)
+    # nothing finished twice yet: no spread to judge by
+    assert plugin_trials.between_so_far(types.SimpleNamespace(stash=pytest.Stash()), bench) is None
+
+
+SPREAD_MODULE = """
+import time
+
+import pytest
+
+pytestmark = pytest.mark.benchmark(group="spread")
+GRID = {p: {"k": [1, 2, 3, 4, 5]} for p in ("smoke", "quick", "full")}
+
+
+def test_level(harness, profile, edge_bench_trial, k):
+    # every benchmark's second process runs at twice the first's time: a spread between trials of σ 49 %
+    harness.run(lambda: time.sleep(0.002 * edge_bench_trial[0]), profile.checkpoint)
+"""
+
+
+@pytest.mark.parametrize("isolate", ["benchmark", "none"])
+def test_a_modules_spread_between_trials_stops_the_rounds_of_its_later_benchmarks(tmp_path, isolate):
+    """Five benchmarks whose second trial runs at twice the first's time: once three have finished both trials, the
+    others' last trials take no extra round. In fresh processes that needs the medians the session sends, since a
+    worker holds only its own benchmark's trials."""
+    (tmp_path / "test_spread.py").write_text(SPREAD_MODULE)
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    out = tmp_path / "run.json"
+    result = run_pytest("test_spread.py", "-q", "--profile", "quick", "--isolate", isolate, "--trials", "2",
+                        "--trial-seed", "3", f"--benchmark-json={out}", cwd=str(tmp_path))  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    stopped = [b["extra_info"]["rounds_stopped"] for b in json.loads(out.read_text())["benchmarks"]]
+    assert len(stopped) == 5 and stopped.count("spread between trials") == 2, stopped  # the 4th and 5th to finish

@@ -14,12 +14,15 @@ it; ``measured_around`` says so).
 from __future__ import annotations
 
 import contextlib
+import math
 import statistics
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from bench_support.intervals import (
+    LEVEL,
+    BetweenTrials,
     MedianInterval,
     interval_figures,
     median_interval,
@@ -110,6 +113,8 @@ class Precision:
     extra_round: Optional[Callable[..., None]] = None
     trial: Tuple[int, int] = (1, 1)
     earlier: Optional[Callable[[Any], List[List[float]]]] = None
+    # the spread between trials of the benchmark's module so far (its benchmarks with two finished trials), or None
+    between: Optional[Callable[[Any], Optional[BetweenTrials]]] = None
 
     @property
     def adaptive(self) -> bool:
@@ -123,6 +128,9 @@ class Precision:
         """Every finished trial's rounds, then this one's."""
         earlier = self.earlier(benchmark) if self.earlier is not None else []
         return [*earlier, self.rounds_so_far(benchmark)]
+
+    def between_so_far(self, benchmark: Any) -> Optional[BetweenTrials]:
+        return self.between(benchmark) if self.between is not None else None
 
 
 #: Bootstrap resamples of the stopping check after each extra round (the saved interval uses the full count): the
@@ -178,6 +186,30 @@ def out_of_reach(found: MedianInterval, target: float, extra: int, spent_s: floa
     needed = found.rounds * (found.half_width_rel / target) ** 2 - found.rounds
     affordable = (budget_s - spent_s) * extra / spent_s
     return needed > REACH_MARGIN * affordable
+
+
+#: The module's spread is judged once its finished benchmarks give this many degrees of freedom (three benchmarks of
+#: two trials), and only where it lies this far beyond the target: with 3 degrees of freedom a measured σ is twice
+#: the true one less than 1 % of the time (chi-squared), so a benchmark that could have met its target is almost
+#: never stopped.
+SPREAD_AFTER_DF, SPREAD_MARGIN = 3, 2.0
+
+
+def spread_out_of_reach(between: Optional[BetweenTrials], trials: int, target: float) -> bool:
+    """The spread between trials of the module so far makes the target unreachable by rounds, by a margin.
+
+    After the merge every result of k trials is widened to at least its typical trial × exp(± t·σ/√k)
+    (:func:`bench_support.intervals.widened`): σ is a property of processes, and no round of this one narrows it.
+    Where z·σ/√k (z < t: the least the widening can be) exceeds the target ``SPREAD_MARGIN`` times over, extra
+    rounds cannot change the verdict and their time is given back. On the 2-core VM the module's trials move by
+    σ 10-19 % and the last trials' extra rounds cost about a minute of a quick run; on a quiet machine (σ about 1 %)
+    nothing changes (Kalibera & Jones: spend repetitions at the level where the variance is). The margin's bound
+    (see SPREAD_MARGIN) assumes the module's benchmarks share one σ; its noisiest finishing first reads σ high early.
+    """
+    if between is None or between.df < SPREAD_AFTER_DF or trials < 2:
+        return False
+    z = statistics.NormalDist().inv_cdf(0.5 + LEVEL / 2)
+    return z * between.sd_log / math.sqrt(trials) > SPREAD_MARGIN * target
 
 
 class Harness:
@@ -257,10 +289,14 @@ class Harness:
             return f"trial {policy.trial[0]} of {policy.trial[1]}"  # the last trial decides, from all of them
         if trials_disagree(policy.trials_so_far(self.benchmark)[:-1], policy.target):
             return "trials disagree"  # the interval spans the trials' medians: more rounds here cannot narrow it
+        # the module's processes differ beyond the target: rounds cannot help, once the result has an interval
+        futile = spread_out_of_reach(policy.between_so_far(self.benchmark), policy.trial[1], policy.target)
         started, extra = time.monotonic(), 0
         while True:
             trials = policy.trials_so_far(self.benchmark)
             found = trial_interval(trials, resamples=STOPPING_RESAMPLES)
+            if futile and found is not None:
+                return "spread between trials"
             if found is not None and found.half_width_rel <= policy.target:
                 return "precise"
             if sum(len(t) for t in trials) >= policy.max_rounds:

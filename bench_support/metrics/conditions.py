@@ -101,7 +101,12 @@ CONDITIONS: List[Metric] = [
                 "the target for median_ci_rel the result is judged by (the profile's, or --precision-target)",
             ),
             ("round_budget_s", "s", None, "wall time the benchmark could spend on rounds beyond the profile's"),
-            ("rounds_stopped", "text", None, "why the rounds stopped: precise, budget, out of reach, ..."),
+            (
+                "rounds_stopped",
+                "text",
+                None,
+                "why the rounds stopped: precise, budget, out of reach, spread between trials, ...",
+            ),
         ],
     ),  # fmt: skip
     *family(

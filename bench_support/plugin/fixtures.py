@@ -90,6 +90,7 @@ def harness(benchmark, suite: SuiteState, power_session: PowerSession, request: 
         upstream.extra_round,
         trial,
         lambda bench: trials.earlier_rounds(request.config, bench),
+        lambda bench: trials.between_so_far(request.config, bench),
     )
     yield Harness(benchmark, power_session.window, precision)
     trials.record(request.config, benchmark)

@@ -11,7 +11,8 @@ The session collects, orders (trials) and reports as usual. Its isolated items f
 or, in a module declaring ``ISOLATE = "trial"`` (checkpoint writes share the payloads they write), the consecutive
 items of one trial pass. Messages go over two pipes, one JSON object per line:
 
-    session -> server  {"run": [nodeids], "earlier": {...}, "power_idle": [w, why]}   one chunk
+    session -> server  {"run": [nodeids], "earlier": {...}, "module_medians": {...}, "power_idle": [w, why]}
+                                                                one chunk
     server -> session  {"kind": "collected", "nodeids": [...]}   once, what it can run
                        {"kind": "ready", "rss_mb": x}           once, its imports done: every worker's floor
     worker -> session  {"kind": "started", "pid": n}
@@ -281,6 +282,8 @@ class Runner:
         earlier = self.config.stash.get(trials.EARLIER, {})
         bases = {without_trial(n) for n in nodeids}  # only the chunk's own: the whole run's would grow
         command: Dict[str, Any] = {"run": nodeids, "earlier": {k: v for k, v in earlier.items() if k in bases}}
+        # the rest of the chunk's modules as trial medians only: enough for the spread between trials (Precision)
+        command["module_medians"] = trials.module_medians(self.config, {trials.module_of(b) for b in bases}, bases)
         if POWER_IDLE in self.config.stash:
             command["power_idle"] = list(self.config.stash[POWER_IDLE])
         self.chunk = Chunk(nodeids)

@@ -215,6 +215,7 @@ def _work(session: pytest.Session, items: List[pytest.Item], command: dict, serv
         memory.map_in(resident)
         sink({"kind": "started", "pid": os.getpid()})
         config.stash[trials.EARLIER] = {k: [list(r) for r in v] for k, v in (command.get("earlier") or {}).items()}
+        config.stash[trials.MODULE_MEDIANS] = {k: list(v) for k, v in (command.get("module_medians") or {}).items()}
         if command.get("power_idle") is not None:
             idle_w, reason = command["power_idle"]
             config.stash[POWER_IDLE] = (idle_w, reason)

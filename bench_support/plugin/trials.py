@@ -9,11 +9,13 @@ continual fine-tune: its epochs are the measurement) or too costly to repeat (th
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+import statistics
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import pytest
 
 from bench_support import trials
+from bench_support.intervals import BetweenTrials, between_trials
 from bench_support.plugin import upstream
 
 #: The indirect parameter that carries a benchmark's trial number.
@@ -22,6 +24,9 @@ TRIAL_PARAM = "edge_bench_trial"
 EARLIER = pytest.StashKey[Dict[str, List[List[float]]]]()
 #: (seed, the benchmarks' names in the order they ran), for the saved run
 ORDER = pytest.StashKey[Tuple[int, List[str]]]()
+#: In a fresh process: base name -> the trial medians of other benchmarks of its chunk's modules, sent by the session
+#: (its EARLIER holds only the chunk's own benchmarks)
+MODULE_MEDIANS = pytest.StashKey[Dict[str, List[float]]]()
 
 
 def count_for(module, wanted: int) -> int:
@@ -86,6 +91,33 @@ def earlier_rounds(config: pytest.Config, benchmark) -> List[List[float]]:
     return list(config.stash.setdefault(EARLIER, {}).get(base_name(benchmark), []))
 
 
+def module_of(base: str) -> str:
+    """The module (test file) part of a benchmark's node id."""
+    return base.split("::")[0]
+
+
+def module_medians(config: pytest.Config, modules: Iterable[str], leave_out: Iterable[str]) -> Dict[str, List[float]]:
+    """The trial medians of every benchmark of ``modules`` with two finished trials or more, but those left out: what
+    a fresh process needs to judge its module's spread between trials (:func:`between_so_far`)."""
+    wanted, skip = set(modules), set(leave_out)
+    earlier = config.stash.get(EARLIER, {})
+    return {
+        base: [statistics.median(r) for r in rounds if r]
+        for base, rounds in earlier.items()
+        if module_of(base) in wanted and base not in skip and sum(1 for r in rounds if r) >= 2
+    }
+
+
+def between_so_far(config: pytest.Config, benchmark) -> Optional[BetweenTrials]:
+    """The spread between trials of the benchmark's module, from its benchmarks with two finished trials or more:
+    those of this process's EARLIER and those the session sent (MODULE_MEDIANS); None until there are any."""
+    module = module_of(base_name(benchmark))
+    sets = [r for base, r in config.stash.get(EARLIER, {}).items() if module_of(base) == module]
+    sets += [[[m] for m in medians] for base, medians in config.stash.get(MODULE_MEDIANS, {}).items()
+             if module_of(base) == module]  # fmt: skip
+    return between_trials(sets)
+
+
 def record(config: pytest.Config, benchmark) -> None:
     """This trial's rounds, for the next trials' precision rule."""
     done = upstream.round_times(benchmark)
@@ -99,6 +131,10 @@ def merge(config: pytest.Config) -> int:
     dropped = upstream.merge_trials(config, TRIAL_PARAM, trials.without_trial, trials.merge_infos)
     session = upstream.benchmark_session(config)
     benchmarks = getattr(session, "benchmarks", None) or []
-    # merged results hold a Stats, the others pytest-benchmark's Metadata, which passes .data on to its Stats
-    trials.widen_by_module([(b.group, list(getattr(b.stats, "data", None) or []), b.extra_info) for b in benchmarks])
+    # merged results hold a Stats, the others pytest-benchmark's Metadata, which passes .data on to its Stats.
+    # Pooled per test file, as the last trials' rounds judged it (between_so_far): a user's benchmarks often have no
+    # group, and two files of them are two kinds of work.
+    trials.widen_by_module(
+        [(module_of(b.fullname), list(getattr(b.stats, "data", None) or []), b.extra_info) for b in benchmarks]
+    )
     return dropped
