@@ -150,3 +150,13 @@ def test_a_finding_says_which_flagged_results_it_rests_on():
     assert len(caveats) == 1 and caveats[0].startswith("test_checkpoint_write[project] [imprecise]: 95% interval")
     # Three rounds of the loaders give no 95 % interval: the fastest-loader finding says so too.
     assert any("no 95% interval" in c for c in found["Fastest DataLoader configuration"].caveats)
+
+
+def test_a_small_gain_is_said_in_tenths_of_a_percent_not_as_plus_zero():
+    from bench_support.report.summary import gain_text
+
+    small = {"gain": 0.004, "gain_low": -0.012, "gain_high": 0.021, "clear": False,
+             "gain_rerun_low": -0.018, "gain_rerun_high": 0.027}  # fmt: skip
+    assert gain_text(small) == "no clear difference (-1.2% … +2.1%, a re-run -1.8% … +2.7%)"
+    large = {"gain": 0.67, "gain_low": 0.0996, "gain_high": 0.9, "clear": True}  # saved before the re-run's range
+    assert gain_text(large) == "+67% (95 % interval +10% … +90%)"

@@ -106,12 +106,17 @@ def gain_text(against: Dict[str, Any]) -> str:
     (:attr:`bench_support.intervals.Effect.rerun`)."""
     if against.get("gain") is None:
         return "no interval (too few rounds)"
-    interval = f"{against['gain_low']:+.0%} … {against['gain_high']:+.0%}"
+    interval = f"{_gain(against['gain_low'])} … {_gain(against['gain_high'])}"
     if against.get("gain_rerun_low") is not None:  # a summary saved before the re-run's range has none
-        interval += f", a re-run {against['gain_rerun_low']:+.0%} … {against['gain_rerun_high']:+.0%}"
+        interval += f", a re-run {_gain(against['gain_rerun_low'])} … {_gain(against['gain_rerun_high'])}"
     if not against["clear"]:
         return f"no clear difference ({interval})"
-    return f"{against['gain']:+.0%} (95 % interval {interval})"
+    return f"{_gain(against['gain'])} (95 % interval {interval})"
+
+
+def _gain(value: float) -> str:
+    """A gain in percent: whole percents, but a tenth below 10 % (a gain of 0.4 % is not "+0%")."""
+    return f"{value:+.1%}" if abs(value) < 0.0995 else f"{value:+.0%}"
 
 
 def fastest_loader_line(result: Optional[Dict[str, Any]], with_size: bool = False) -> Optional[str]:
