@@ -477,8 +477,6 @@ def test_a_fresh_process_judges_its_modules_spread_from_its_own_trials_and_the_m
     sends the trial medians of the rest of the chunk's modules, and the worker's spread is the session's."""
     import types
 
-    import pytest
-
     from bench_support.intervals import between_trials
     from bench_support.plugin import trials as plugin_trials
 
@@ -521,15 +519,15 @@ def test_level(harness, profile, edge_bench_trial, k):
 """
 
 
-@pytest.mark.parametrize("isolate", ["benchmark", "none"])
-def test_a_modules_spread_between_trials_stops_the_rounds_of_its_later_benchmarks(tmp_path, isolate):
+def test_a_modules_spread_between_trials_stops_the_rounds_of_its_later_benchmarks(tmp_path):
     """Five benchmarks whose second trial runs at twice the first's time: once three have finished both trials, the
-    others' last trials take no extra round. In fresh processes that needs the medians the session sends, since a
-    worker holds only its own benchmark's trials."""
+    others' last trials take no extra round. In fresh processes (quick's default) that needs the medians the session
+    sends, since a worker holds only its own benchmark's trials; in one process (``--isolate none``) the same fixture
+    reads them all from its own record (unit-tested above)."""
     (tmp_path / "test_spread.py").write_text(SPREAD_MODULE)
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     out = tmp_path / "run.json"
-    result = run_pytest("test_spread.py", "-q", "--profile", "quick", "--isolate", isolate, "--trials", "2",
+    result = run_pytest("test_spread.py", "-q", "--profile", "quick", "--isolate", "benchmark", "--trials", "2",
                         "--trial-seed", "3", f"--benchmark-json={out}", cwd=str(tmp_path))  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     stopped = [b["extra_info"]["rounds_stopped"] for b in json.loads(out.read_text())["benchmarks"]]
