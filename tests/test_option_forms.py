@@ -92,3 +92,15 @@ def test_every_option_taking_a_path_is_realigned():
         if metavar in ("DIR", "NAME=PATH"):
             pathy.add(call.args[0].value)
     assert pathy and pathy == set(options.PATH_OPTIONS)
+
+
+@pytest.mark.parametrize(
+    "args", [["--save-results="], ["--save-results", ""], ["--data-dir="], ["--data-real", " "]], ids=repr
+)
+def test_an_empty_path_is_refused_in_one_line_not_taken_for_no_option_or_this_folder(project, args):
+    """``--save-results=$DIR`` with DIR unset used to save nothing without a word."""
+    result = _collect(project, *args)
+    assert result.returncode == 4, result.stdout[-2000:] + result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and "an empty path (an unset variable?)" in errors[0], result.stderr
+    assert errors[0].startswith(f"ERROR: {args[0].rstrip('=')} ''"), errors[0]

@@ -22,6 +22,7 @@ from bench_support.plugin.parsers import (
     named_dir,
     one_line_usage_errors,
     parser_of,
+    path_text,
     percent,
     positive_seconds,
 )
@@ -98,6 +99,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add(
         "--save-results",
         metavar="DIR",
+        type=path_text("--save-results"),
         default=None,
         help="save this run under DIR/<device-id>/ and compare it with this device's previous run there",
     )
@@ -243,6 +245,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add(
         "--data-real",
         metavar="DIR",
+        type=path_text("--data-real"),
         default=None,
         help="your photos, named <word>_<word>_<anything>.jpg (class = first two words, e.g. orange_square_01.jpg) "
         "(default: ./data_real; with no photos there, generated stand-in photos are used and the results say so)",

@@ -22,9 +22,17 @@ from bench_support.errors import UserError
 # --- parsers ------------------------------------------------------------------------------
 
 
+def given_path(option: str, path: str) -> str:
+    """``path`` unless it is empty: ``--save-results=$DIR`` with DIR unset would otherwise save nothing, or write
+    into the current folder, without a word."""
+    if not path.strip():
+        raise UserError(f"{option} '': an empty path (an unset variable?); give a folder, or leave the option out")
+    return path
+
+
 def writable_dir(option: str, path: str, create: bool = False) -> str:
     """The absolute path of a directory this process can write into; UserError otherwise."""
-    path = os.path.abspath(os.path.expanduser(path))
+    path = os.path.abspath(os.path.expanduser(given_path(option, path)))
     if create:
         try:
             os.makedirs(path, exist_ok=True)
@@ -129,6 +137,11 @@ def named_dir(option: str, reserved: Tuple[str, ...] = ()) -> Callable[[str], ob
 
 def existing_dir(option: str) -> Callable[[str], object]:
     return parser_of(lambda path: writable_dir(option, path))
+
+
+def path_text(option: str) -> Callable[[str], object]:
+    """A path checked later (where it is made): here only that it is not empty."""
+    return parser_of(lambda path: given_path(option, path))
 
 
 # --- one-line usage errors ----------------------------------------------------------------
