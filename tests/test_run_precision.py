@@ -211,3 +211,22 @@ def test_from_the_projected_count_on_more_trials_stay_within(sd, target):
         k = order_statistic_rank(m)
         z = NormalDist().inv_cdf((m - k + 1 - 0.375) / (m + 0.25))
         assert sd * z * WIDER_FROM_SAMPLE_MEDIAN <= math.log1p(target) + 1e-12
+
+
+def test_the_spread_is_pooled_per_test_file_as_the_run_widened_it_and_named_by_its_group_or_file():
+    rng = random.Random(4)
+
+    def bench(file, name, group, medians):
+        found = _bench(name, group, medians, rng=rng)
+        found["fullname"] = f"benchmarks/{file}::{name}"
+        return found
+
+    # a user's benchmarks without a group, in two files: a noisy one and a steady one are not pooled together
+    noisy = [bench("test_noisy.py", f"n{i}", None, [1.0, 1.3]) for i in range(3)]
+    steady = [bench("test_steady.py", f"s{i}", None, [1.0, 1.0]) for i in range(3)]
+    # and one file of the suite's kind, with its one group
+    reads = [bench("test_pagecache.py", f"r{i}", "pagecache", [0.5, 0.55]) for i in range(2)]
+    spread = {m.group: m for m in run_precision([*noisy, *steady, *reads], "quick").modules}
+    assert set(spread) == {"test_noisy.py", "test_steady.py", "pagecache"}
+    assert spread["test_noisy.py"].sd_log == pytest.approx(math.log(1.3) / math.sqrt(2), rel=0.02)
+    assert spread["test_steady.py"].sd_log < 0.002 and spread["test_noisy.py"].df == 3

@@ -46,11 +46,12 @@ def run_precision(benchmarks: Sequence[Dict[str, Any]], profile_name: Optional[s
     judged = [(bench, v) for bench, v in ((b, precision(b, profile_name)) for b in benchmarks) if v["judged"]]
     if not judged:
         return None
-    by_group: Dict[str, List[tuple]] = {}
+    by_module: Dict[str, List[tuple]] = {}
     for bench, verdict in judged:
-        by_group.setdefault(str(bench.get("group") or "other"), []).append((bench, verdict))
+        by_module.setdefault(_module_of(bench), []).append((bench, verdict))
     modules, unmeasured = [], []
-    for group, members in sorted(by_group.items()):
+    labelled = sorted(((_label(module, members), members) for module, members in by_module.items()), key=lambda x: x[0])
+    for group, members in labelled:
         spread = between_trials(trials_of(bench) for bench, _ in members)
         if spread is None:
             unmeasured.append(group)
@@ -68,6 +69,20 @@ def run_precision(benchmarks: Sequence[Dict[str, Any]], profile_name: Optional[s
         modules=modules,
         unmeasured=unmeasured,
     )
+
+
+def _module_of(bench: Dict[str, Any]) -> str:
+    """The result's test file, the unit its interval was widened over (plugin/trials.py); its group where the saved
+    result has no node id."""
+    fullname = str(bench.get("fullname") or "")
+    return fullname.split("::")[0] if "::" in fullname else str(bench.get("group") or "other")
+
+
+def _label(module: str, members: List[tuple]) -> str:
+    """A module's name in the text: its benchmarks' one group (``checkpoint``), else its file's name."""
+    groups = {bench.get("group") for bench, _ in members}
+    only = next(iter(groups)) if len(groups) == 1 else None
+    return str(only) if only else module.rsplit("/", 1)[-1]
 
 
 def _percent(fraction: float) -> str:
