@@ -94,3 +94,27 @@ def test_a_first_run_compares_with_nothing_and_says_nothing(tmp_path):
     option = _option()
     assert configure_storage(option, str(tmp_path), "quick", _block("quick")) == ""
     assert option.benchmark_compare is None
+
+
+def test_a_saved_run_pytest_benchmark_cannot_compare_with_is_skipped_and_named(device):
+    """The report reads a benchmark without stats (its figures are "–"), but pytest-benchmark cannot load it: as
+    the baseline it stopped every later run with "no saved run matches"."""
+    folder = results.storage_dir(device)
+    with open(os.path.join(folder, "0006_quick.json"), "w") as fh:
+        json.dump({"benchmarks": [{"name": "t", "fullname": "b.py::t"}], "edge_bench": _block("quick")}, fh)
+    option = _option()
+    line = configure_storage(option, device, "quick", _block("quick"))
+    assert option.benchmark_compare == "0002", line
+    assert line.endswith("; skipped 0006_quick: benchmarks[0] has no stats, pytest-benchmark cannot compare with it")
+
+
+@pytest.mark.parametrize("damage", [{"machine_info": None}, {"machine_info": {"device": "x"}}, {"edge_bench": "x"}])
+def test_comparing_with_a_run_whose_blocks_are_not_objects_does_not_crash(damage):
+    from bench_support.plugin.storage import pytest_benchmark_compare_machine_info
+
+    warned = []
+    session = SimpleNamespace(logger=SimpleNamespace(warning=warned.append))
+    config = SimpleNamespace(stash={})
+    mine = {"device": {"cpu_model": "a"}}
+    pytest_benchmark_compare_machine_info(config, session, mine, {"benchmarks": [], **damage})
+    assert all(isinstance(w, str) for w in warned)

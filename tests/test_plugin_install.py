@@ -127,8 +127,11 @@ def test_rounds_added_for_precision_are_pytest_benchmarks_own(own_project, tmp_p
 @pytest.mark.parametrize(
     "args, says",
     [
-        (["--benchmark-compare=9999", "--benchmark-compare-fail=mean:5%"], "--benchmark-compare=9999: no saved run"),
-        (["--benchmark-compare=9999"], "--benchmark-compare=9999: no saved run matches it"),
+        (
+            ["--benchmark-compare=9999", "--benchmark-compare-fail=mean:5%"],
+            "--benchmark-compare=9999: no readable saved run",
+        ),
+        (["--benchmark-compare=9999"], "--benchmark-compare=9999: no readable saved run matches it"),
         (["--benchmark-compare-fail=mean:5%"], "--benchmark-compare-fail: no run to compare with"),
         (["--benchmark-histogram=/proc/nope/h"], "--benchmark-histogram /proc/nope/h"),
     ],

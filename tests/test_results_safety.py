@@ -5,6 +5,7 @@ import json
 import multiprocessing
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -128,6 +129,14 @@ def test_a_full_disk_fails_the_run_with_one_line_and_no_torn_file(tmp_path):
         assert len(errors) == 1 and "NOT saved" in errors[0] and "No space left" in errors[0], errors
         assert "Traceback" not in result.stdout + result.stderr
         assert not [p for p in glob.glob(str(full / "box" / "**"), recursive=True) if os.path.isfile(p)]
+        # and what the run measured is not lost: kept whole where it could still go, and the line says where
+        kept = re.search(r"the run is kept whole in (\S+\.json)", errors[0])
+        assert kept, errors[0]
+        try:
+            with open(kept.group(1)) as fh:
+                assert json.load(fh)["benchmarks"]
+        finally:
+            os.unlink(kept.group(1))
     finally:
         subprocess.run(["umount", str(full)])
 

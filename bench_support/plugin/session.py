@@ -68,6 +68,14 @@ def pytest_configure(config: pytest.Config) -> None:
             creatable_prefix("--benchmark-histogram", str(prefix))
         except UserError as exc:
             raise pytest.UsageError(str(exc)) from None
+    json_path = getattr(config.option, "benchmark_json", None)
+    if json_path is not None and not child:  # written after the run: a folder or an unwritable place is refused now
+        if os.path.isdir(str(json_path)):  # also --benchmark-json="" (pytest-benchmark's Path("") is ".")
+            raise pytest.UsageError(f"--benchmark-json {json_path}: a folder, not a file (give a file name)")
+        try:
+            creatable_prefix("--benchmark-json", str(json_path))
+        except UserError as exc:
+            raise pytest.UsageError(str(exc)) from None
     mode, clocks = config.getoption("jetson_power_mode"), config.getoption("jetson_clocks")
     modes = config.getoption("jetson_power_modes")
     if mode and modes:

@@ -5,7 +5,7 @@ machine, how runs are compared, and the suite's block in the saved JSON.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import pytest
 
@@ -62,20 +62,49 @@ def configure_storage(option: Any, device_folder: str, run_name: str, this_run: 
     option.benchmark_save_data = True  # per-round data: the report's intervals and plots need more than a mean
     if option.benchmark_compare:
         return f"compared with run {option.benchmark_compare} as asked (--benchmark-compare)"
-    # Unreadable files are skipped here; the report names them.
+    # Unreadable files are skipped here; the report names them. So are runs pytest-benchmark could not compare with.
     loaded = (load_run_file(path)[0] for path in sorted(results.compared_run_files(device_folder)))
-    earlier = [run for run in loaded if run is not None]
+    readable = [run for run in loaded if run is not None]
+    earlier = [run for run in readable if compare_problem(run.data) is None]
+    skipped = "".join(
+        f"; skipped {run.label}: {compare_problem(run.data)}, pytest-benchmark cannot compare with it"
+        for run in readable
+        if compare_problem(run.data) is not None
+    )
     if not earlier:
-        return ""
+        return skipped[2:]
     this_run = {"edge_bench": this_run}
     base = run_baseline(earlier, this_run)
     newest = earlier[-1].label
     if base is None:
         why = "; ".join(differences(settings_of(earlier[-1].data), settings_of(this_run))) or "partial or interrupted"
-        return f"not compared: no earlier run here ran alike (the last, {newest}: {why})"
+        return f"not compared: no earlier run here ran alike (the last, {newest}: {why}){skipped}"
     option.benchmark_compare = base.label.split("_", 1)[0]
     later = f"; {newest}, newer, did not run alike" if newest != base.label else ""
-    return f"compared with {base.label}, the last run of this device that ran alike{later}"
+    return f"compared with {base.label}, the last run of this device that ran alike{later}{skipped}"
+
+
+def compare_problem(data: Dict[str, Any]) -> Optional[str]:
+    """Why pytest-benchmark could not compare with a saved run the report reads, or None: it needs every benchmark's
+    ``fullname`` and ``stats`` with a mean (storage/file.py, ``normalize_stats``)."""
+    for i, bench in enumerate(data.get("benchmarks") or []):
+        stats = bench.get("stats")
+        if not isinstance(bench.get("fullname"), str):
+            return f"benchmarks[{i}] has no fullname"
+        if not isinstance(stats, dict):
+            return f"benchmarks[{i}] has no stats"
+        if "ops" not in stats and not (_number(stats.get("mean")) and stats["mean"] != 0):
+            return f"benchmarks[{i}].stats has no mean"
+    return None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _object(value: Any) -> Dict[str, Any]:
+    """``value`` where it is a JSON object, else an empty one: a damaged saved run compares as one that says nothing."""
+    return value if isinstance(value, dict) else {}
 
 
 def continual_run_dir(config: pytest.Config) -> str:
@@ -102,9 +131,9 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: Di
 
 
 def pytest_benchmark_compare_machine_info(config, benchmarksession, machine_info, compared_benchmark) -> None:
-    saved = compared_benchmark.get("machine_info", {}).get("device", {})
-    changes = machine.stable_differences(machine_info.get("device", {}), saved)
-    then = (compared_benchmark.get("edge_bench") or {}).get("profile")
+    saved = _object(_object(compared_benchmark.get("machine_info")).get("device"))
+    changes = machine.stable_differences(_object(machine_info.get("device")), saved)
+    then = _object(compared_benchmark.get("edge_bench")).get("profile")
     state = config.stash.get(STATE, None)
     if then and state is not None and then != state.profile.name:
         changes.append(f"profile {then} -> {state.profile.name}: the times are not comparable")

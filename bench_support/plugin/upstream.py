@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import copy
 import inspect
+import os
 import sys
 import tempfile
 from typing import Any, Callable, List, Optional, Sequence, Set
@@ -52,12 +53,28 @@ class TransactionalStorage(FileStorage):
 
     def save(self, output_json, save):
         folder = str(self.get("probe").parent)
+        data = safe_dumps(output_json, ensure_ascii=True, indent=4).encode()
         try:
-            path = results.save_run(folder, save, safe_dumps(output_json, ensure_ascii=True, indent=4).encode())
+            path = results.save_run(folder, save, data)
         except OSError as exc:
-            self.problems.append(f"the run was NOT saved to {folder}: {exc.strerror or exc}")
+            self.problems.append(f"the run was NOT saved to {folder}: {exc.strerror or exc}{rescue(data, save)}")
             return
         self.logger.info(f"Saved benchmark data in: {path}")
+
+
+def rescue(data: bytes, save: str) -> str:
+    """The run, written whole where it can still go (the temporary folder) when its folder refused it: what the
+    measurements took is not lost. Returns the words that say where, or that this failed too."""
+    path = None
+    try:
+        fd, path = tempfile.mkstemp(prefix=f"edge-bench-unsaved-{save}-", suffix=".json")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+    except OSError as exc:
+        if path is not None and os.path.exists(path):
+            os.unlink(path)  # whole or not at all, here too
+        return f" (nor kept elsewhere: {exc.strerror or exc})"
+    return f"; the run is kept whole in {path} (copy it into the results folder once that is fixed)"
 
 
 def make_saving_transactional(config: pytest.Config, problems: List[str]) -> None:
@@ -80,6 +97,7 @@ def make_saving_transactional(config: pytest.Config, problems: List[str]) -> Non
 
         path = str(session.json)
         try:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)  # as the configure check allowed
             write_atomic(path, write, suffix=".part")
         except OSError as exc:
             problems.append(f"--benchmark-json {path} was NOT written: {exc.strerror or exc}")
@@ -105,7 +123,7 @@ def unmatched_compare(config: pytest.Config) -> Optional[str]:
         failing = getattr(session, "compare_fail", None)
         return "--benchmark-compare-fail: no run to compare with (give --benchmark-compare)" if failing else None
     if compare is not True:
-        return f"--benchmark-compare={compare}: no saved run matches it in {where}"
+        return f"--benchmark-compare={compare}: no readable saved run matches it in {where} (a damaged one is skipped)"
     if getattr(session, "compare_fail", None):
         return f"--benchmark-compare-fail: no saved run to compare with in {where}"
     return None
