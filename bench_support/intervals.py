@@ -379,7 +379,10 @@ def trials_for(sd_log: float, target: float, level: float = LEVEL, most: int = M
     # The distribution-free interval of a median needs about (1.2533 · 1.96 · sd / limit)² observations; start the
     # exact scan a little below that, so that the smallest n is found without a scan from 6.
     z_level = NormalDist().inv_cdf(0.5 + level / 2)
-    start = max(least, int(0.8 * (1.2533 * z_level * sd_log / limit) ** 2))
+    ratio = 1.2533 * z_level * sd_log / limit if limit > 0 else math.inf
+    if ratio > math.sqrt((most + 1) / 0.8):  # the scan would start beyond ``most`` (a target of 1e-200 %: no float)
+        return None
+    start = max(least, int(0.8 * ratio**2))
     for n in range(start, most + 1):
         # k grows in whole steps, so the width is a sawtooth in n: the answer is the n from which more trials stay
         # within, not the first tooth that dips below (checked over the next fifth, where the teeth lie).

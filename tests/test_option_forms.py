@@ -104,3 +104,32 @@ def test_an_empty_path_is_refused_in_one_line_not_taken_for_no_option_or_this_fo
     errors = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(errors) == 1 and "an empty path (an unset variable?)" in errors[0], result.stderr
     assert errors[0].startswith(f"ERROR: {args[0].rstrip('=')} ''"), errors[0]
+
+
+def test_a_data_seed_beyond_what_the_generators_take_is_refused_at_parse_time():
+    """A seed of 2**64 passed the parser and failed deep in the continual scenario ("Overflow when unpacking long
+    long"), naming neither the option nor the limit."""
+    import argparse
+
+    from bench_support.plugin.options import SEED_MOST
+    from bench_support.plugin.parsers import at_least
+
+    parse = at_least(0, "--data-seed", most=SEED_MOST)
+    assert parse(str(SEED_MOST)) == SEED_MOST and parse("0") == 0
+    with pytest.raises(argparse.ArgumentTypeError, match=r"--data-seed 99999999999999999999: at most 2147483647"):
+        parse("99999999999999999999")
+
+
+def test_a_json_path_that_cannot_be_written_is_refused_before_the_run_and_a_new_folder_is_made(project, tmp_path):
+    """--benchmark-json is written after the run: an empty value (a folder, ".") or a place that cannot be written
+    used to cost the whole run first."""
+    for given in ("--benchmark-json=", f"--benchmark-json={tmp_path}", "--benchmark-json=/proc/nope/run.json"):
+        result = _collect(project, given)
+        assert result.returncode == 4, result.stdout[-2000:] + result.stderr[-2000:]
+        errors = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(errors) == 1 and errors[0].startswith("ERROR: --benchmark-json "), result.stderr
+    out = tmp_path / "new" / "deeper" / "run.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "BENCH_DATA_DIR")}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "--profile", "smoke", f"--benchmark-json={out}"],
+                          cwd=project, capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+    assert done.returncode == 0 and out.is_file(), done.stdout[-2000:] + done.stderr[-2000:]

@@ -60,6 +60,16 @@ def test_no_spread_takes_the_fewest_an_interval_needs_and_a_huge_one_is_beyond_r
     assert trials_for(0.3, 0.05) is not None and trials_for(0.3, 0.05, most=50) is None
 
 
+@settings(deadline=None)  # a projection near the limit scans a thousand counts; a busy neighbour slows it
+@given(sd=st.floats(1e-9, 3.0), target=st.floats(1e-300, 0.99))
+def test_any_spread_and_target_give_a_count_or_beyond_reach_never_an_error(sd, target):
+    """A saved target of 1e-200 (``--precision-target 1e-200``) overflowed the projection, after the tests and in
+    every later report."""
+    found = trials_for(sd, target)
+    assert found is None or 6 <= found <= MOST_TRIALS
+    assert trials_for(0.1, 1e-200) is None and trials_for(0.1, 0.0) is None
+
+
 def _bench(name, group, trial_medians, rounds_per_trial=3, extra=None, rng=None):
     """A saved result whose trials sit at the given medians, each trial's rounds within ±0.1 % of it."""
     rng = rng or random.Random(0)

@@ -37,6 +37,10 @@ IDLE_MAX_S = 600.0
 
 #: The options whose value is a path (NAME=PATH included): written apart from their value, pytest would take an
 #: existing one for a test path (plugin/upstream.py, realign_rootdir).
+#: The largest --data-seed: numpy's generators take seeds below 2**32, torch's a signed 64-bit one, and the suite
+#: derives further seeds from it by small offsets.
+SEED_MOST = 2**31 - 1
+
 PATH_OPTIONS = ("--data-dir", "--save-results", "--cifar-root", "--data-root", "--ckpt-dir", "--data-real")
 
 
@@ -79,7 +83,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add(
         "--data-seed",
         metavar="N",
-        type=at_least(0, "--data-seed"),
+        type=at_least(0, "--data-seed", most=SEED_MOST),
         default=0,
         help="seed of the generated dataset (default 0)",
     )

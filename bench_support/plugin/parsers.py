@@ -76,7 +76,7 @@ def parser_of(check: Callable[[str], object]) -> Callable[[str], object]:
     return parse
 
 
-def at_least(least: int, option: str, why: str = "") -> Callable[[str], object]:
+def at_least(least: int, option: str, why: str = "", most: Optional[int] = None) -> Callable[[str], object]:
     def check(text: str) -> int:
         try:
             value = int(text)
@@ -84,6 +84,8 @@ def at_least(least: int, option: str, why: str = "") -> Callable[[str], object]:
             raise UserError(f"{option} {text}: expected a whole number") from None
         if value < least:
             raise UserError(f"{option} {value}: need at least {least}" + (f" ({why})" if why else ""))
+        if most is not None and value > most:
+            raise UserError(f"{option} {value}: at most {most}")
         return value
 
     return parser_of(check)
