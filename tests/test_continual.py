@@ -49,10 +49,20 @@ def _photo(path, label="orange_square", seed=0):
         ("röd_fyrkant_01.jpg", "röd_fyrkant"),  # the documented pattern, in any script
         ("ro\u0308d_fyrkant_02.jpg", "röd_fyrkant"),  # the same name decomposed, as macOS writes it
         ("青い_四角_01.png", "青い_四角"),
+        ("blue_circle_99\n.jpg", None),  # a control character: "$" would have matched before the newline
+        ("blue_circle_99\n", None),
     ],
 )
 def test_class_is_the_first_two_tokens(name, expected):
     assert photos.class_of(name) == expected
+
+
+def test_a_skipped_name_with_a_newline_keeps_the_message_on_one_line(tmp_path):
+    for i in range(3):
+        _photo(tmp_path / f"orange_square_{i}.jpg", "orange_square", i)
+    _photo(tmp_path / "bad\nname.jpg")
+    line = photos.scan(str(tmp_path)).problem_line()
+    assert "\n" not in line and "bad\\nname.jpg (name does not match the pattern)" in line
 
 
 def test_bad_photo_folder_names_every_unusable_file(tmp_path):

@@ -710,3 +710,16 @@ def test_a_jtop_service_that_never_answers_cannot_hang_selection(monkeypatch):
     with pytest.raises(SourceUnavailable, match=r"^jtop service did not answer within 0\.2 s$"):
         _bounded(lambda: JtopSource(0.5, factory=lambda interval: Hanging()))
     hung.set()
+
+
+def test_a_power_source_asked_for_by_name_that_gave_nothing_is_said_once_at_the_end():
+    from types import SimpleNamespace
+
+    from bench_support.plugin.terminal import asked_power_line
+
+    none = [SimpleNamespace(extra_info={"power_source": None, "power_unavailable": "nvml: pynvml is not installed"})]
+    line = asked_power_line("nvml", none * 3)
+    assert line == "power: --power-backend nvml gave no power to any result (nvml: pynvml is not installed)"
+    assert asked_power_line("auto", none) == ""  # finding nothing is the common case, said in every result
+    measured = [SimpleNamespace(extra_info={"power_source": "rapl"}), *none]
+    assert asked_power_line("rapl", measured) == "" and asked_power_line("rapl", []) == ""

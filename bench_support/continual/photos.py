@@ -59,9 +59,9 @@ class PhotoSet:
         """One line naming every skipped file and the expected pattern, or None."""
         if not self.problems:
             return None
-        listed = "; ".join(f"{name} ({reason})" for name, reason in self.problems)
+        listed = "; ".join(f"{shown(name)} ({reason})" for name, reason in self.problems)
         return (
-            f"{self.directory}: skipped {len(self.problems)} file(s): {listed} — expected {PATTERN}, "
+            f"{shown(self.directory)}: skipped {len(self.problems)} file(s): {listed} — expected {PATTERN}, "
             f"at least {MIN_PER_CLASS} photos per class"
         )
 
@@ -70,13 +70,21 @@ class PhotoSet:
             return None
         found = ", ".join(f"{k} ({v})" for k, v in self.counts().items()) or "none"
         return (
-            f"{self.directory}: need photos of at least 2 classes with {MIN_PER_CLASS}+ photos each; "
+            f"{shown(self.directory)}: need photos of at least 2 classes with {MIN_PER_CLASS}+ photos each; "
             f"usable classes: {found}"
         )
 
 
+def shown(name: str) -> str:
+    """A file name as one line can hold it: a newline or another control character written as its escape."""
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in name)
+
+
 def class_of(file_name: str) -> Optional[str]:
-    """``orange_square_01.jpg`` -> ``orange_square``; None when the name does not fit."""
+    """``orange_square_01.jpg`` -> ``orange_square``; None when the name does not fit (a control character in it
+    never does: ``$`` would match before a trailing newline)."""
+    if any(unicodedata.category(c) == "Cc" for c in file_name):
+        return None
     stem, ext = os.path.splitext(unicodedata.normalize("NFC", file_name))  # macOS writes names decomposed (NFD)
     if ext.lower() not in EXTENSIONS:
         return None

@@ -122,12 +122,29 @@ def flagged_lines(benchmarks, profile_name: str):
         yield f"precision: {precision_text(found)}"
 
 
+def asked_power_line(backend: str, benchmarks) -> str:
+    """A line where ``--power-backend`` named a source and no result got power from it, with the reason the results
+    record; "" otherwise (``auto`` finding nothing is the common case on a laptop or VM, said in each result)."""
+    if backend == "auto":
+        return ""
+    infos = [getattr(bench, "extra_info", None) or {} for bench in benchmarks]
+    if not infos or any(info.get("power_source") for info in infos):
+        return ""
+    reasons = sorted({str(info["power_unavailable"]) for info in infos if info.get("power_unavailable")})
+    why = "; ".join(reasons) or "no reason recorded"
+    return f"power: --power-backend {backend} gave no power to any result ({why})"
+
+
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     session = upstream.benchmark_session(config)
     state = config.stash.get(STATE, None)
     if state is not None:
         for line in flagged_lines(getattr(session, "benchmarks", None) or [], state.profile.name):
             terminalreporter.write_line(f"edge-bench: {line}")
+    if state is not None:
+        line = asked_power_line(state.power_backend, getattr(session, "benchmarks", None) or [])
+        if line:
+            terminalreporter.write_line(f"edge-bench: {line}", yellow=True)
     by_size = fastest_loaders(getattr(session, "benchmarks", None) or [])
     for best in by_size.values():
         terminalreporter.write_line(f"edge-bench: {fastest_loader_line(best, with_size=len(by_size) > 1)}")
