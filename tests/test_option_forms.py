@@ -133,3 +133,18 @@ def test_a_json_path_that_cannot_be_written_is_refused_before_the_run_and_a_new_
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "--profile", "smoke", f"--benchmark-json={out}"],
                           cwd=project, capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
     assert done.returncode == 0 and out.is_file(), done.stdout[-2000:] + done.stderr[-2000:]
+
+
+def test_a_misspelt_platform_is_refused_in_one_line_not_run_as_another(project):
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "BENCH_DATA_DIR")}
+    result = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q"], cwd=project, capture_output=True,
+                            text=True, timeout=120, env={**env, "BENCH_PLATFORM": "gpu"})  # fmt: skip
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    expected = "ERROR: $BENCH_PLATFORM 'gpu': expected one of cpu, cuda, jetson or auto"
+    assert result.returncode == 4 and errors == [expected], result.stderr
+
+
+def test_one_folder_under_two_names_is_refused_in_one_line(project, tmp_path):
+    result = _collect(project, "--ckpt-dir", f"a={tmp_path}", "--ckpt-dir", f"b={tmp_path}{os.sep}")
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 4 and errors == [f"ERROR: --ckpt-dir b={tmp_path}: that folder is given already, as a"]

@@ -69,12 +69,29 @@ class SuiteState:
 
 
 def _unique(option: str, pairs: Sequence[Tuple[str, str]]) -> Mapping[str, str]:
-    named = {}
+    named: dict = {}
     for name, path in pairs:
         if name in named:
             raise UserError(f"{option} {name}={path}: the name {name} is given twice")
+        same = [other for other, there in named.items() if os.path.realpath(there) == os.path.realpath(path)]
+        if same:  # two names for one folder: the same measurement twice, under two names
+            raise UserError(f"{option} {name}={path}: that folder is given already, as {same[0]}")
         named[name] = path
     return named
+
+
+#: The platforms $BENCH_PLATFORM may name (as run.sh and tox do); "auto" or unset detects it.
+PLATFORMS = ("cpu", "cuda", "jetson")
+
+
+def _platform(given: Optional[str]) -> str:
+    """$BENCH_PLATFORM, checked: a misspelt one ("gpu") silently ran as another platform, isolation and all."""
+    name = (given or "").strip().lower()
+    if name in ("", "auto"):
+        return machine.detect_platform()
+    if name not in PLATFORMS:
+        raise UserError(f"$BENCH_PLATFORM {given!r}: expected one of {', '.join(PLATFORMS)} or auto")
+    return name
 
 
 def _profile(name: str) -> Profile:
@@ -145,7 +162,7 @@ def build_state(config: pytest.Config) -> SuiteState:
         "pretrain_images": option("cl_pretrain_images"),
     }
     device_id = machine.device_id(option("device_name"))
-    platform = os.environ.get("BENCH_PLATFORM") or machine.detect_platform()
+    platform = _platform(os.environ.get("BENCH_PLATFORM"))
     results = option("save_results")
     return SuiteState(
         profile=profile,
