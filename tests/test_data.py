@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -149,3 +150,14 @@ def test_study_sized_images_are_textured_jpegs_of_a_photos_weight():
     large = [jpeg_kb(224, seed) for seed in range(8)]
     assert all(8 <= kb <= 32 for kb in large), large
     assert all(kb < 2 for kb in (jpeg_kb(32, seed) for seed in range(8)))
+
+
+def test_a_file_where_a_class_folder_should_be_is_named(tmp_path):
+    ensure_dataset(str(tmp_path), SPEC)
+    directory = os.path.join(str(tmp_path), SPEC.name)
+    first = sorted(d for d in os.listdir(directory) if os.path.isdir(os.path.join(directory, d)))[0]
+    shutil.rmtree(os.path.join(directory, first))
+    open(os.path.join(directory, first), "w").close()  # a file in the class folder's place
+    with pytest.raises(DataError) as info:
+        ensure_dataset(str(tmp_path), SPEC)
+    assert "cannot write the dataset under" in str(info.value) and first in str(info.value), str(info.value)

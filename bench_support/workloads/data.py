@@ -87,7 +87,8 @@ def ensure_dataset(
         with integrity.locked(directory):
             _ensure(directory, spec, progress, announce)
     except OSError as exc:
-        raise DataError(f"cannot write the dataset under {root}: {exc.strerror or exc}") from None
+        where = f" ({exc.filename})" if exc.filename else ""  # a file where a class folder should be, say
+        raise DataError(f"cannot write the dataset under {root}: {exc.strerror or exc}{where}") from None
     return directory
 
 
