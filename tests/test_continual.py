@@ -697,3 +697,16 @@ def test_scenario_runs_finishes_and_reports_an_outcome(tmp_path, monkeypatch):
     failed = scene.finish(str(blocked / "out"))
     error = f"cannot write the continual-learning outputs to {blocked / 'out'}: Not a directory"
     assert failed.outputs == {"error": error} and failed.terminal_lines()[-1] == error
+
+
+@pytest.mark.parametrize("bits", [16, 8])
+def test_a_wide_grey_photo_keeps_its_greys_instead_of_turning_white(tmp_path, bits):
+    """Pillow's convert("RGB") clips a 16-bit grey at 255: such photos reached the model white."""
+    from PIL import Image
+
+    ramp = np.arange(64 * 64, dtype=np.float64).reshape(64, 64) / (64 * 64 - 1)  # 0 … 1
+    values = (ramp * (2**bits - 1)).astype(np.uint16 if bits == 16 else np.uint8)
+    Image.fromarray(values).save(tmp_path / "grey_ramp_01.png")
+    loaded = np.asarray(photos.load_photo(str(tmp_path / "grey_ramp_01.png"), 32), dtype=np.float64)
+    assert loaded.shape == (64, 64, 3)
+    assert abs(loaded.mean() - 127.5) < 1.0 and loaded.min() <= 1 and loaded.max() >= 254

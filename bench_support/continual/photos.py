@@ -197,4 +197,25 @@ def load_photo(path: str, min_side: int) -> Image.Image:
     with Image.open(path) as img:
         img.draft("RGB", (min_side, min_side))
         img = ImageOps.exif_transpose(img)
-        return img.convert("RGB")
+        return eight_bit(img).convert("RGB")
+
+
+#: Greyscale modes of more than 8 bits (16-bit PNG and TIFF greys load as these), which Pillow's convert("RGB")
+#: clips at 255 instead of scaling: a 16-bit grey photo became white.
+WIDE_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def eight_bit(img: Image.Image) -> Image.Image:
+    """``img`` with a wide grey scaled into 8 bits by its format's range (16 bits, or a float's 0-1); else as is."""
+    if img.mode not in WIDE_GREY:
+        return img
+    import numpy as np
+
+    values = np.asarray(img, dtype=np.float64)
+    peak = float(values.max()) if values.size else 0.0
+    if img.mode == "F":
+        top = 1.0 if peak <= 1.0 else 255.0
+    else:  # "I" holds 8-bit values in some files and 16-bit in others: its own peak tells which
+        top = 65535.0 if img.mode.startswith("I;16") or peak > 255 else 255.0
+    scaled = np.clip(values * (255.0 / top) + 0.5, 0, 255).astype(np.uint8)
+    return Image.fromarray(scaled)  # 2-D uint8: "L"
