@@ -35,6 +35,11 @@ def without_trial(name: str) -> str:
     return re.sub(r"-t\d+of\d+(?=\]|$|-)", "", name)
 
 
+def module_of(name: str) -> str:
+    """The module (test file) part of a benchmark's node id: the unit its spread between trials is pooled over."""
+    return name.split("::")[0]
+
+
 def shuffled(keys: Sequence[T], seed: int, scope: str, trial: int) -> List[T]:
     """``keys`` in the order trial ``trial`` of ``scope`` (a module) runs them: a pure function of the seed."""
     out = list(keys)

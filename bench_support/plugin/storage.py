@@ -64,12 +64,12 @@ def configure_storage(option: Any, device_folder: str, run_name: str, this_run: 
         return f"compared with run {option.benchmark_compare} as asked (--benchmark-compare)"
     # Unreadable files are skipped here; the report names them. So are runs pytest-benchmark could not compare with.
     loaded = (load_run_file(path)[0] for path in sorted(results.compared_run_files(device_folder)))
-    readable = [run for run in loaded if run is not None]
-    earlier = [run for run in readable if compare_problem(run.data) is None]
+    judged = [(run, compare_problem(run.data)) for run in loaded if run is not None]
+    earlier = [run for run, problem in judged if problem is None]
     skipped = "".join(
-        f"; skipped {run.label}: {compare_problem(run.data)}, pytest-benchmark cannot compare with it"
-        for run in readable
-        if compare_problem(run.data) is not None
+        f"; skipped {run.label}: {problem}, pytest-benchmark cannot compare with it"
+        for run, problem in judged
+        if problem
     )
     if not earlier:
         return skipped[2:]

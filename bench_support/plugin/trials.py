@@ -91,9 +91,7 @@ def earlier_rounds(config: pytest.Config, benchmark) -> List[List[float]]:
     return list(config.stash.setdefault(EARLIER, {}).get(base_name(benchmark), []))
 
 
-def module_of(base: str) -> str:
-    """The module (test file) part of a benchmark's node id."""
-    return base.split("::")[0]
+module_of = trials.module_of
 
 
 def module_medians(config: pytest.Config, modules: Iterable[str], leave_out: Iterable[str]) -> Dict[str, List[float]]:

@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from bench_support.intervals import MOST_TRIALS, between_trials, trials_for
 from bench_support.report.summary import trials_of
 from bench_support.report.validity import precision
+from bench_support.trials import module_of
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def _module_of(bench: Dict[str, Any]) -> str:
     """The result's test file, the unit its interval was widened over (plugin/trials.py); its group where the saved
     result has no node id."""
     fullname = str(bench.get("fullname") or "")
-    return fullname.split("::")[0] if "::" in fullname else str(bench.get("group") or "other")
+    return module_of(fullname) if "::" in fullname else str(bench.get("group") or "other")
 
 
 def _label(module: str, members: List[tuple]) -> str:
