@@ -118,3 +118,19 @@ def test_comparing_with_a_run_whose_blocks_are_not_objects_does_not_crash(damage
     mine = {"device": {"cpu_model": "a"}}
     pytest_benchmark_compare_machine_info(config, session, mine, {"benchmarks": [], **damage})
     assert all(isinstance(w, str) for w in warned)
+
+
+@pytest.mark.parametrize("foreign", [{}, {"edge_bench": {"profile": "quick"}}, {"edge_bench": {"suite_version": "9"}}])
+def test_a_run_that_does_not_say_what_it_measured_is_never_alike(device, foreign):
+    """pytest-benchmark's own JSON (or another tool's) in the folder records no profile or suite version: unknown
+    settings count as alike, but these two are what says the figures mean the same thing."""
+    folder = results.storage_dir(device)
+    with open(os.path.join(folder, "0006_other.json"), "w") as fh:
+        json.dump({"benchmarks": [], **foreign}, fh)
+    mine = {**_block("quick"), "suite_version": "9"}
+    option = _option()
+    line = configure_storage(option, device, "quick", mine)
+    assert option.benchmark_compare is None, line
+    assert line.startswith("not compared: no earlier run here ran alike (the last, 0006_other: "), line
+    assert "not recorded" in line
+    assert run_baseline([("0006_other", {"benchmarks": [], **foreign})], {"edge_bench": mine}, lambda r: r[1]) is None

@@ -15,7 +15,7 @@ from bench_support.errors import UserError
 from bench_support.measure import machine
 from bench_support.plugin import trials
 from bench_support.plugin.state import CONTINUAL, INTERRUPTED, POWER, STATE
-from bench_support.report.baseline import differences, run_baseline, settings_of
+from bench_support.report.baseline import baseline_differences, run_baseline, settings_of
 from bench_support.report.runs import load_run_file
 from bench_support.report.summary import fastest_loaders
 from bench_support.report.validity import validity
@@ -77,7 +77,8 @@ def configure_storage(option: Any, device_folder: str, run_name: str, this_run: 
     base = run_baseline(earlier, this_run)
     newest = earlier[-1].label
     if base is None:
-        why = "; ".join(differences(settings_of(earlier[-1].data), settings_of(this_run))) or "partial or interrupted"
+        why = "; ".join(baseline_differences(settings_of(earlier[-1].data), settings_of(this_run)))
+        why = why or "partial or interrupted"
         return f"not compared: no earlier run here ran alike (the last, {newest}: {why}){skipped}"
     option.benchmark_compare = base.label.split("_", 1)[0]
     later = f"; {newest}, newer, did not run alike" if newest != base.label else ""

@@ -7,7 +7,9 @@ the report's tables and the gate, so they judge alike:
   what a benchmark measures: thread policy, cache drop, power backend, data roots, checkpoint targets); a setting
   only one of them records (a run saved by an older suite) is unknown, not different;
 - a run's baseline (the terminal's comparison, the gate, the report's run-wide speed line) is the newest earlier
-  run that ran alike; a partial (``-k``, a path) or interrupted run is never the baseline of a whole one;
+  run that ran alike and records the profile and suite version the new one records (pytest-benchmark's own JSON
+  or another tool's says neither: what its figures measured is unknown); a partial (``-k``, a path) or
+  interrupted run is never the baseline of a whole one;
 - one benchmark's row in the report's table is against the newest earlier alike run that ran that benchmark,
   partial or not (its finished benchmarks are whole).
 """
@@ -36,9 +38,19 @@ def is_whole(data: Dict[str, Any]) -> bool:
     return not selection.get("partial") and not block.get("interrupted")
 
 
+#: What a run-wide baseline must record where the new run does: without them nothing says what it measured.
+ESSENTIAL = ("profile", "suite_version")
+
+
 def differences(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
     """'name: old -> new' for each setting both record that differs."""
     return [f"{k}: {old[k]!r} -> {new[k]!r}" for k in sorted(set(old) & set(new)) if old[k] != new[k]]
+
+
+def baseline_differences(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
+    """:func:`differences`, and 'name: not recorded' for each essential setting only ``new`` records."""
+    missing = [f"{k}: not recorded -> {new[k]!r}" for k in ESSENTIAL if k in new and k not in old]
+    return missing + differences(old, new)
 
 
 def _data(run: Any) -> Dict[str, Any]:
@@ -56,7 +68,7 @@ def run_baseline(
     want_whole = is_whole(new)
     for run in reversed(earlier):
         data = data_of(run)
-        if differences(settings_of(data), settings_of(new)):
+        if baseline_differences(settings_of(data), settings_of(new)):
             continue
         if want_whole and not is_whole(data):
             continue
