@@ -377,3 +377,13 @@ def test_a_results_path_of_undecodable_bytes_still_gets_its_report(tmp_path, cap
     _save_run(Path(folder), 1, _run("dev", 1, [_bench("test_a[x]", "training", _noisy(2.0))]).data)
     assert main([folder, "--no-plots"]) == 0
     assert os.path.exists(os.path.join(folder, "report.html"))
+
+
+@pytest.mark.parametrize("argv", [[""], ["results", "--baseline", ""], ["results", "--baseline="], ["--device="]])
+def test_an_empty_value_is_refused_not_taken_as_the_default(argv, capsys, monkeypatch, tmp_path):
+    """An unset shell variable in ``--baseline "$BASE"`` used to mean "the device's last alike run" without a word."""
+    monkeypatch.chdir(tmp_path)
+    assert main([*argv, "--no-plots"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("report: ") and err.endswith("is empty; give a value or leave it out") and "\n" not in err
+    assert not os.listdir(tmp_path)  # refused before anything was written

@@ -69,8 +69,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             check_rule(rule)
     except ValueError as exc:
         return _usage(str(exc))
+    # An unset shell variable ("$RESULTS", --baseline=) is never taken as "the default" in silence.
+    for name, shown in (("results_dir", "RESULTS_DIR"), ("baseline", "--baseline"), ("device", "--device")):
+        if getattr(args, name) == "":
+            return _usage(f"{shown} is empty; give a value or leave it out")
     baseline = None
-    if args.baseline:
+    if args.baseline is not None:
         baseline, problem = load_run_file(args.baseline)
         if baseline is not None and not baseline.benchmarks():
             problem = "no benchmarks in it"
