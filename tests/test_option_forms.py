@@ -148,3 +148,87 @@ def test_one_folder_under_two_names_is_refused_in_one_line(project, tmp_path):
     result = _collect(project, "--ckpt-dir", f"a={tmp_path}", "--ckpt-dir", f"b={tmp_path}{os.sep}")
     errors = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 4 and errors == [f"ERROR: --ckpt-dir b={tmp_path}: that folder is given already, as a"]
+
+
+#: Every whole-number option and its upper bound (bench_support/plugin/options.py says why each is what it is).
+WHOLE_NUMBER_LIMITS = {
+    "--train-images": 1_000_000,
+    "--val-images": 1_000_000,
+    "--data-seed": 2**31 - 1,
+    "--trials": 1000,
+    "--trial-seed": 2**32 - 1,
+    "--crash-trials": 1000,
+    "--cl-epochs": 1000,
+    "--cl-batch": 1024,
+    "--cl-image-size": 1024,
+    "--cl-workers": 64,
+    "--cl-pretrain-images": 262_144,
+    "--dist-nnodes": 256,
+    "--dist-node-rank": 255,
+}
+
+
+def _parse(*args):
+    from _pytest.config.argparsing import Parser
+
+    from bench_support.plugin.options import pytest_addoption
+
+    parser = Parser(_ispytest=True)  # the options as pytest parses them, without a pytest run
+    pytest_addoption(parser)
+    return parser.parse(list(args))
+
+
+@pytest.mark.parametrize("form", ["space", "equals"])
+@pytest.mark.parametrize("option,most", WHOLE_NUMBER_LIMITS.items(), ids=list(WHOLE_NUMBER_LIMITS))
+def test_a_whole_number_beyond_its_limit_is_refused_in_one_line_naming_option_value_and_limit(option, most, form):
+    """--cl-image-size 100000 went on to ask numpy for 149 GiB (a traceback, and empty dataset folders left behind);
+    --val-images 9999999999999999999999 hung building its list of files. Each bound is refused at parse time."""
+
+    def written(value):
+        return [option, value] if form == "space" else [f"{option}={value}"]
+
+    dest = option.lstrip("-").replace("-", "_")
+    assert getattr(_parse(*written(str(most))), dest) == most
+    for value, shown in [
+        (str(most + 1), str(most + 1)),
+        ("9999999999999999999999", "9999999999999999999999"),
+        ("9" * 5000, "999999999999... (5000 digits)"),  # more digits than Python's int() reads
+    ]:
+        with pytest.raises(pytest.UsageError) as refused:
+            _parse(*written(value))
+        assert str(refused.value) == f"{option} {shown}: at most {most}"
+
+
+def test_every_whole_number_option_has_an_upper_bound():
+    """A new whole-number option (at_least) must say its most, and be listed above."""
+    import ast
+
+    from bench_support.plugin import options
+
+    tree = ast.parse(open(options.__file__).read())
+    parsers = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "at_least"]
+    named = {call.args[1].value for call in parsers}
+    assert named == set(WHOLE_NUMBER_LIMITS)
+    unbounded = [call.args[1].value for call in parsers if not any(k.arg == "most" for k in call.keywords)]
+    assert not unbounded
+
+
+@pytest.mark.parametrize(
+    "args", [["--cl-image-size", "100000"], ["--val-images=9999999999999999999999"]], ids=["image-size", "val-images"]
+)
+def test_the_reported_runaway_sizes_stop_before_anything_is_made(project, tmp_path, args):
+    import bench_support
+
+    data = tmp_path / "data"
+    data.mkdir()
+    # The plugin from the code under test, also where the installed one (editable) is another checkout's.
+    code = os.path.dirname(os.path.dirname(bench_support.__file__))
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "BENCH_DATA_DIR")}
+    env["PYTHONPATH"] = code
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "--data-dir", str(data), *args], cwd=project,
+                            capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 4 and len(errors) == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    assert errors[0] in ("ERROR: --cl-image-size 100000: at most 1024",
+                         "ERROR: --val-images 9999999999999999999999: at most 1000000")  # fmt: skip
+    assert not os.listdir(data)

@@ -14,6 +14,7 @@ import os
 import pytest
 
 from bench_support.board.power_modes import power_modes_option
+from bench_support.intervals import MOST_TRIALS
 from bench_support.measure.power import BACKENDS, DEFAULT_INTERVAL_S
 from bench_support.plugin.parsers import (
     at_least,
@@ -35,12 +36,40 @@ CL_MODELS = ("smallcnn", "mobilenet_v3_small", "resnet18")
 #: An idle measurement longer than this is a typo (1e9), not a wish: the run would wait silently for years.
 IDLE_MAX_S = 600.0
 
-#: The options whose value is a path (NAME=PATH included): written apart from their value, pytest would take an
-#: existing one for a test path (plugin/upstream.py, realign_rootdir).
 #: The largest --data-seed: numpy's generators take seeds below 2**32, torch's a signed 64-bit one, and the suite
 #: derives further seeds from it by small offsets.
 SEED_MOST = 2**31 - 1
 
+# The other whole-number options' upper bounds: far beyond any sensible use, low enough that a typo (an extra zero, a
+# pasted number) is refused here, in one line, instead of exhausting the memory, the disk or the days of a run.
+#: --train-images, --val-images: 20x CIFAR-10's 50 000 training images; a million JPEG files is 1 GB at 32 px and
+#: 300 GB at 1024 px, hours of drawing, and the list of files to draw is built in memory first.
+IMAGES_MOST = 1_000_000
+#: --cl-image-size: 8x the default 128 px and 4.5x the 224 px torchvision's models were trained at (they and
+#: smallcnn pool globally, so any size from 32 runs); drawing one 1024 px image takes 0.1 GB and 0.4 s, a
+#: 100 000 px one asked for 149 GiB.
+IMAGE_SIZE_MOST = 1024
+#: --cl-pretrain-images: 8x the full profile's 32 768; they are all held in memory, 12 KiB each at 64 px: 3 GiB.
+PRETRAIN_IMAGES_MOST = 262_144
+#: --cl-epochs: 250x the default 4; every epoch adds its figures, checkpoint writes and a point to each plot.
+EPOCHS_MOST = 1000
+#: --cl-batch: 16x the Jetson study's largest batch (64); a batch of photos never holds more than the photos there are.
+BATCH_MOST = 1024
+#: --cl-workers: each DataLoader worker is a process of its own; 64 is more than any edge board has cores.
+WORKERS_MOST = 64
+#: --trials: the most the report ever advises (``MOST_TRIALS``); each trial is another pass over the whole grid.
+TRIALS_MOST = MOST_TRIALS
+#: --trial-seed: the default is drawn below 2**32, so every recorded seed replays (and JSON readers keep it exact).
+TRIAL_SEED_MOST = 2**32 - 1
+#: --crash-trials: 5x the 200 docs/methods.md suggests; each trial durably writes a 16 MiB checkpoint, so 1000 is
+#: 16 GiB of wear on an SD card.
+CRASH_TRIALS_MOST = 1000
+#: --dist-nnodes (--dist-node-rank below it): the grid's largest world size is 4 and each node runs a rank at least,
+#: so more nodes skip every configuration; 256 leaves room for a grid of one's own.
+NODES_MOST = 256
+
+#: The options whose value is a path (NAME=PATH included): written apart from their value, pytest would take an
+#: existing one for a test path (plugin/upstream.py, realign_rootdir).
 PATH_OPTIONS = ("--data-dir", "--save-results", "--cifar-root", "--data-root", "--ckpt-dir", "--data-real")
 
 
@@ -69,16 +98,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add(
         "--train-images",
         metavar="N",
-        type=at_least(4, "--train-images", "one image per class"),
+        type=at_least(4, "--train-images", "one image per class", most=IMAGES_MOST),
         default=None,
-        help="generated training images (default: the profile's)",
+        help=f"generated training images (default: the profile's; at most {IMAGES_MOST:,})",
     )
     add(
         "--val-images",
         metavar="N",
-        type=at_least(4, "--val-images", "one image per class"),
+        type=at_least(4, "--val-images", "one image per class", most=IMAGES_MOST),
         default=None,
-        help="generated held-out images (default: the profile's)",
+        help=f"generated held-out images (default: the profile's; at most {IMAGES_MOST:,})",
     )
     add(
         "--data-seed",
@@ -146,10 +175,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add(
         "--trials",
         metavar="N",
-        type=at_least(1, "--trials"),
+        type=at_least(1, "--trials", most=TRIALS_MOST),
         default=None,
         help="measure every benchmark in N interleaved trials, each pass over a module's grid in a seeded shuffled "
-        "order, merged into one result (default: the profile's; docs/methods.md)",
+        f"order, merged into one result (default: the profile's; at most {TRIALS_MOST}; docs/methods.md)",
     )
     add(
         "--precision-target",
@@ -170,7 +199,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add(
         "--trial-seed",
         metavar="N",
-        type=at_least(0, "--trial-seed"),
+        type=at_least(0, "--trial-seed", most=TRIAL_SEED_MOST),
         default=None,
         help="the seed of the trials' order (default: drawn at random; the saved run records it, so this replays it)",
     )
@@ -186,9 +215,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add(
         "--crash-trials",
         metavar="N",
-        type=at_least(0, "--crash-trials", "0 is off"),
+        type=at_least(0, "--crash-trials", "0 is off", most=CRASH_TRIALS_MOST),
         default=0,
-        help="run the checkpoint crash-consistency check with N kill trials (default 0: off)",
+        help="run the checkpoint crash-consistency check with N kill trials "
+        f"(default 0: off; at most {CRASH_TRIALS_MOST})",
     )
     add(
         "--power-backend",
@@ -257,19 +287,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add(
         "--cl-epochs",
         metavar="N",
-        type=at_least(1, "--cl-epochs"),
+        type=at_least(1, "--cl-epochs", most=EPOCHS_MOST),
         default=None,
-        help="fine-tune epochs (default: the profile's)",
+        help=f"fine-tune epochs (default: the profile's; at most {EPOCHS_MOST})",
     )
-    add("--cl-batch", metavar="N", type=at_least(1, "--cl-batch"), default=4, help="fine-tune batch size (default 4)")
+    add(
+        "--cl-batch",
+        metavar="N",
+        type=at_least(1, "--cl-batch", most=BATCH_MOST),
+        default=4,
+        help=f"fine-tune batch size (default 4; at most {BATCH_MOST})",
+    )
     add(
         "--cl-image-size",
         metavar="PX",
-        type=at_least(32, "--cl-image-size"),
+        type=at_least(32, "--cl-image-size", most=IMAGE_SIZE_MOST),
         default=128,
-        help="image size, pixels (default 128)",
+        help=f"image size, pixels (default 128; 32 to {IMAGE_SIZE_MOST})",
     )
-    add("--cl-workers", metavar="N", type=at_least(0, "--cl-workers"), default=0, help="DataLoader workers (default 0)")
+    add(
+        "--cl-workers",
+        metavar="N",
+        type=at_least(0, "--cl-workers", most=WORKERS_MOST),
+        default=0,
+        help=f"DataLoader workers (default 0; at most {WORKERS_MOST})",
+    )
     add(
         "--cl-model",
         choices=CL_MODELS,
@@ -280,9 +322,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add(
         "--cl-pretrain-images",
         metavar="N",
-        type=at_least(32, "--cl-pretrain-images"),
+        type=at_least(32, "--cl-pretrain-images", most=PRETRAIN_IMAGES_MOST),
         default=None,
-        help="synthetic images for the factory pretraining (default: the profile's)",
+        help=f"synthetic images for the factory pretraining (default: the profile's; at most {PRETRAIN_IMAGES_MOST:,})",
     )
     add(
         "--cl-weights",
@@ -297,14 +339,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add(
         "--dist-nnodes",
         metavar="N",
-        type=at_least(1, "--dist-nnodes"),
+        type=at_least(1, "--dist-nnodes", most=NODES_MOST),
         default=1,
-        help="machines taking part in the distributed benchmark (default 1: this one, over the loopback)",
+        help="machines taking part in the distributed benchmark "
+        f"(default 1: this one, over the loopback; at most {NODES_MOST})",
     )
     add(
         "--dist-node-rank",
         metavar="R",
-        type=at_least(0, "--dist-node-rank"),
+        type=at_least(0, "--dist-node-rank", most=NODES_MOST - 1),
         default=0,
         help="this machine's place among them, 0 to N-1; node 0 drives the rounds (default 0)",
     )

@@ -81,14 +81,22 @@ def at_least(least: int, option: str, why: str = "", most: Optional[int] = None)
         try:
             value = int(text)
         except ValueError:
+            # Python reads no number of more than 4300 digits: such a one is too large, not malformed.
+            if most is not None and re.fullmatch(r"\s*\+?\d+\s*", text):
+                raise UserError(f"{option} {_shown(text.strip())}: at most {most}") from None
             raise UserError(f"{option} {text}: expected a whole number") from None
         if value < least:
             raise UserError(f"{option} {value}: need at least {least}" + (f" ({why})" if why else ""))
         if most is not None and value > most:
-            raise UserError(f"{option} {value}: at most {most}")
+            raise UserError(f"{option} {_shown(text.strip())}: at most {most}")
         return value
 
     return parser_of(check)
+
+
+def _shown(digits: str) -> str:
+    """A long number as its head and length: the error stays one readable line."""
+    return digits if len(digits) <= 30 else f"{digits[:12]}... ({len(digits)} digits)"
 
 
 def positive_seconds(option: str, allow_zero: bool = False, at_most: Optional[float] = None) -> Callable[[str], object]:
