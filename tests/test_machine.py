@@ -5,6 +5,7 @@ import re
 import shutil
 import subprocess
 import sys
+import unicodedata
 
 import pytest
 from hypothesis import given
@@ -64,12 +65,108 @@ def test_override_is_sanitised_and_cuda_is_detected_from_the_driver(tmp_path):
     assert machine.detect_platform(root) == "cuda"
 
 
+def _safe_component(name):
+    """One path component that every file system takes, and that means no other place."""
+    assert name and name not in (".", "..") and os.path.basename(name) == name == os.path.normpath(name)
+    assert not name.startswith(("-", ".")) and not name.endswith(("-", "."))
+    assert not set(name) & {"/", "\\", "\0", ":", "*", "?", '"', "<", ">", "|", " "}
+    assert all(c.isalnum() or c in "._-" or unicodedata.category(c).startswith("M") for c in name), ascii(name)
+    assert unicodedata.is_normalized("NFC", name)
+
+
 @given(st.text())
 def test_sanitised_names_are_safe_folder_names(text):
     name = machine.sanitise(text)
-    assert re.fullmatch(r"[a-z0-9._-]+", name)
-    assert not name.startswith(("-", ".")) and not name.endswith(("-", "."))
+    _safe_component(name)
     assert machine.sanitise(name) == name
+
+
+def _letters_and_digits(text):
+    """What sanitise keeps apart: the letters and digits of the lower-cased NFC name ("(r)" and "(tm)" dropped)."""
+    text = unicodedata.normalize("NFC", re.sub(r"\(r\)|\(tm\)", "", unicodedata.normalize("NFC", text).lower()))
+    return [c for c in text if c.isalnum()]
+
+
+@given(st.text())
+def test_a_folder_name_keeps_every_letter_and_digit_in_order(text):
+    """Whatever the script: 实验室板1 used to become "1", an all-CJK name "unknown", Röd "r-d"."""
+    name = machine.sanitise(text)
+    assert [c for c in name if c.isalnum()] == (_letters_and_digits(text) or list("unknown"))
+
+
+NAME_CHARS = st.characters(codec="utf-8") | st.sampled_from("实验室板ÅåÄäÖöRr1２٣ीनम्स -_./\\()")
+
+
+@given(st.text(NAME_CHARS), st.text(NAME_CHARS), st.integers(0, 30))
+def test_two_names_share_a_folder_only_if_they_differ_in_case_spacing_or_punctuation(a, b, cut):
+    """Precisely: for two names that each hold a letter or digit (as --device-name requires), sanitise(a) ==
+    sanitise(b) implies that, lower-cased and NFC-normalised, they hold the same letters and digits in the same
+    order. So two names differing in a letter or digit by more than case or composition never share a folder,
+    and never a history. b is also drawn as a changed in one place: inserted, or replacing a character."""
+    for other in (b, a[:cut] + b + a[cut:], a[:cut] + b + a[cut + 1 :]):
+        mine, theirs = _letters_and_digits(a), _letters_and_digits(other)
+        if mine and theirs and mine != theirs:
+            assert machine.sanitise(a) != machine.sanitise(other), (a, other)
+
+
+def test_names_in_any_script_keep_their_own_folder():
+    pairs = {
+        "实验室板1": "实验室板1",
+        "实验室板2": "实验室板2",
+        "实验室": "实验室",
+        "Röd": "röd",
+        "Ro\u0308d": "röd",  # decomposed: the same folder as composed
+        "नमस्ते": "नमस्ते",  # vowel signs and virama stay with their letters
+        "Лаб Плата": "лаб-плата",
+        "My Orin / 15W!": "my-orin-15w",
+        "Intel(R) Core(TM) i7": "intel-core-i7",
+        "\udcffab": "ab",  # an undecodable byte of the command line (surrogateescape)
+    }
+    assert {name: machine.sanitise(name) for name in pairs} == pairs
+
+
+@pytest.mark.parametrize(
+    "name, error",
+    [
+        ("", "--device-name '': an empty name (an unset variable?)"),
+        ("..", "--device-name '..': no letter or digit to name its results folder by"),
+        ("/ !", "--device-name '/ !': no letter or digit"),
+        ("x" * 300, f"--device-name '{'x' * 40}...': 300 bytes as a folder name, at most 128"),
+        ("实" * 43, "': 129 bytes as a folder name, at most 128"),
+    ],
+    ids=["empty", "dots", "punctuation", "300-ascii", "129-bytes-cjk"],
+)
+def test_a_device_name_that_cannot_name_a_folder_is_refused_naming_the_option(name, error):
+    """A 300-character name used to be refused by --save-results ("File name too long"), naming the wrong option."""
+    from bench_support.errors import UserError
+
+    with pytest.raises(UserError) as refused:
+        machine.device_name_option(name)
+    assert error in str(refused.value) and "\n" not in str(refused.value)
+    assert machine.device_name_option("实" * 42) == "实" * 42
+
+
+@given(st.text(NAME_CHARS, min_size=1))
+def test_an_accepted_device_name_makes_a_folder_of_its_own(tmp_path_factory, name):
+    from bench_support.errors import UserError
+
+    try:
+        machine.device_name_option(name)
+    except UserError:
+        return
+    folder = machine.device_id(name)
+    _safe_component(folder)
+    assert len(folder.encode()) <= machine.DEVICE_ID_MOST_BYTES
+    os.makedirs(os.path.join(tmp_path_factory.getbasetemp(), "made", folder), exist_ok=True)
+
+
+def test_a_long_model_and_hostname_are_cut_but_stay_apart(tmp_path):
+    root = _tree(tmp_path, {"/proc/device-tree/model": "实验室板 " * 30})
+    one, two = (machine.device_id(root=root, hostname=h) for h in ("host-a", "host-b"))
+    assert one != two and one.startswith("实验室板-实验室板")
+    for folder in (one, two):
+        _safe_component(folder)
+        assert len(folder.encode()) <= machine.DEVICE_ID_MOST_BYTES
 
 
 MOUNTINFO = """\

@@ -168,6 +168,17 @@ WHOLE_NUMBER_LIMITS = {
 }
 
 
+def _run_code_under_test(project, *args):
+    """A pytest run of the scratch project with the plugin of the code under test, also where the installed one
+    (editable) is another checkout's."""
+    import bench_support
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "BENCH_DATA_DIR")}
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(bench_support.__file__))
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", *args], cwd=project, capture_output=True, text=True,
+                          timeout=120, env=env)  # fmt: skip
+
+
 def _parse(*args):
     from _pytest.config.argparsing import Parser
 
@@ -217,18 +228,48 @@ def test_every_whole_number_option_has_an_upper_bound():
     "args", [["--cl-image-size", "100000"], ["--val-images=9999999999999999999999"]], ids=["image-size", "val-images"]
 )
 def test_the_reported_runaway_sizes_stop_before_anything_is_made(project, tmp_path, args):
-    import bench_support
-
     data = tmp_path / "data"
     data.mkdir()
-    # The plugin from the code under test, also where the installed one (editable) is another checkout's.
-    code = os.path.dirname(os.path.dirname(bench_support.__file__))
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "BENCH_DATA_DIR")}
-    env["PYTHONPATH"] = code
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "--data-dir", str(data), *args], cwd=project,
-                            capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
+    result = _run_code_under_test(project, "--data-dir", str(data), *args)
     errors = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 4 and len(errors) == 1, result.stdout[-2000:] + result.stderr[-2000:]
     assert errors[0] in ("ERROR: --cl-image-size 100000: at most 1024",
                          "ERROR: --val-images 9999999999999999999999: at most 1000000")  # fmt: skip
     assert not os.listdir(data)
+
+
+def test_boards_named_in_any_script_keep_their_own_results_and_history(project, tmp_path):
+    """实验室板1 used to become the folder "1", so a board named 研究板1 shared its folder and its history (and any
+    all-CJK name was "unknown"); Röd became "r-d". Each name is its own folder and device now."""
+    from bench_support.report.runs import by_device, load_runs
+
+    results = tmp_path / "results"
+    for written in (["--device-name=实验室板1"], ["--device-name", "研究板1"], ["--device-name", "Ro\u0308d"]):
+        args = [
+            "--profile",
+            "smoke",
+            "--power-idle-s",
+            "0",
+            "--data-dir",
+            str(tmp_path),
+            "--save-results",
+            str(results),
+        ]
+        done = _run_code_under_test(project, *args, *written)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    devices = sorted(["实验室板1", "研究板1", "röd"])
+    assert sorted(os.listdir(results)) == devices
+    runs, problems = load_runs(str(results))
+    assert not problems and sorted(by_device(runs)) == devices
+
+
+@pytest.mark.parametrize("form", ["space", "equals"])
+def test_a_device_name_too_long_for_a_folder_is_refused_naming_device_name(project, tmp_path, form):
+    """It used to be refused by --save-results, as "File name too long"."""
+    name = "板" * 100
+    written = ["--device-name", name] if form == "space" else [f"--device-name={name}"]
+    result = _run_code_under_test(project, "--save-results", str(tmp_path / "res"), *written)
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    expected = f"ERROR: --device-name '{'板' * 40}...': 300 bytes as a folder name, at most 128"
+    assert result.returncode == 4 and errors == [expected], result.stdout[-2000:] + result.stderr[-2000:]
+    assert not os.path.exists(tmp_path / "res")

@@ -7,14 +7,17 @@ as a parameter so tests can hand it a fake tree.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import platform
 import re
 import socket
 import sys
+import unicodedata
 from typing import Any, Dict, List, Optional, Tuple
 
+from bench_support.errors import UserError
 from bench_support.measure.jetson import jetson_facts
 from bench_support.measure.netdev import interface_facts
 from bench_support.measure.sysfs import SYSTEM_ROOT_ENV, rooted
@@ -58,20 +61,70 @@ def cpu_model(root: str = "/") -> Optional[str]:
     return platform.processor() or None
 
 
+#: The longest device id, in UTF-8 bytes (a CJK character takes 3): it names a folder, and eCryptfs (encrypted home
+#: folders) allows 143 bytes in a name where most file systems allow 255.
+DEVICE_ID_MOST_BYTES = 128
+
+
 def sanitise(text: str) -> str:
-    """Lower-case, [a-z0-9._-] only, single dashes: safe as a folder name everywhere."""
-    text = re.sub(r"\(r\)|\(tm\)", "", text.lower())
-    text = re.sub(r"[^a-z0-9._-]+", "-", text)
-    return re.sub(r"-{2,}", "-", text).strip("-.") or "unknown"
+    """Lower-case letters and digits of any script (with their accents), '.', '_' and single dashes: safe as a folder
+    name everywhere, and two names whose letters or digits differ never share one.
+
+    NFC first, so a name typed composed or decomposed is one folder; every other character (separators, spaces,
+    punctuation, controls) becomes a dash; no dash or dot at either end, so never "." or "..". A name with no letter
+    or digit is "unknown". The length is :func:`device_id`'s concern.
+    """
+    return _folder(text) or "unknown"
+
+
+def _folder(text: str) -> str:
+    text = unicodedata.normalize("NFC", re.sub(r"\(r\)|\(tm\)", "", unicodedata.normalize("NFC", text).lower()))
+    kept: List[str] = []
+    in_word = False  # after a letter or digit (or its marks)
+    for char in text:
+        if char.isalnum() or (in_word and unicodedata.category(char).startswith("M")):
+            kept.append(char)  # a mark NFC could not compose (Devanagari's vowel signs) is part of its letter
+            in_word = True
+        else:
+            if char in "._":
+                kept.append(char)
+            elif not kept or kept[-1] != "-":
+                kept.append("-")
+            in_word = False
+    folder = "".join(kept).strip("-.")
+    return folder if any(char.isalnum() for char in folder) else ""
+
+
+def device_name_option(name: str) -> str:
+    """``--device-name``'s value, checked: UserError (one line) where it cannot name a results folder of its own."""
+    shown = repr(name if len(name) <= 40 else name[:40] + "...")
+    if not name.strip():
+        raise UserError(f"--device-name {shown}: an empty name (an unset variable?); give one, or leave the option out")
+    folder = _folder(name)
+    if not folder:
+        raise UserError(f"--device-name {shown}: no letter or digit to name its results folder by")
+    size = len(folder.encode())
+    if size > DEVICE_ID_MOST_BYTES:
+        raise UserError(f"--device-name {shown}: {size} bytes as a folder name, at most {DEVICE_ID_MOST_BYTES}")
+    return name
 
 
 def device_id(override: Optional[str] = None, root: str = "/", hostname: Optional[str] = None) -> str:
-    """Folder name of this device's results: board (or CPU) model plus the hostname."""
+    """Folder name of this device's results: board (or CPU) model plus the hostname.
+
+    ``override`` (``--device-name``) is checked by :func:`device_name_option` at parse time; a model and hostname
+    longer than :data:`DEVICE_ID_MOST_BYTES` are cut, with a hash of the whole so that two long ones stay apart.
+    """
     if override:
         return sanitise(override)
     model = board_model(root) or cpu_model(root) or platform.machine() or "unknown"
     host = hostname if hostname is not None else socket.gethostname()
-    return sanitise(f"{model}-{host}" if host else model)
+    folder = sanitise(f"{model}-{host}" if host else model)
+    if len(folder.encode()) <= DEVICE_ID_MOST_BYTES:
+        return folder
+    tail = "-" + hashlib.sha256(folder.encode()).hexdigest()[:8]
+    head = folder.encode()[: DEVICE_ID_MOST_BYTES - len(tail)].decode(errors="ignore")
+    return sanitise(head) + tail
 
 
 def detect_platform(root: str = "/") -> str:

@@ -15,6 +15,7 @@ import pytest
 
 from bench_support.board.power_modes import power_modes_option
 from bench_support.intervals import MOST_TRIALS
+from bench_support.measure.machine import DEVICE_ID_MOST_BYTES, device_name_option
 from bench_support.measure.power import BACKENDS, DEFAULT_INTERVAL_S
 from bench_support.plugin.parsers import (
     at_least,
@@ -119,8 +120,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add(
         "--device-name",
         metavar="NAME",
+        type=parser_of(device_name_option),
         default=None,
-        help="name of this device's results folder (default: board or CPU model plus hostname)",
+        help="name of this device's results folder (default: board or CPU model plus hostname): its letters and "
+        "digits, of any script, lower-cased, other characters as dashes; at most "
+        f"{DEVICE_ID_MOST_BYTES} bytes",
     )
     add(
         "--cifar-root",
