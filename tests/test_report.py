@@ -387,3 +387,43 @@ def test_an_empty_value_is_refused_not_taken_as_the_default(argv, capsys, monkey
     err = capsys.readouterr().err.strip()
     assert err.startswith("report: ") and err.endswith("is empty; give a value or leave it out") and "\n" not in err
     assert not os.listdir(tmp_path)  # refused before anything was written
+
+
+# --- the order of a device's runs ----------------------------------------------------------------------------
+
+
+def _dated(number, when, rounds):
+    data = _run("dev", number, [_bench("test_a[x]", "training", rounds)]).data
+    data["datetime"] = when
+    return data
+
+
+def test_a_later_run_with_an_earlier_clock_is_still_the_later_one(tmp_path, capsys):
+    """A board without a real-time clock saved its second run as 1970: the gate still compares 0002 against 0001."""
+    _save_run(tmp_path, 1, _dated(1, "2026-12-07T05:00:00+00:00", _noisy(0.18, n=12, seed=1)))
+    _save_run(tmp_path, 2, _dated(2, "1970-01-01T00:05:00+00:00", _noisy(0.38, n=12, seed=2)))
+    runs, _ = load_runs(str(tmp_path))
+    assert [r.label for r in runs] == ["0001_quick", "0002_quick"]
+    assert main([str(tmp_path), "--no-plots", "--fail-on", "median:10%"]) == 1
+    assert "gate FAIL: dev test_a[x] median" in capsys.readouterr().out
+
+
+def test_runs_in_several_folders_keep_each_folders_numbers_and_a_wrong_typed_datetime_is_no_crash(tmp_path):
+    """One device, two interpreters (two storage folders): each folder in its number order whatever its clock said,
+    the folders interleaved by their dates; a datetime that is not a string counts as none."""
+    for folder, number, when in (("Linux-CPython-3.9-64bit", 1, "2026-01-01T00:00:00"),
+                                 ("Linux-CPython-3.9-64bit", 2, "1970-01-01T00:05:00"),  # the clock was lost
+                                 ("Linux-CPython-3.11-64bit", 1, "2026-02-01T00:00:00"),
+                                 ("Linux-CPython-3.11-64bit", 2, -1)):  # fmt: skip
+        path = tmp_path / "dev" / folder
+        path.mkdir(parents=True, exist_ok=True)
+        (path / f"{number:04d}_quick.json").write_text(json.dumps(_dated(number, when, [1.0, 1.1, 0.9])))
+    runs, problems = load_runs(str(tmp_path))
+    assert problems == []
+    order = [(os.path.basename(os.path.dirname(r.path)), r.number) for r in runs]
+    assert order == [("Linux-CPython-3.9-64bit", 1), ("Linux-CPython-3.9-64bit", 2),
+                     ("Linux-CPython-3.11-64bit", 1), ("Linux-CPython-3.11-64bit", 2)]  # fmt: skip
+    (tmp_path / "dev" / "Linux-CPython-3.9-64bit" / "0003_quick.json").write_text(
+        json.dumps(_dated(3, ["2026"], [1.0, 1.1, 0.9]))
+    )
+    assert main([str(tmp_path), "--no-plots"]) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import os
@@ -70,10 +71,37 @@ def load_runs(results_dir: str) -> Tuple[List[Run], List[str]]:
             why = "saved by an older suite or without its plugin (no edge_bench block)"
             problems.append(f"{path}: {why}; shown with what it has")
         runs.append(Run(saved.device or device_of(data, path), path, saved.number, data))
-    runs.sort(key=lambda r: (r.device, r.data.get("datetime") or "", r.number))
+    runs = in_order(runs)
     if not runs and not problems:
         problems.append(f"{results_dir}: no saved runs yet (run ./run.sh first)")
     return runs, problems
+
+
+def in_order(runs: Sequence[Run]) -> List[Run]:
+    """Oldest first per device: by run number within a storage folder, the folders interleaved by datetime.
+
+    A board without a clock (no RTC, no network) records 1970 or any other date, so a run's ``datetime`` cannot
+    order the runs of one folder; the number pytest-benchmark gives each save there can (it only grows, and is what
+    the plugin compares by). Only runs of different folders (a new interpreter, another machine id) are placed by
+    their datetimes, each folder keeping its own number order; a file without a number is placed by its datetime.
+    """
+    streams: Dict[Tuple[str, str], List[Run]] = {}
+    for run in sorted(runs, key=lambda r: (r.device, r.path)):
+        folder = os.path.dirname(run.path) if run.number else run.path  # an unnumbered file: a stream of its own
+        streams.setdefault((run.device, folder), []).append(run)
+    for stream in streams.values():
+        stream.sort(key=lambda r: r.number)
+    out: List[Run] = []
+    for device in sorted({device for device, _ in streams}):
+        mine = [stream for (owner, _), stream in streams.items() if owner == device]
+        out.extend(heapq.merge(*mine, key=_datetime))  # merge keeps each folder's order, whatever its dates
+    return out
+
+
+def _datetime(run: Run) -> str:
+    """The run's recorded ``datetime``, "" where absent or not a string (never a TypeError in a sort)."""
+    value = run.data.get("datetime")
+    return value if isinstance(value, str) else ""
 
 
 def device_of(data: Dict[str, Any], path: str) -> str:
