@@ -427,3 +427,83 @@ def test_runs_in_several_folders_keep_each_folders_numbers_and_a_wrong_typed_dat
         json.dumps(_dated(3, ["2026"], [1.0, 1.1, 0.9]))
     )
     assert main([str(tmp_path), "--no-plots"]) == 0
+
+
+# --- damaged figures inside a saved run ------------------------------------------------------------------------
+
+
+def _continual_run(number):
+    """A run of the continual scenario as the suite saves it: one result per fine-tune configuration and the
+    summary of each in edge_bench.continual (the figures of scenario.SUMMARY_KEYS)."""
+    summary = {"final_acc_known": 0.9, "final_acc_new": 0.6, "final_acc_ncm": 0.7, "pretrained_acc": 0.4,
+               "final_synth_acc": 0.8, "finetune_s": 12.5, "mem_import_mb": 310.0, "mem_delta_mb": 60.0,
+               "mem_now_mb": 400.0, "mem_baseline_mb": 350.0, "rss_budget_mb": 420,
+               "trainable_params": 1290}  # fmt: skip
+    configs = [
+        dict(summary, config="whole-adam", final_acc=0.8, lift=0.4, forgetting=0.1, mem_peak_abs_mb=430.0),
+        dict(summary, config="head-sgd", final_acc=0.55, lift=0.15, forgetting=-0.02, mem_peak_abs_mb=390.0),
+    ]
+    benches = []
+    for c in configs:
+        c["within_budget"] = c["mem_peak_abs_mb"] <= c["rss_budget_mb"]
+        info = {k: v for k, v in c.items() if k != "config"}
+        info.update(config=c["config"], rounds_stopped="fixed", trial_rounds=[3])
+        benches.append(_bench(f"test_continual_finetune[{c['config']}]", "continual", _noisy(4.0, n=3), info))
+    data = _run("dev", number, benches).data
+    photos = {"source": "stand-in", "fine_tune_photos": 48, "held_out_photos": 24, "skipped": [], "note": None}
+    data["edge_bench"]["continual"] = {"configs": configs, "photos": photos, "pretraining": {}, "notes": []}
+    return data
+
+
+def _config(data):
+    return data["edge_bench"]["continual"]["configs"][0]
+
+
+@pytest.mark.parametrize(
+    "spoil, field",
+    [
+        (lambda d: _config(d).update(final_acc=float("nan")), "edge_bench.continual.configs[0].final_acc"),
+        (lambda d: _config(d).update(final_acc=-1), "edge_bench.continual.configs[0].final_acc"),
+        (lambda d: _config(d).update(final_acc=1e308), "edge_bench.continual.configs[0].final_acc"),
+        (lambda d: _config(d).pop("config"), "edge_bench.continual.configs[0].config"),
+        (lambda d: _config(d).update(config=["whole", "adam"]), "edge_bench.continual.configs[0].config"),
+        (lambda d: _config(d).update(within_budget="x"), "edge_bench.continual.configs[0].within_budget"),
+        (lambda d: _config(d).update(mem_peak_abs_mb="x"), "edge_bench.continual.configs[0].mem_peak_abs_mb"),
+        (lambda d: _config(d).update(rss_budget_mb="x"), "edge_bench.continual.configs[0].rss_budget_mb"),
+        (lambda d: _config(d).update(rss_budget_mb=[420]), "edge_bench.continual.configs[0].rss_budget_mb"),
+        (lambda d: d["edge_bench"]["continual"].update(configs=3), "edge_bench.continual.configs"),
+        (lambda d: d["benchmarks"][0]["stats"].update(rounds=float("nan")), "benchmarks[0].stats.rounds"),
+        (lambda d: d["benchmarks"][0]["stats"].update(median="x"), "benchmarks[0].stats.median"),
+    ],
+)
+def test_a_damaged_figure_in_a_run_is_one_line_and_the_report_is_written(tmp_path, capsys, spoil, field):
+    """One field of a saved run changed to NaN, a string, an array or a value out of range: the report names the
+    file and the field in one line, shows the figure as unavailable and writes its CSV, plots and page."""
+    damaged = _continual_run(2)
+    spoil(damaged)
+    _save_run(tmp_path, 1, _continual_run(1))
+    _save_run(tmp_path, 2, damaged)
+    assert main([str(tmp_path)]) == 0
+    said = [line for line in capsys.readouterr().out.splitlines() if ".json: " in line]
+    assert len(said) == 1 and said[0].startswith("report: ") and "0002_quick.json: " in said[0], said
+    assert f"{field} is " in said[0] and said[0].endswith(
+        ("shown as unavailable", "left out", "no configuration shown")
+    )
+    with open(tmp_path / "report.csv") as fh:
+        assert [row["run"] for row in csv.DictReader(fh)].count("0002_quick") == 2
+    page = (tmp_path / "report.html").read_text()
+    if field != "edge_bench.continual.configs":  # the configuration left undamaged still speaks, and is drawn
+        assert "Learning on the device" in page and "head-sgd: held-out accuracy 0.550" in page
+        assert (tmp_path / "plots" / "continual_accuracy_and_memory.png").exists()
+
+
+def test_a_damaged_figure_is_unavailable_never_a_number_made_up(tmp_path):
+    damaged = _continual_run(1)
+    _config(damaged).update(final_acc=float("nan"), within_budget=1, rss_budget_mb=-420)
+    damaged["benchmarks"][0]["stats"]["rounds"] = "3"
+    _save_run(tmp_path, 1, damaged)
+    (run,), problems = load_runs(str(tmp_path))
+    config = run.data["edge_bench"]["continual"]["configs"][0]
+    assert (config["final_acc"], config["within_budget"], config["rss_budget_mb"]) == (None, None, None)
+    assert run.benchmarks()[0]["stats"]["rounds"] is None and len(problems) == 4
+    assert validity(run.benchmarks()[0], "quick")["invalid_reasons"] == ["0 round(s), the quick profile's minimum is 3"]

@@ -11,9 +11,9 @@ differ between compared runs. Writes ``report.csv`` (one row per benchmark per r
 PNG plots under ``plots/`` (where ``bench_support.results`` says). ``--fail-on`` runs
 the regression gate (``gate.py`` explains its tests) and exits 1 when it fails.
 
-Modules: ``runs`` (loading), ``validity`` (noisy / invalid flags), ``tables``,
-``csvout``, ``gate``, ``plots``, ``__main__`` (the command line), ``summary`` (the
-fastest loader of a session).
+Modules: ``runs`` (loading), ``sanitise`` (a damaged figure shown as unavailable), ``validity``
+(noisy / invalid flags), ``tables``, ``csvout``, ``gate``, ``plots``, ``__main__`` (the command
+line), ``summary`` (the fastest loader of a session).
 """
 
 from __future__ import annotations

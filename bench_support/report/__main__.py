@@ -84,6 +84,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _usage(f"{args.results_dir}: no such directory; the gate needs saved runs")
 
     runs, problems = load_runs(args.results_dir)
+    problems = (baseline.problems if baseline is not None else []) + problems
     devices = by_device(runs)
     if args.device and args.device not in devices:
         known = ", ".join(sorted(devices)) or "none"

@@ -287,7 +287,7 @@ def continual(run: Run) -> Optional[Finding]:
             text += f", forgetting {100 * c['forgetting']:+.1f} points"
         if isinstance(c.get("mem_peak_abs_mb"), (int, float)):
             text += f", peak {c['mem_peak_abs_mb']:.0f} MB"
-            if c.get("within_budget") is not None:
+            if c.get("within_budget") is not None and isinstance(c.get("rss_budget_mb"), (int, float)):
                 text += f" ({'within' if c['within_budget'] else 'OVER'} the {c['rss_budget_mb']:g} MB budget)"
         parts.append(text)
         values[c["config"]] = {**{k: c.get(k) for k in ("final_acc", "lift", "forgetting", "mem_peak_abs_mb",
@@ -295,7 +295,7 @@ def continual(run: Run) -> Optional[Finding]:
     ranked = sorted(configs, key=lambda c: -c["final_acc"])
     if len(ranked) > 1 and isinstance(held_out, int):
         best, runner = values[ranked[0]["config"]]["acc_interval"], values[ranked[1]["config"]]["acc_interval"]
-        if best[0] > runner[1]:
+        if best is not None and runner is not None and best[0] > runner[1]:
             verdict = f"{ranked[0]['config']} learns best, beyond the runner-up's interval"
         else:
             verdict = (f"no clear difference in accuracy between {ranked[0]['config']} and {ranked[1]['config']} "

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import heapq
 import json
-import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from bench_support.report.sanitise import is_number, sanitise
 from bench_support.results import saved_runs
 
 #: pytest-benchmark's time statistics (s); every other figure comes from extra_info.
@@ -21,6 +21,8 @@ class Run:
     path: str
     number: int
     data: Dict[str, Any]
+    #: What loading changed (a figure of the wrong type shown as unavailable), one line each, naming the file.
+    problems: List[str] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -70,7 +72,9 @@ def load_runs(results_dir: str) -> Tuple[List[Run], List[str]]:
         if "edge_bench" not in data:
             why = "saved by an older suite or without its plugin (no edge_bench block)"
             problems.append(f"{path}: {why}; shown with what it has")
-        runs.append(Run(saved.device or device_of(data, path), path, saved.number, data))
+        run = _loaded(saved.device or device_of(data, path), path, saved.number, data)
+        problems.extend(run.problems)
+        runs.append(run)
     runs = in_order(runs)
     if not runs and not problems:
         problems.append(f"{results_dir}: no saved runs yet (run ./run.sh first)")
@@ -124,29 +128,27 @@ def load_run_file(path: str, device: str = "baseline") -> Tuple[Optional[Run], s
     problem = run_problem(data)
     if problem:
         return None, f"not a pytest-benchmark run ({problem})"
-    return Run(device, path, 0, data), ""
+    return _loaded(device, path, 0, data), ""
+
+
+def _loaded(device: str, path: str, number: int, data: Dict[str, Any]) -> Run:
+    """The run, its figures made safe to read once here (:mod:`.sanitise`) rather than checked by every reader."""
+    return Run(device, path, number, data, [f"{path}: {problem}" for problem in sanitise(data)])
 
 
 #: The blocks of a run's ``edge_bench`` the report reads into (each an object, or absent or null).
 _OBJECT_BLOCKS = ("settings", "selection", "continual", "trials", "fastest_loader", "fastest_loader_by_size")
 
-#: The statistics of a saved benchmark that must be numbers (or null) where present.
-_NUMBER_STATS = TIME_METRICS + ("iqr", "stddev", "rounds")
-
-
 _JSON_TYPES = {"list": "an array", "str": "a string", "int": "a number", "float": "a number", "bool": "a boolean"}
-
-
-def _is_number(value: Any, finite: bool = False) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and (not finite or math.isfinite(value))
 
 
 def run_problem(data: Any) -> Optional[str]:
     """Why ``data`` (a parsed run file) is not a run the report can read, or None.
 
     The shape the report relies on: an object with a ``benchmarks`` list of objects whose
-    ``stats`` and ``extra_info`` are objects, ``stats.data`` a list of finite numbers and the
-    time statistics numbers (each may be absent or null).
+    ``stats`` and ``extra_info`` are objects and ``stats.data`` a list of finite numbers (each may be absent or
+    null). A figure of the wrong type within that shape is no reason to skip the run: :mod:`.sanitise` shows it as
+    unavailable.
     """
     if not isinstance(data, dict):
         return f"{_JSON_TYPES.get(type(data).__name__, 'null')}, not an object"
@@ -176,11 +178,8 @@ def run_problem(data: Any) -> Optional[str]:
             return f"benchmarks[{i}].extra_info.validity is not an object"
         stats = bench.get("stats") or {}
         rounds = stats.get("data")
-        if rounds is not None and not (isinstance(rounds, list) and all(_is_number(x, True) for x in rounds)):
+        if rounds is not None and not (isinstance(rounds, list) and all(is_number(x, True) for x in rounds)):
             return f"benchmarks[{i}].stats.data is not a list of numbers"
-        for key in _NUMBER_STATS:
-            if stats.get(key) is not None and not _is_number(stats[key]):
-                return f"benchmarks[{i}].stats.{key} is not a number"
     return None
 
 
@@ -208,10 +207,10 @@ def spread(bench: Dict[str, Any]) -> Optional[float]:
 
 
 def metric(bench: Dict[str, Any], name: str) -> Optional[float]:
-    """A time statistic (s) or an extra_info figure; None where absent or not a number."""
+    """A time statistic (s) or an extra_info figure; None where absent or not a finite number."""
     source = bench.get("stats") or {} if name in TIME_METRICS else bench.get("extra_info") or {}
     value = source.get(name)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+    if not is_number(value, finite=True):  # NaN, infinite, a string: unavailable, never a number to compute with
         return None
     return float(value)
 
