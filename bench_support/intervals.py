@@ -254,7 +254,8 @@ def trial_interval(
 def split_trials(rounds: Sequence[float], trial_rounds: Optional[Sequence[int]]) -> List[List[float]]:
     """Rounds saved in trial order, cut back into their trials by the recorded counts (one trial when unknown)."""
     rounds = list(rounds)
-    counts = [int(c) for c in trial_rounds or () if isinstance(c, int) and c > 0]
+    recorded = trial_rounds if isinstance(trial_rounds, (list, tuple)) else ()  # a damaged file's 3, NaN: unknown
+    counts = [c for c in recorded if isinstance(c, int) and not isinstance(c, bool) and c > 0]
     if len(counts) < 2 or sum(counts) != len(rounds):
         return [rounds] if rounds else []
     out, start = [], 0

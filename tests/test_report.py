@@ -507,3 +507,11 @@ def test_a_damaged_figure_is_unavailable_never_a_number_made_up(tmp_path):
     assert (config["final_acc"], config["within_budget"], config["rss_budget_mb"]) == (None, None, None)
     assert run.benchmarks()[0]["stats"]["rounds"] is None and len(problems) == 4
     assert validity(run.benchmarks()[0], "quick")["invalid_reasons"] == ["0 round(s), the quick profile's minimum is 3"]
+
+
+@pytest.mark.parametrize("trial_rounds", [3, float("nan"), True])
+def test_trial_counts_that_are_not_a_list_are_taken_as_unknown(tmp_path, trial_rounds):
+    """extra_info.trial_rounds (rounds per trial) of 3 instead of [3] made every reader of the rounds a TypeError."""
+    data = _run("dev", 1, [_bench("test_a[x]", "training", _noisy(2.0), {"trial_rounds": trial_rounds})]).data
+    _save_run(tmp_path, 1, data)
+    assert main([str(tmp_path), "--no-plots"]) == 0 and (tmp_path / "report.html").exists()
