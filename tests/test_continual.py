@@ -74,7 +74,7 @@ def test_bad_photo_folder_names_every_unusable_file(tmp_path):
     good = (tmp_path / "orange_square_0.jpg").read_bytes()
     (tmp_path / "blue_circle_torn.jpg").write_bytes(good[: len(good) // 2])  # truncated JPEG
     (tmp_path / "blue_circle_junk.jpg").write_bytes(b"not a jpeg at all" * 10)
-    _photo(tmp_path / "purple_star_01.jpg")  # a one-photo class
+    _photo(tmp_path / "purple_star_01.jpg", seed=42)  # a one-photo class (its own image: a copy is skipped as such)
     (tmp_path / ".DS_Store").write_bytes(b"x")  # hidden: ignored silently
 
     found = photos.scan(str(tmp_path))
@@ -93,6 +93,41 @@ def test_bad_photo_folder_names_every_unusable_file(tmp_path):
     assert "\n" not in line and "<word>_<word>_<anything>.jpg" in line
     assert found.counts() == {"blue_circle": 3, "orange_square": 3}
     assert found.usable and found.unusable_reason() is None
+
+
+def test_a_copied_photo_is_skipped_and_one_under_two_classes_is_kept_in_neither(tmp_path):
+    """A copy in the same class can land in training and in the held-out split at once (the accuracy then measures
+    recall of a seen photo); the same image under two classes teaches a contradiction."""
+    for i in range(4):
+        _photo(tmp_path / f"orange_square_{i}.jpg", "orange_square", i)
+        _photo(tmp_path / f"blue_circle_{i}.jpg", "blue_circle", 10 + i)
+    (tmp_path / "orange_square_copy.jpg").write_bytes((tmp_path / "orange_square_1.jpg").read_bytes())
+    os.symlink(tmp_path / "orange_square_2.jpg", tmp_path / "orange_square_link.jpg")
+    (tmp_path / "blue_circle_also.jpg").write_bytes((tmp_path / "orange_square_3.jpg").read_bytes())
+    found = photos.scan(str(tmp_path))
+    problems = dict(found.problems)
+    assert problems["orange_square_copy.jpg"] == "a copy of orange_square_1.jpg"
+    assert problems["orange_square_link.jpg"] == "a copy of orange_square_2.jpg"
+    for name in ("blue_circle_also.jpg", "orange_square_3.jpg"):
+        assert problems[name].startswith("the same image under two classes: blue_circle_also.jpg (blue_circle), ")
+    assert found.counts() == {"blue_circle": 4, "orange_square": 3}
+    assert len(found.items) == len({photos._digest(path) for path, _ in found.items})
+
+
+def test_the_photo_files_fingerprint_follows_names_and_sizes(tmp_path):
+    for i in range(3):
+        _photo(tmp_path / f"orange_square_{i}.jpg", "orange_square", i)
+    first = photos.files_fingerprint(str(tmp_path))
+    assert first.startswith("3 files ") and photos.files_fingerprint(str(tmp_path)) == first
+    (tmp_path / ".DS_Store").write_bytes(b"x")  # hidden files are not photos
+    assert photos.files_fingerprint(str(tmp_path)) == first
+    _photo(tmp_path / "blue_circle_0.jpg", "blue_circle", 7)
+    added = photos.files_fingerprint(str(tmp_path))
+    assert added.startswith("4 files ") and added != first
+    (tmp_path / "blue_circle_0.jpg").unlink()
+    _photo(tmp_path / "orange_square_2.jpg", "orange_square", 99)  # same name, another photo: another size
+    assert photos.files_fingerprint(str(tmp_path)) not in (first, added)
+    assert photos.files_fingerprint(str(tmp_path / "missing")) is None
 
 
 def test_one_class_is_unusable_with_a_reason(tmp_path):
@@ -243,6 +278,8 @@ def test_scenario_end_to_end_outputs_match_json(tmp_path, shared_data_dir):
         data = json.load(fh)
     benches = {b["param"]: b for b in data["benchmarks"]}
     assert set(benches) == {"whole-adam", "head-sgd"}
+    settings = data["edge_bench"]["settings"]  # which photos ran, for "ran alike": the folder and its files
+    assert settings["photos"] == str(real) and settings["photo_files"] == photos.files_fingerprint(str(real))
     outputs = data["edge_bench"]["continual"]["outputs"]
     assert outputs["directory"].endswith(os.path.join("continual", "0001_quick"))
     assert len(outputs["plots"]) == 5 and all(os.path.getsize(p) > 1000 for p in outputs["plots"])

@@ -7,12 +7,14 @@ photo's own part: a number, a date) so that a camera's ``IMG_1234.jpg`` is repor
 misnamed instead of becoming a class of its own.
 
 Every unusable file is skipped and named with the reason: a name that does not fit, a
-file that is empty, not an image or damaged, a class with fewer than
+file that is empty, not an image or damaged, a copy of another photo (a copy would sit in
+training and in the held-out split at once, or carry two classes), a class with fewer than
 ``MIN_PER_CLASS`` usable photos. Hidden files (``.DS_Store``) are ignored silently.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import random
@@ -138,6 +140,7 @@ def scan(directory: str) -> PhotoSet:
             photos.problems.append((name, why))
             continue
         candidates.append((path, label))
+    candidates = _without_copies(candidates, photos.problems)
 
     counts: Dict[str, int] = {}
     for _, label in candidates:
@@ -151,6 +154,52 @@ def scan(directory: str) -> PhotoSet:
         else:
             photos.items.append((path, label))
     return photos
+
+
+def _without_copies(candidates: List[Tuple[str, str]], problems: List[Tuple[str, str]]) -> List[Tuple[str, str]]:
+    """``candidates`` less byte-identical copies (a symlink to another photo is one): within a class the first name
+    stays; a file named as two classes stays in neither, as nothing says which name is right."""
+    by_digest: Dict[str, List[Tuple[str, str]]] = {}
+    for path, label in candidates:
+        by_digest.setdefault(_digest(path), []).append((path, label))
+    dropped = set()
+    for copies in by_digest.values():
+        first = os.path.basename(copies[0][0])
+        if len({label for _, label in copies}) > 1:
+            named = ", ".join(f"{shown(os.path.basename(p))} ({label})" for p, label in copies)
+            for path, _ in copies:
+                problems.append((os.path.basename(path), f"the same image under two classes: {named}"))
+                dropped.add(path)
+            continue
+        for path, _ in copies[1:]:
+            problems.append((os.path.basename(path), f"a copy of {shown(first)}"))
+            dropped.add(path)
+    return [(path, label) for path, label in candidates if path not in dropped]
+
+
+def _digest(path: str) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def files_fingerprint(directory: str) -> Optional[str]:
+    """``"N files <12 hex>"`` over the names and sizes of a folder's non-hidden files, or None when it cannot be
+    listed: two runs whose photo folder has the same path but other photos did not run alike. Names and sizes, not
+    contents, so that it costs a listing, not a read of every photo."""
+    try:
+        names = sorted(n for n in os.listdir(directory) if not n.startswith("."))
+        lines = []
+        for name in names:
+            path = os.path.join(directory, name)
+            size = os.path.getsize(path) if os.path.isfile(path) else -1
+            lines.append(f"{name}\0{size}\n")
+    except OSError:
+        return None
+    digest = hashlib.sha256("".join(lines).encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return f"{len(names)} files {digest}"
 
 
 def has_photo_files(directory: str) -> bool:

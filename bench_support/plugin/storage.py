@@ -10,7 +10,7 @@ from typing import Any, Dict, Optional
 import pytest
 
 from bench_support import results
-from bench_support.continual.photos import has_photo_files
+from bench_support.continual.photos import files_fingerprint, has_photo_files
 from bench_support.errors import UserError
 from bench_support.measure import machine
 from bench_support.plugin import trials
@@ -173,6 +173,9 @@ def this_run_block(config: pytest.Config) -> Dict[str, Any]:
     """What makes two runs comparable beyond the profile, and whether this run ran only part of the suite."""
     state = config.stash[STATE]
     folder = state.continual["data_real"]
+    mine = has_photo_files(folder)
+    # Which photos, not only where: a folder the user added photos to holds another workload under the same path.
+    photo_files = {"photo_files": files_fingerprint(folder)} if mine else {}
     return {
         "profile": state.profile.name,
         "suite_version": SUITE_VERSION,
@@ -185,7 +188,8 @@ def this_run_block(config: pytest.Config) -> Dict[str, Any]:
             "data_roots": sorted(state.data_roots),
             "ckpt_dirs": sorted(state.ckpt_dirs),
             # The continual results' photos: the user's folder, or generated stand-ins when it holds none.
-            "photos": folder if has_photo_files(folder) else "stand-ins",
+            "photos": folder if mine else "stand-ins",
+            **photo_files,
         },
         "selection": selection(config),
     }

@@ -4,7 +4,8 @@ Used by the terminal (the run pytest-benchmark's ``--benchmark-compare`` is poin
 the report's tables and the gate, so they judge alike:
 
 - two runs are *alike* when no setting both record differs (the profile, the suite's version, and what changes
-  what a benchmark measures: thread policy, cache drop, power backend, data roots, checkpoint targets); a setting
+  what a benchmark measures: thread policy, cache drop, power backend, data roots, checkpoint targets, the
+  continual scenario's photos); a setting
   only one of them records (a run saved by an older suite) is unknown, not different;
 - a run's baseline (the terminal's comparison, the gate, the report's run-wide speed line) is the newest earlier
   run that ran alike and records the profile and suite version the new one records (pytest-benchmark's own JSON
