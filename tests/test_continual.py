@@ -747,3 +747,21 @@ def test_a_wide_grey_photo_keeps_its_greys_instead_of_turning_white(tmp_path, bi
     loaded = np.asarray(photos.load_photo(str(tmp_path / "grey_ramp_01.png"), 32), dtype=np.float64)
     assert loaded.shape == (64, 64, 3)
     assert abs(loaded.mean() - 127.5) < 1.0 and loaded.min() <= 1 and loaded.max() >= 254
+
+
+def test_a_class_named_like_a_column_keeps_its_own_column(tmp_path):
+    """Classes ``ncm_known`` and ``ncm_new`` wrote their head accuracy over the nearest mean's columns."""
+    per_class = {"ncm_known": 1.0, "ncm_new": 0.0}
+    epoch = {"acc": 0.5, "acc_ncm_known": 0.25, "acc_ncm_new": 0.75, "acc_per_class": per_class}
+    result = {"config": "head-sgd", "finetune": "head", "optimizer": "sgd", "photos": {"source": "user"},
+              "before": {"acc": 0.1, "acc_per_class": {"ncm_known": 0.0, "ncm_new": 0.0}}, "epochs": [epoch],
+              "final_acc_per_class": {"ncm_known": 1.0, "ncm_new": 0.0}}  # fmt: skip
+    path = tmp_path / "results.csv"
+    cl_outputs.write_csv([result], [], str(path))
+    with open(path, newline="") as fh:
+        header = next(csv.reader(fh))
+        fh.seek(0)
+        rows = list(csv.DictReader(fh))
+    assert len(header) == len(set(header))
+    assert rows[1]["acc_ncm_known"] == "0.25" and rows[1]["acc_ncm_new"] == "0.75"
+    assert rows[1]["acc_class_ncm_known"] == "1.0" and rows[1]["acc_class_ncm_new"] == "0.0"

@@ -113,9 +113,15 @@ def csv_columns(targets: Sequence[str], classes: Sequence[str] = ()) -> List[str
         ["config", "finetune", "optimizer", "epoch", "acc", "time_s", "mem_peak_abs_mb", "mem_delta_mb", "mem_now_mb"]
         + [f"{label}_ms" for label in targets]
         + ["synth_acc", "acc_known", "acc_new", "acc_ncm", "acc_ncm_known", "acc_ncm_new"]
-        + [f"acc_{c}" for c in classes]
+        + [class_column(c) for c in classes]
         + ["loss", "fetch_stall_s", "mem_hwm_mb", "ckpt_mb", "within_budget", "photos"]
     )
+
+
+def class_column(label: str) -> str:
+    """A class's accuracy column: ``acc_class_<class>``, a prefix no other column has, so a class named
+    ``ncm_known`` cannot overwrite the nearest mean's ``acc_ncm_known``."""
+    return f"acc_class_{label}"
 
 
 def held_out_classes(results: Sequence[Dict[str, Any]]) -> List[str]:
@@ -133,11 +139,11 @@ def csv_rows(results: Sequence[Dict[str, Any]], targets: Sequence[str]) -> List[
             "epoch": 0, "acc": before.get("acc"), "synth_acc": before.get("synth_acc"),
             "acc_ncm": before.get("acc_ncm"),
             "within_budget": result.get("within_budget"), "photos": result["photos"]["source"],
-            **{f"acc_{c}": v for c, v in (before.get("acc_per_class") or {}).items()},
+            **{class_column(c): v for c, v in (before.get("acc_per_class") or {}).items()},
         })  # fmt: skip
         for row in result["epochs"]:
             out = {key: row.get(key) for key in csv_columns(targets) if key in row}
-            out.update({f"acc_{c}": v for c, v in (row.get("acc_per_class") or {}).items()})
+            out.update({class_column(c): v for c, v in (row.get("acc_per_class") or {}).items()})
             out.update(
                 config=result["config"],
                 finetune=result["finetune"],
