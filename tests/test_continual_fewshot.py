@@ -142,6 +142,20 @@ def test_nearest_mean_answers_each_class_mean_with_its_class(seed, classes, per_
     assert not classifier.present[classes] and (classifier.predict(features) != classes).all()
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000), st.integers(50, 200), st.lists(st.integers(3, 5), min_size=1, max_size=4))
+def test_nearest_mean_is_not_pulled_onto_the_class_with_the_most_photos(seed, big, small):
+    """Classes on orthogonal axes 5 apart, spread 0.5 per dimension: each is separable from the rest by 7 of its
+    spread's widths whatever the class sizes. Centred on the photos' mean, the big class's accuracy fell to ~0.5."""
+    sizes = [big, *small]
+    gen = torch.Generator().manual_seed(seed)
+    centres = 5 * torch.eye(8)[: len(sizes)]
+    features = torch.cat([c + 0.5 * torch.randn(n, 8, generator=gen) for c, n in zip(centres, sizes)])
+    targets = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+    hits = NearestMean(_Embed(8, len(sizes)), [(features, targets)], len(sizes)).predict(features) == targets
+    assert min(hits[targets == c].float().mean().item() for c in range(len(sizes))) >= 0.9
+
+
 def test_keep_rows_narrows_the_head_to_the_shipped_classes():
     model = SmallCNN(16)
     _, _, before = final_linear(model)
