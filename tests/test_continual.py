@@ -641,7 +641,7 @@ class _FakeWorker:
                  "pretrained_acc_per_class": {"a": 0.8, "b": 0.0}, "acc_per_class_before": {"a": 0.6, "b": 0.4},
                  "pretrained_synth_acc": 0.9, "new_classes": ["b"], "mem_import_mb": 80.0, "acc_ncm_before": 0.55,
                  "acc_ncm_per_class_before": {"a": 0.6, "b": 0.5}, "views_per_epoch": 8,
-                 "replay_per_batch": 2}  # fmt: skip
+                 "replay_per_batch": 2, "mem_peak_reset": True}  # fmt: skip
         return {"ready": ready}
 
     def request(self, command):
@@ -673,7 +673,8 @@ class _FakeHarness:
 
 EXTRA_INFO_KEYS = {
     "config", "finetune", "optimizer", "before", "epochs", "final_acc", "final_synth_acc", "finetune_s",
-    "mem_peak_abs_mb", "mem_delta_mb", "mem_now_mb", "mem_baseline_mb", "mem_peak_method", "rss_budget_mb",
+    "mem_peak_abs_mb", "mem_delta_mb", "mem_now_mb", "mem_baseline_mb", "mem_peak_method", "mem_peak_reset",
+    "rss_budget_mb",
     "within_budget", "trainable_params", "total_params", "model_classes", "torch_threads", "photos", "pretraining",
     "ckpt_targets", "settings", "ext4_ms", "tmpfs_ms", "tmpfs_unavailable", "final_acc_per_class", "final_acc_known",
     "final_acc_new", "new_classes", "pretrained_acc", "lift", "forgetting", "mem_import_mb", "final_acc_ncm",

@@ -233,3 +233,30 @@ def test_what_the_worker_is_given_and_writes_is_private_and_removed(tiny, tmp_pa
     assert not os.path.exists(worker._dir)
     remove_targets(targets)
     assert not any(os.path.exists(d) for d in dirs.values())
+
+
+def test_training_delta_shows_below_a_setup_peak(tiny, tmp_path):
+    """A large photo decodes in full during setup and can peak above anything training reaches: the delta over the
+    peak so far then read 0.0. The high-water mark is reset before the first step, the lifetime peak is kept."""
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(_config(tiny, {})))
+    script = textwrap.dedent(
+        """
+        import json, sys
+        import numpy as np
+        from bench_support.continual.finetune import FineTune
+        setup = np.ones(1000 * 2**20, dtype=np.uint8)  # 1000 MB touched, then freed: setup's peak
+        del setup
+        tune = FineTune(json.load(open(sys.argv[1])))
+        tune.train_epoch()
+        print(json.dumps({**tune.after_epoch(), "ready": tune.ready}))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(config)], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    row = json.loads(done.stdout.strip().splitlines()[-1])
+    assert row["ready"]["mem_peak_reset"] is True
+    assert row["mem_peak_abs_mb"] == row["ready"]["mem_setup_peak_mb"]  # the lifetime peak is kept
+    ready = row["ready"]
+    assert ready["mem_baseline_mb"] < ready["mem_setup_peak_mb"] - 800  # the RSS once built: the 1000 MB went back
+    assert row["mem_delta_mb"] > 1.0  # gradients, activations: what the old delta (0.0) hid

@@ -254,7 +254,13 @@ class Scenario:
             "mem_now_mb": rows[-1]["mem_now_mb"],
             "mem_baseline_mb": ready["mem_baseline_mb"],
             "mem_import_mb": ready["mem_import_mb"],
-            "mem_peak_method": "ru_maxrss of the fine-tune worker (started through /bin/sh: its own peak only)",
+            "mem_peak_reset": ready["mem_peak_reset"],
+            "mem_peak_method": "ru_maxrss of the fine-tune worker (started through /bin/sh: its own peak only)"
+            + (
+                "; delta over a high-water mark reset before the first step"
+                if ready["mem_peak_reset"]
+                else "; delta over the peak so far: no reset here, setup's peak can hide training's"
+            ),
             "rss_budget_mb": budget,
             "within_budget": None if budget is None else peak <= budget,
             "trainable_params": ready["trainable_params"],
