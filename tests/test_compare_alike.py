@@ -108,6 +108,21 @@ def test_a_saved_run_pytest_benchmark_cannot_compare_with_is_skipped_and_named(d
     assert line.endswith("; skipped 0006_quick: benchmarks[0] has no stats, pytest-benchmark cannot compare with it")
 
 
+@pytest.mark.parametrize("median", ["x", None, float("nan")])
+def test_a_saved_run_with_a_damaged_statistic_is_not_the_baseline(device, median):
+    """The report shows such a figure as unavailable; pytest-benchmark's comparison table would format it."""
+    folder = results.storage_dir(device)
+    stats = {"mean": 1.0, "median": median, "min": 0.5, "max": 2.0}
+    with open(os.path.join(folder, "0006_quick.json"), "w") as fh:
+        json.dump({"benchmarks": [{"name": "t", "fullname": "b.py::t", "stats": stats}], "edge_bench": _block("quick")},
+                  fh)  # fmt: skip
+    option = _option()
+    line = configure_storage(option, device, "quick", _block("quick"))
+    assert option.benchmark_compare == "0002", line
+    assert line.endswith("; skipped 0006_quick: benchmarks[0].stats.median is not a number, pytest-benchmark cannot "
+                         "compare with it")  # fmt: skip
+
+
 @pytest.mark.parametrize("damage", [{"machine_info": None}, {"machine_info": {"device": "x"}}, {"edge_bench": "x"}])
 def test_comparing_with_a_run_whose_blocks_are_not_objects_does_not_crash(damage):
     from bench_support.plugin.storage import pytest_benchmark_compare_machine_info

@@ -17,6 +17,7 @@ from bench_support.plugin import trials
 from bench_support.plugin.state import CONTINUAL, INTERRUPTED, POWER, STATE
 from bench_support.report.baseline import baseline_differences, run_baseline, settings_of
 from bench_support.report.runs import load_run_file
+from bench_support.report.sanitise import NUMBER_STATS
 from bench_support.report.summary import fastest_loaders
 from bench_support.report.validity import validity
 
@@ -96,6 +97,10 @@ def compare_problem(data: Dict[str, Any]) -> Optional[str]:
             return f"benchmarks[{i}] has no stats"
         if "ops" not in stats and not (_number(stats.get("mean")) and stats["mean"] != 0):
             return f"benchmarks[{i}].stats has no mean"
+        # Its comparison table formats these as numbers; the report has already made a damaged one None.
+        for key in NUMBER_STATS:
+            if key in stats and not _number(stats[key]):
+                return f"benchmarks[{i}].stats.{key} is not a number"
     return None
 
 
