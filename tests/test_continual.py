@@ -488,6 +488,7 @@ def test_settings_resolve_the_defaults_and_are_read_only(tmp_path):
     assert resolved["imagenet_path"] is None and resolved["allow_network"] is False
     with pytest.raises(TypeError):
         resolved["epochs"] = 9
+    _photo(tmp_path / "orange_square_01.jpg")
     given = scenario.settings_from(_options(epochs=2, data_real=str(tmp_path)), PROFILES["smoke"], "/nowhere")
     assert given["epochs"] == 2 and given["data_real"] == str(tmp_path)
 
@@ -496,8 +497,13 @@ def test_settings_errors_are_one_line_user_errors(tmp_path, monkeypatch):
     from bench_support.continual.model import imagenet_weights_path
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / ".DS_Store").write_text("x")  # hidden: no photo
     cases = [
         ({"data_real": str(tmp_path / "nope")}, f"--data-real {tmp_path / 'nope'}: no such directory"),
+        ({"data_real": str(tmp_path / "a_file")}, f"--data-real {tmp_path / 'a_file'}: not a directory"),
+        ({"data_real": str(tmp_path / "empty")}, f"--data-real {tmp_path / 'empty'}: no files in it; leave the option"),
         ({"weights": "imagenet"}, "--cl-weights imagenet: smallcnn has no ImageNet weights"),
         ({"weights": "imagenet", "model": "mobilenet_v3_small"}, "the suite never downloads"),
     ]

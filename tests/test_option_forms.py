@@ -49,6 +49,8 @@ def _collect(project, *args):
 def test_path_option_both_forms(project, tmp_path, option, value, exists, form):
     folder = tmp_path / "outside"
     folder.mkdir()
+    if option == "--data-real":  # a photo folder named on purpose must hold something
+        (folder / "orange_square_01.jpg").write_bytes(b"x")
     given = value(str(folder))
     assert os.path.exists(given) is exists or "=" in given
     args = [option, given] if form == "space" else [f"{option}={given}"]

@@ -49,7 +49,14 @@ def settings_from(options: Mapping[str, Any], profile: Profile, root: str) -> Ma
     given = options.get("data_real")
     data_real = os.path.abspath(os.path.expanduser(given or os.path.join(root, "data_real")))
     if given and not os.path.isdir(data_real):
-        raise UserError(f"--data-real {data_real}: no such directory")
+        raise UserError(
+            f"--data-real {data_real}: {'not a directory' if os.path.exists(data_real) else 'no such directory'}"
+        )
+    if given and not photos.has_photo_files(data_real):
+        # Named on purpose, so photos were meant to be there: stand-ins in their place answer another question.
+        raise UserError(
+            f"--data-real {data_real}: no files in it; leave the option out to use generated stand-in photos"
+        )
     settings = {
         "model": options["model"],
         "image_size": options["image_size"],
