@@ -78,13 +78,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         baseline, problem = load_run_file(args.baseline)
         if baseline is not None and not baseline.benchmarks():
             problem = "no benchmarks in it"
+        elif baseline is not None and baseline.problems:
+            # Named on purpose as the yardstick: a damaged figure in it is refused, not quietly left unjudged.
+            problem = baseline.problems[0][len(baseline.path) + 2 :].removesuffix("; shown as unavailable")
         if problem:
             return _usage(f"--baseline {args.baseline}: {problem}")
     if rules and not os.path.isdir(args.results_dir):
         return _usage(f"{args.results_dir}: no such directory; the gate needs saved runs")
 
     runs, problems = load_runs(args.results_dir)
-    problems = (baseline.problems if baseline is not None else []) + problems
     devices = by_device(runs)
     if args.device and args.device not in devices:
         known = ", ".join(sorted(devices)) or "none"
