@@ -13,16 +13,24 @@ from typing import Any, Callable, Optional
 
 
 def write_atomic(path: str, write: Callable[[str], None], suffix: str = "") -> None:
-    """Call ``write(tmp_path)``, then rename the temp file over ``path``; no temp file survives a failure."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-", suffix=suffix)
+    """Call ``write(tmp_path)``, then rename the temp file over ``path``; no temp file survives a failure.
+
+    An OSError about the temp file (a read-only folder, a full disk, ``path`` a directory) names ``path`` instead:
+    the temp file is gone by the time anyone reads the message."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-", suffix=suffix)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, path) from exc
     os.close(fd)
     try:
         write(tmp)
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; generated data and results are for every user to read
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename in (tmp, None) and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, path) from exc  # the errno keeps its subclass (IsADirectoryError)
         raise
 
 

@@ -366,6 +366,7 @@ def test_a_report_that_cannot_be_written_is_one_line_and_a_failure(tmp_path, cap
     assert main([str(tmp_path), "--no-plots"]) == 4
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"report: the report was NOT written into {tmp_path}: ")
+    assert err[0].endswith(f"({tmp_path / 'report.csv'})")  # the file in the way, not the temp file that is gone
     assert not any(p.name.startswith(".tmp-") for p in tmp_path.iterdir())  # no half-written file left behind
 
 
