@@ -49,6 +49,7 @@ def _photo(path, label="orange_square", seed=0):
         ("röd_fyrkant_01.jpg", "röd_fyrkant"),  # the documented pattern, in any script
         ("ro\u0308d_fyrkant_02.jpg", "röd_fyrkant"),  # the same name decomposed, as macOS writes it
         ("青い_四角_01.png", "青い_四角"),
+        ("ＲＥＤ_ｓｔａｒ_０１.jpg", "red_star"),  # full-width, as an East Asian keyboard types it
         ("blue_circle_99\n.jpg", None),  # a control character: "$" would have matched before the newline
         ("blue_circle_99\n", None),
     ],
@@ -63,6 +64,23 @@ def test_a_skipped_name_with_a_newline_keeps_the_message_on_one_line(tmp_path):
     _photo(tmp_path / "bad\nname.jpg")
     line = photos.scan(str(tmp_path)).problem_line()
     assert "\n" not in line and "bad\\nname.jpg (name does not match the pattern)" in line
+
+
+def test_a_fifo_or_a_dangling_link_is_not_a_photo_and_a_long_list_is_cut(tmp_path):
+    for i in range(3):
+        _photo(tmp_path / f"orange_square_{i}.jpg", "orange_square", i)
+        _photo(tmp_path / f"blue_circle_{i}.jpg", "blue_circle", 10 + i)
+    os.mkfifo(tmp_path / "blue_circle_fifo.jpg")  # opening it to decode would wait for a writer for ever
+    os.symlink(tmp_path / "gone.jpg", tmp_path / "blue_circle_gone.jpg")
+    for i in range(40):
+        (tmp_path / f"IMG_{i:04d}.JPG").write_bytes(b"x")
+    found = photos.scan(str(tmp_path))
+    problems = dict(found.problems)
+    assert problems["blue_circle_fifo.jpg"] == problems["blue_circle_gone.jpg"] == "not a regular file"
+    line = found.problem_line()
+    assert line.count("IMG_") == photos.LISTED  # sorted first, the first 12 are named
+    assert "skipped 42 file(s): " in line and f"; and {42 - photos.LISTED} more (all in the results'" in line
+    assert found.counts() == {"blue_circle": 3, "orange_square": 3}
 
 
 def test_bad_photo_folder_names_every_unusable_file(tmp_path):

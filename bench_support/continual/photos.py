@@ -29,6 +29,8 @@ EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 PATTERN = "<word>_<word>_<anything>.jpg (e.g. orange_square_01.jpg; .jpeg, .png, .bmp, .webp too)"
 #: Two photos to learn from and one to test on, at the least.
 MIN_PER_CLASS = 3
+#: Skipped files named in the one-line message; the rest are counted.
+LISTED = 12
 #: Share of each class held out for the accuracy figure (rounded up, at least one).
 HOLDOUT_FRAC = 0.3
 #: A "word" is letters and digits of any script (röd, 青い), and hyphens: ``[^\W_]`` is \w without the underscore.
@@ -61,7 +63,10 @@ class PhotoSet:
         """One line naming every skipped file and the expected pattern, or None."""
         if not self.problems:
             return None
-        listed = "; ".join(f"{shown(name)} ({reason})" for name, reason in self.problems)
+        listed = "; ".join(f"{shown(name)} ({reason})" for name, reason in self.problems[:LISTED])
+        more = len(self.problems) - LISTED
+        if more > 0:  # a camera folder of 1500 IMG_*.JPG made a 72 KB "line"; the results list every one
+            listed += f"; and {more} more (all in the results' photos.skipped)"
         return (
             f"{shown(self.directory)}: skipped {len(self.problems)} file(s): {listed} — expected {PATTERN}, "
             f"at least {MIN_PER_CLASS} photos per class"
@@ -87,7 +92,8 @@ def class_of(file_name: str) -> Optional[str]:
     never does: ``$`` would match before a trailing newline)."""
     if any(unicodedata.category(c) == "Cc" for c in file_name):
         return None
-    stem, ext = os.path.splitext(unicodedata.normalize("NFC", file_name))  # macOS writes names decomposed (NFD)
+    # NFKC: macOS writes names decomposed (NFD), and a full-width ＲＥＤ_ｓｔａｒ is red_star typed on another keyboard.
+    stem, ext = os.path.splitext(unicodedata.normalize("NFKC", file_name))
     if ext.lower() not in EXTENSIONS:
         return None
     match = _NAME.match(stem)
@@ -128,6 +134,9 @@ def scan(directory: str) -> PhotoSet:
         path = os.path.join(directory, name)
         if os.path.isdir(path):
             photos.problems.append((name + "/", "a folder: photos go directly in the photo folder"))
+            continue
+        if not os.path.isfile(path):  # a FIFO or a device would block or never end; a dangling link has nothing
+            photos.problems.append((name, "not a regular file"))
             continue
         label = class_of(name)
         if label is None:
