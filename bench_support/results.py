@@ -192,9 +192,10 @@ class SavedRun:
 def saved_runs(root: str) -> Iterator[SavedRun]:
     """Every run file under ``root``, in path order (devices, then interpreters, then numbers).
 
-    Two layouts: the suite's ``root/<device>/<machine-id>/*.json`` (``--save-results``), and pytest-benchmark's
+    Three layouts: the suite's ``root/<device>/<machine-id>/*.json`` (``--save-results``), pytest-benchmark's
     own ``root/<machine-id>/NNNN_*.json`` (``--benchmark-storage``, ``--benchmark-autosave`` into .benchmarks/),
-    whose runs have no device folder: ``device`` is then "" and the run's own record names it.
+    and one such machine-id folder given itself (``root/NNNN_*.json``). The last two have no device folder:
+    ``device`` is then "" and the run's own record names it.
     """
     base = glob.escape(root)
     for path in sorted(glob.glob(os.path.join(base, "*", "*", "*.json"))):
@@ -203,7 +204,8 @@ def saved_runs(root: str) -> Iterator[SavedRun]:
             continue
         match = _RUN_FILE.match(os.path.basename(path))
         yield SavedRun(device, path, int(match.group(1)) if match else 0)
-    for path in sorted(glob.glob(os.path.join(base, "*", "*.json"))):
-        match = _RUN_FILE.match(os.path.basename(path))
-        if match:
-            yield SavedRun("", path, int(match.group(1)))
+    for pattern in (("*", "*.json"), ("*.json",)):
+        for path in sorted(glob.glob(os.path.join(base, *pattern))):
+            match = _RUN_FILE.match(os.path.basename(path))
+            if match:
+                yield SavedRun("", path, int(match.group(1)))

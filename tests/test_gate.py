@@ -278,8 +278,8 @@ def test_a_missing_or_empty_results_folder_is_an_error_for_the_gate(tmp_path, ca
     (tmp_path / "empty").mkdir()
     assert main([str(tmp_path / "empty"), "--no-plots", "--fail-on", "median:10%"]) == 2
     assert "no saved runs" in _one_error_line(capsys)
-    assert main([str(tmp_path / "nope"), "--no-plots"]) == 0  # the report alone still says what it found
-    assert "no such directory" in capsys.readouterr().out
+    assert main([str(tmp_path / "nope"), "--no-plots"]) == 2  # a mistyped path, for the report alone too
+    assert _one_error_line(capsys).endswith("nope: no such directory")
 
 
 @pytest.mark.parametrize(

@@ -516,3 +516,13 @@ def test_trial_counts_that_are_not_a_list_are_taken_as_unknown(tmp_path, trial_r
     data = _run("dev", 1, [_bench("test_a[x]", "training", _noisy(2.0), {"trial_rounds": trial_rounds})]).data
     _save_run(tmp_path, 1, data)
     assert main([str(tmp_path), "--no-plots"]) == 0 and (tmp_path / "report.html").exists()
+
+
+def test_a_storage_folder_given_itself_is_read(tmp_path, capsys):
+    """The folder that holds the NNNN_*.json (a device's machine-id folder, a --benchmark-storage one) said "no
+    saved runs yet" with the runs right there."""
+    _save_run(tmp_path, 1, _run("dev", 1, [_bench("test_a[x]", "training", _noisy(2.0))]).data)
+    _save_run(tmp_path, 2, _run("dev", 2, [_bench("test_a[x]", "training", _noisy(2.0))]).data)
+    assert main([str(tmp_path / "dev" / "Linux-CPython-3.11-64bit"), "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    assert "no saved runs" not in out and "0002_quick" in out and "(against 0001_quick)" in out, out

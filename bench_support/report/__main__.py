@@ -83,8 +83,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             problem = baseline.problems[0][len(baseline.path) + 2 :].removesuffix("; shown as unavailable")
         if problem:
             return _usage(f"--baseline {args.baseline}: {problem}")
-    if rules and not os.path.isdir(args.results_dir):
-        return _usage(f"{args.results_dir}: no such directory; the gate needs saved runs")
+    if not os.path.isdir(args.results_dir):  # a mistyped path is not "no saved runs yet"
+        return _usage(f"{args.results_dir}: no such directory" + ("; the gate needs saved runs" if rules else ""))
 
     runs, problems = load_runs(args.results_dir)
     devices = by_device(runs)
