@@ -149,3 +149,16 @@ def test_a_run_that_does_not_say_what_it_measured_is_never_alike(device, foreign
     assert line.startswith("not compared: no earlier run here ran alike (the last, 0006_other: "), line
     assert "not recorded" in line
     assert run_baseline([("0006_other", {"benchmarks": [], **foreign})], {"edge_bench": mine}, lambda r: r[1]) is None
+
+
+def test_other_photos_do_not_end_the_runs_comparison_and_are_named(device):
+    """The photos count for the continual results only: the terminal still compares the run, and says so."""
+    folder = results.storage_dir(device)
+    before = {**_block("quick"), "settings": {"thread_policy": "default", "photo_files": "8 files 0a"}}
+    with open(os.path.join(folder, "0006_quick.json"), "w") as fh:
+        json.dump({"benchmarks": [], "edge_bench": before}, fh)
+    now = {**_block("quick"), "settings": {"thread_policy": "default", "photo_files": "38 files 9c"}}
+    option = _option()
+    line = configure_storage(option, device, "quick", now)
+    assert option.benchmark_compare == "0006", line
+    assert "; its continual results ran on other photos (photo_files: '8 files 0a' -> '38 files 9c')" in line

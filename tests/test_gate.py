@@ -11,8 +11,10 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from bench_support.report import main
+from bench_support.report.baseline import run_baseline
 from bench_support.report.gate import Rule, check_rule, gate, mann_whitney_p
 from bench_support.report.runs import Run, metric
+from bench_support.report.tables import compare_history
 
 gate_module = importlib.import_module("bench_support.ranks")  # where the exact count lives
 
@@ -480,3 +482,21 @@ def test_the_comparison_table_names_a_change_of_the_page_cache():
     assert said in text
     third = _one(3, {"rss_peak_mb": 905.0, "rss_file_mb": 625.0})
     assert "file-backed pages" not in "\n".join(compare_history([second, third]))
+
+
+def test_other_photos_leave_the_continual_results_unjudged_and_the_rest_judged():
+    """Photos added to the same folder: the continual results measured another workload (the gate failed them at
+    +301 %), while the training results did not change meaning and keep being judged."""
+    runs = []
+    for number, files, centre in ((1, "8 files 0a", 1.0), (2, "38 files 9c", 3.0)):
+        run = _run(number, [_bench("t", _noisy(centre, seed=number)),
+                            _bench("c", _noisy(centre, seed=number), group="continual")])  # fmt: skip
+        run.data["edge_bench"]["settings"] = {"photos": "/home/me/data_real", "photo_files": files}
+        runs.append(run)
+    assert run_baseline(runs[:1], runs[1].data) is runs[0]  # the run as a whole ran alike
+    verdicts = {v.benchmark: v for v in gate(runs[0], runs[1], [Rule.parse("median:10%")])}
+    assert verdicts["t"].failed and verdicts["t"].judged
+    assert not verdicts["c"].failed and not verdicts["c"].judged
+    assert verdicts["c"].note == "not judged: it ran on other photos (photo_files: '8 files 0a' -> '38 files 9c')"
+    table = "\n".join(compare_history(runs))
+    assert "   t (against 0001_quick)" in table and "   c (no earlier run alike)" in table

@@ -15,7 +15,7 @@ from bench_support.errors import UserError
 from bench_support.measure import machine
 from bench_support.plugin import trials
 from bench_support.plugin.state import CONTINUAL, INTERRUPTED, POWER, STATE
-from bench_support.report.baseline import baseline_differences, run_baseline, settings_of
+from bench_support.report.baseline import baseline_differences, run_baseline, scoped_changes, settings_of
 from bench_support.report.runs import load_run_file
 from bench_support.report.sanitise import NUMBER_STATS
 from bench_support.report.summary import fastest_loaders
@@ -83,7 +83,9 @@ def configure_storage(option: Any, device_folder: str, run_name: str, this_run: 
         return f"not compared: no earlier run here ran alike (the last, {newest}: {why}){skipped}"
     option.benchmark_compare = base.label.split("_", 1)[0]
     later = f"; {newest}, newer, did not run alike" if newest != base.label else ""
-    return f"compared with {base.label}, the last run of this device that ran alike{later}{skipped}"
+    scoped = scoped_changes(base.data, this_run)
+    other = f"; its continual results ran on other photos ({'; '.join(scoped)})" if scoped else ""
+    return f"compared with {base.label}, the last run of this device that ran alike{later}{other}{skipped}"
 
 
 def compare_problem(data: Dict[str, Any]) -> Optional[str]:

@@ -12,7 +12,9 @@ the report's tables and the gate, so they judge alike:
   or another tool's says neither: what its figures measured is unknown); a partial (``-k``, a path) or
   interrupted run is never the baseline of a whole one;
 - one benchmark's row in the report's table is against the newest earlier alike run that ran that benchmark,
-  partial or not (its finished benchmarks are whole).
+  partial or not (its finished benchmarks are whole);
+- the continual scenario's photos (:data:`SCOPED`) count for the continual results only: the run-wide baseline may
+  have run on other photos, and the gate then leaves those results unjudged, saying so.
 """
 
 from __future__ import annotations
@@ -22,13 +24,31 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, TypeVar
 T = TypeVar("T")  # a saved run: report.runs.Run, unless data_of (and names_of) say how to read another
 
 
-def settings_of(data: Dict[str, Any]) -> Dict[str, Any]:
-    """A saved run's profile and settings ({} for runs saved before the suite recorded them)."""
+#: Settings that change what one benchmark group measures and nothing else: the continual scenario's photos (the
+#: stand-ins or a folder, and that folder's files). They decide whether that group's results ran alike, never the
+#: run's other results: adding a photo must not end the training benchmarks' history.
+SCOPED: Dict[str, str] = {"photos": "continual", "photo_files": "continual"}
+
+
+def settings_of(data: Dict[str, Any], group: Optional[str] = None) -> Dict[str, Any]:
+    """A saved run's profile and settings ({} for runs saved before the suite recorded them); a setting of
+    :data:`SCOPED` only for its own ``group`` (none for the run as a whole)."""
     block = data.get("edge_bench") if isinstance(data, dict) else None
     block = block if isinstance(block, dict) else {}
     known = {key: block[key] for key in ("profile", "suite_version") if block.get(key)}
     settings = block.get("settings")
-    return {**known, **(settings if isinstance(settings, dict) else {})}
+    found = {**known, **(settings if isinstance(settings, dict) else {})}
+    return {key: value for key, value in found.items() if SCOPED.get(key, group) == group}
+
+
+def scoped_changes(old: Dict[str, Any], new: Dict[str, Any], group: Optional[str] = None) -> List[str]:
+    """:func:`differences` in the :data:`SCOPED` settings of ``group`` (of every group when None) between two saved
+    runs' data."""
+    groups = {group} if group is not None else set(SCOPED.values())
+    return [change for g in sorted(groups) for change in differences(
+        {k: v for k, v in settings_of(old, g).items() if k in SCOPED},
+        {k: v for k, v in settings_of(new, g).items() if k in SCOPED},
+    )]  # fmt: skip
 
 
 def is_whole(data: Dict[str, Any]) -> bool:
@@ -83,9 +103,11 @@ def benchmark_baseline(
     name: str,
     data_of: Callable[[T], Dict[str, Any]] = _data,
     names_of: Callable[[T], Sequence[str]] = _names,
+    group: Optional[str] = None,
 ) -> Optional[T]:
-    """The newest of ``earlier`` that ran alike with ``new`` and ran the benchmark ``name``."""
+    """The newest of ``earlier`` that ran alike with ``new`` (the settings of the benchmark's ``group`` included) and
+    ran the benchmark ``name``."""
     for run in reversed(earlier):
-        if not differences(settings_of(data_of(run)), settings_of(new)) and name in names_of(run):
+        if not differences(settings_of(data_of(run), group), settings_of(new, group)) and name in names_of(run):
             return run
     return None

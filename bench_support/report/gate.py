@@ -48,11 +48,12 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from bench_support import metrics
 from bench_support.ranks import EXACT_MAX_N, mann_whitney_p  # noqa: F401 - part of the gate's API
+from bench_support.report.baseline import scoped_changes
 from bench_support.report.runs import (
     RSS_AT_THE_END,
     TIME_METRICS,
@@ -289,8 +290,12 @@ def gate(
         if old_bench is None:
             continue
         past = [runs[bench["name"]] for runs in earlier if bench["name"] in runs]
+        changed = scoped_changes(baseline.data, latest.data, bench.get("group") or "")
         for rule in rules:
             verdict = _judge(rule, old_bench, bench, past, alpha)
+            if verdict is not None and changed:  # the continual results on other photos: another workload
+                note = "not judged: it ran on other photos (" + "; ".join(changed) + ")"
+                verdict = replace(verdict, failed=False, note=note, judged=False)
             if verdict is not None:
                 verdicts.append(verdict)
     return verdicts

@@ -89,7 +89,7 @@ def compare_history(runs: List[Run]) -> List[str]:
     for group, benches in sorted(_groups(new).items()):
         lines.append(f"-- {group}")
         for bench in benches:
-            base = benchmark_baseline(earlier, new.data, bench["name"])
+            base = benchmark_baseline(earlier, new.data, bench["name"], group=bench.get("group"))
             before = next((b for b in base.benchmarks() if b["name"] == bench["name"]), None) if base else None
             against = f"against {base.label}" if base else "no earlier run alike"
             lines.append(f"   {bench['name']}{flag(validity(bench, new.profile))} ({against})")
