@@ -252,10 +252,16 @@ def test_training_delta_shows_below_a_setup_peak(tiny, tmp_path):
         print(json.dumps({**tune.after_epoch(), "ready": tune.ready}))
         """
     )
-    done = subprocess.run([sys.executable, "-c", script, str(config)], cwd=REPO, capture_output=True, text=True)
+    from bench_support.continual.worker import through_shell
+
+    # Through the shell, as the scenario starts it: started from pytest, ru_maxrss would carry pytest's peak.
+    command = through_shell([sys.executable, "-c", script, str(config)])
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     row = json.loads(done.stdout.strip().splitlines()[-1])
     assert row["ready"]["mem_peak_reset"] is True
+    assert row["ready"]["mem_setup_peak_mb"] == pytest.approx(row["ready"]["mem_setup_hwm_mb"], rel=0.02)  # own peak
+    assert row["mem_delta_mb"] == pytest.approx(row["mem_hwm_mb"] - row["ready"]["mem_baseline_mb"], abs=0.02)
     assert row["mem_peak_abs_mb"] == row["ready"]["mem_setup_peak_mb"]  # the lifetime peak is kept
     ready = row["ready"]
     assert ready["mem_baseline_mb"] < ready["mem_setup_peak_mb"] - 800  # the RSS once built: the 1000 MB went back

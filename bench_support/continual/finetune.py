@@ -139,11 +139,13 @@ class FineTune:
         # that training's own peak shows even below setup's (a 24-megapixel PNG decodes in full: 961 MB against
         # training's ~40 MB more, which read as a delta of 0). The lifetime peak is kept for mem_peak_abs_mb.
         self.setup_peak_mb = ru_maxrss_mb()
+        setup_hwm = rss_hwm_mb()  # beside ru_maxrss: equal unless a peak was inherited (worker.py, the shell)
         release_freed()
         self.peak_reset = reset_peak_rss()
         self.baseline_mb = (rss_hwm_mb() if self.peak_reset else None) or ru_maxrss_mb()
         self.ready["mem_baseline_mb"] = round(self.baseline_mb, 2)
         self.ready["mem_setup_peak_mb"] = round(self.setup_peak_mb, 2)
+        self.ready["mem_setup_hwm_mb"] = None if setup_hwm is None else round(setup_hwm, 2)
         self.ready["mem_peak_reset"] = self.peak_reset
         self.ready["mem_now_before_mb"] = round(rss_now_mb(), 2)
         self.ready["torch_threads"] = torch.get_num_threads()
@@ -244,10 +246,11 @@ class FineTune:
     def after_epoch(self) -> Dict[str, Any]:
         """The epoch's row: accuracies, memory, one durable checkpoint write per target."""
         # Memory first, untimed but before evaluation and checkpointing can move it.
-        # ru_maxrss after a reset is the peak since it (the kernel takes the larger of the reset high-water mark and
-        # the small pre-exec image's); the lifetime peak is the larger of that and setup's.
-        trained, now, hwm = ru_maxrss_mb(), rss_now_mb(), rss_hwm_mb()
-        peak = max(trained, self.setup_peak_mb)
+        # After the reset, VmHWM is the peak since it. ru_maxrss is not: the kernel also keeps, per process, the peak
+        # at each thread's exit and at exec, which the reset does not clear. The lifetime peak is the largest of all.
+        lifetime, now, hwm = ru_maxrss_mb(), rss_now_mb(), rss_hwm_mb()
+        trained = hwm if self.peak_reset and hwm is not None else lifetime
+        peak = max(lifetime, trained, self.setup_peak_mb)
         with one_thread():
             accuracies = self._accuracies()
         row: Dict[str, Any] = {

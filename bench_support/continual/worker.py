@@ -13,7 +13,7 @@ in its signal struct, and ``exec`` copies the RSS peak of the process image it r
 into it. A worker exec'ed straight from a large pytest process reports that process's
 peak as its ``ru_maxrss`` before doing anything. A shell that forks the worker gives it
 a fresh signal struct and a small pre-exec image, so ``ru_maxrss`` is the worker's own;
-``mem_hwm_mb`` (VmHWM, the per-image peak) is recorded beside it as a check.
+VmHWM, the per-image peak, is read beside it before the first step as a check.
 
 It never outlives the benchmark process (its owner, named in ``EDGE_BENCH_OWNER`` by
 :func:`bench_support.leftovers.owner_tag`). The shell and the worker are a process group
