@@ -79,7 +79,7 @@ def test_a_fifo_or_a_dangling_link_is_not_a_photo_and_a_long_list_is_cut(tmp_pat
     assert problems["blue_circle_fifo.jpg"] == problems["blue_circle_gone.jpg"] == "not a regular file"
     line = found.problem_line()
     assert line.count("IMG_") == photos.LISTED  # sorted first, the first 12 are named
-    assert "skipped 42 file(s): " in line and f"; and {42 - photos.LISTED} more (all in the results'" in line
+    assert "skipped 42 file(s): " in line and f"; and {42 - photos.LISTED} more (each named in the result's" in line
     assert found.counts() == {"blue_circle": 3, "orange_square": 3}
 
 
@@ -532,6 +532,19 @@ def test_settings_errors_are_one_line_user_errors(tmp_path, monkeypatch):
         with pytest.raises(UserError, match=re.escape(expected)) as info:
             scenario.settings_from(_options(**overrides), PROFILES["quick"], str(tmp_path))
         assert "\n" not in str(info.value)
+    unreadable = tmp_path / "locked"
+    unreadable.mkdir()
+    real_listdir = os.listdir
+
+    def listdir(path="."):  # root reads any folder: a folder it may not read is simulated
+        if os.fspath(path) == str(unreadable):
+            raise PermissionError(13, "Permission denied")
+        return real_listdir(path)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    with pytest.raises(UserError, match=re.escape(f"--data-real {unreadable}: cannot be read (Permission denied)")):
+        scenario.settings_from(_options(data_real=str(unreadable)), PROFILES["quick"], str(tmp_path))
+    monkeypatch.setattr(os, "listdir", real_listdir)
     path, _ = imagenet_weights_path("mobilenet_v3_small")
     os.makedirs(os.path.dirname(path))
     open(path, "wb").close()

@@ -205,11 +205,16 @@ def test_a_whole_number_beyond_its_limit_is_refused_in_one_line_naming_option_va
     for value, shown in [
         (str(most + 1), str(most + 1)),
         ("9999999999999999999999", "9999999999999999999999"),
-        ("9" * 5000, "999999999999... (5000 digits)"),  # more digits than Python's int() reads
+        ("9" * 5000, "999999999999... (5000 characters)"),  # more digits than Python's int() reads
     ]:
         with pytest.raises(pytest.UsageError) as refused:
             _parse(*written(value))
         assert str(refused.value) == f"{option} {shown}: at most {most}"
+    for value in ("-" + "9" * 5000, "-" + "9" * 100, "x" * 5000):  # below the least, or no number: one short line
+        with pytest.raises(pytest.UsageError) as refused:
+            _parse(*written(value))
+        assert len(str(refused.value)) < 200 and "... (" in str(refused.value)
+        assert ("need at least" if value[0] == "-" else "expected a whole number") in str(refused.value)
 
 
 def test_every_whole_number_option_has_an_upper_bound():

@@ -66,7 +66,7 @@ class PhotoSet:
         listed = "; ".join(f"{shown(name)} ({reason})" for name, reason in self.problems[:LISTED])
         more = len(self.problems) - LISTED
         if more > 0:  # a camera folder of 1500 IMG_*.JPG made a 72 KB "line"; the results list every one
-            listed += f"; and {more} more (all in the results' photos.skipped)"
+            listed += f"; and {more} more (each named in the result's photos.skipped)"
         return (
             f"{shown(self.directory)}: skipped {len(self.problems)} file(s): {listed} — expected {PATTERN}, "
             f"at least {MIN_PER_CLASS} photos per class"

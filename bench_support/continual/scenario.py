@@ -52,6 +52,11 @@ def settings_from(options: Mapping[str, Any], profile: Profile, root: str) -> Ma
         raise UserError(
             f"--data-real {data_real}: {'not a directory' if os.path.exists(data_real) else 'no such directory'}"
         )
+    if given:
+        try:
+            os.listdir(data_real)
+        except OSError as exc:  # else "no files in it" below, for a folder that is full but not ours to read
+            raise UserError(f"--data-real {data_real}: cannot be read ({exc.strerror})") from None
     if given and not photos.has_photo_files(data_real):
         # Named on purpose, so photos were meant to be there: stand-ins in their place answer another question.
         raise UserError(

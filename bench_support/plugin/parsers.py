@@ -78,15 +78,19 @@ def parser_of(check: Callable[[str], object]) -> Callable[[str], object]:
 
 def at_least(least: int, option: str, why: str = "", most: Optional[int] = None) -> Callable[[str], object]:
     def check(text: str) -> int:
+        below = f"need at least {least}" + (f" ({why})" if why else "")
         try:
             value = int(text)
         except ValueError:
-            # Python reads no number of more than 4300 digits: such a one is too large, not malformed.
-            if most is not None and re.fullmatch(r"\s*\+?\d+\s*", text):
+            # Python reads no number of more than 4300 digits: such a one is out of range, not malformed.
+            digits = re.fullmatch(r"\s*([+-]?)\d+\s*", text)
+            if digits and digits.group(1) == "-":
+                raise UserError(f"{option} {_shown(text.strip())}: {below}") from None
+            if digits and most is not None:
                 raise UserError(f"{option} {_shown(text.strip())}: at most {most}") from None
-            raise UserError(f"{option} {text}: expected a whole number") from None
+            raise UserError(f"{option} {_shown(text.strip())}: expected a whole number") from None
         if value < least:
-            raise UserError(f"{option} {value}: need at least {least}" + (f" ({why})" if why else ""))
+            raise UserError(f"{option} {_shown(text.strip())}: {below}")
         if most is not None and value > most:
             raise UserError(f"{option} {_shown(text.strip())}: at most {most}")
         return value
@@ -94,9 +98,9 @@ def at_least(least: int, option: str, why: str = "", most: Optional[int] = None)
     return parser_of(check)
 
 
-def _shown(digits: str) -> str:
-    """A long number as its head and length: the error stays one readable line."""
-    return digits if len(digits) <= 30 else f"{digits[:12]}... ({len(digits)} digits)"
+def _shown(text: str) -> str:
+    """A long value as its head and length: the error stays one readable line."""
+    return text if len(text) <= 30 else f"{text[:12]}... ({len(text)} characters)"
 
 
 def positive_seconds(option: str, allow_zero: bool = False, at_most: Optional[float] = None) -> Callable[[str], object]:

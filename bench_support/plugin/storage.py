@@ -17,7 +17,7 @@ from bench_support.plugin import trials
 from bench_support.plugin.state import CONTINUAL, INTERRUPTED, POWER, STATE
 from bench_support.report.baseline import baseline_differences, run_baseline, scoped_changes, settings_of
 from bench_support.report.runs import load_run_file
-from bench_support.report.sanitise import NUMBER_STATS
+from bench_support.report.sanitise import NUMBER_STATS, is_number
 from bench_support.report.summary import fastest_loaders
 from bench_support.report.validity import validity
 
@@ -97,17 +97,13 @@ def compare_problem(data: Dict[str, Any]) -> Optional[str]:
             return f"benchmarks[{i}] has no fullname"
         if not isinstance(stats, dict):
             return f"benchmarks[{i}] has no stats"
-        if "ops" not in stats and not (_number(stats.get("mean")) and stats["mean"] != 0):
+        if "ops" not in stats and not (is_number(stats.get("mean"), True) and stats["mean"] != 0):
             return f"benchmarks[{i}].stats has no mean"
         # Its comparison table formats these as numbers; the report has already made a damaged one None.
         for key in NUMBER_STATS:
-            if key in stats and not _number(stats[key]):
+            if key in stats and not is_number(stats[key], True):
                 return f"benchmarks[{i}].stats.{key} is not a number"
     return None
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _object(value: Any) -> Dict[str, Any]:

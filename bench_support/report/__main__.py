@@ -24,8 +24,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     Returns 0; 1 when the gate failed; 3 when it judged nothing; 4 when the report could not be written (one line
     on stderr: a read-only folder, a full disk); 2 on a usage error (one line on stderr, before the report): a rule
-    the gate refuses (``gate.check_rule``), a ``--baseline`` that is not a readable run with benchmarks, a
-    ``--device`` without saved runs, or — with ``--fail-on`` — a results folder that is missing or holds no run.
+    the gate refuses (``gate.check_rule``), a ``--baseline`` that is not a readable, undamaged run with benchmarks,
+    a ``--device`` without saved runs, an empty value, a results folder that is missing, or — with ``--fail-on`` —
+    one that holds no run.
     """
     for stream in (sys.stdout, sys.stderr):  # a path of undecodable bytes is printed escaped, never a traceback
         reconfigure = getattr(stream, "reconfigure", None)
@@ -38,8 +39,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "results_dir",
         nargs="?",
         default="results",
-        help="the saved runs: a --save-results folder (one sub-folder per device) or pytest-benchmark's own storage "
-        "such as .benchmarks (default: results); report.csv, report.html and plots/ are written there",
+        help="the saved runs: a --save-results folder (one sub-folder per device), pytest-benchmark's own storage "
+        "such as .benchmarks, or one folder of run files (default: results); report.csv, report.html and plots/ "
+        "are written there",
     )
     parser.add_argument("--device", help="the device whose latest run the gate checks (default: every device)")
     parser.add_argument(

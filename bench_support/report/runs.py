@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from bench_support.report.sanitise import is_number, sanitise
+from bench_support.report.sanitise import is_number, sanitise_run
 from bench_support.results import saved_runs
 
 #: pytest-benchmark's time statistics (s); every other figure comes from extra_info.
@@ -133,7 +133,7 @@ def load_run_file(path: str, device: str = "baseline") -> Tuple[Optional[Run], s
 
 def _loaded(device: str, path: str, number: int, data: Dict[str, Any]) -> Run:
     """The run, its figures made safe to read once here (:mod:`.sanitise`) rather than checked by every reader."""
-    return Run(device, path, number, data, [f"{path}: {problem}" for problem in sanitise(data)])
+    return Run(device, path, number, data, [f"{path}: {problem}" for problem in sanitise_run(data)])
 
 
 #: The blocks of a run's ``edge_bench`` the report reads into (each an object, or absent or null).

@@ -74,7 +74,7 @@ def _unavailable(record: Dict[str, Any], key: str, where: str, ok, wanted: str, 
         record[key] = None
 
 
-def sanitise(data: Dict[str, Any]) -> List[str]:
+def sanitise_run(data: Dict[str, Any]) -> List[str]:
     """Make the figures of ``data`` (a run :func:`~bench_support.report.runs.run_problem` accepted) safe to read, in
     place; returns one line per figure changed or configuration left out (without the file's name)."""
     problems: List[str] = []
