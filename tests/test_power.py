@@ -58,6 +58,14 @@ def test_integration_is_additive_over_adjacent_windows(samples, cuts):
         assert math.isclose(integrate(samples, a, b) + integrate(samples, b, c), whole, rel_tol=1e-9, abs_tol=1e-6)
 
 
+def test_additivity_holds_with_subnormal_times():
+    """The example hypothesis found: interpolating at t = 5e-324 gave 2.0 between samples of 0 and 1.5."""
+    samples, (a, b, c) = [(0.0, 0.0), (5e-324, 1.5)], (0.0, 5e-324, 1.0)
+    for integrate in (integrate_trapezoid, lambda s, x, y: integrate_rectangle(s, x, y, 1.0)):
+        whole = integrate(samples, a, c)
+        assert math.isclose(integrate(samples, a, b) + integrate(samples, b, c), whole, rel_tol=1e-9, abs_tol=1e-6)
+
+
 @given(max_range=st.integers(1, 2**40), old=st.integers(0, 2**40), step=st.integers(0, 2**40))
 def test_counter_deltas_are_never_negative_across_a_wrap(max_range, old, step):
     assume(old < max_range and step < max_range)
