@@ -263,6 +263,6 @@ def test_training_delta_shows_below_a_setup_peak(tiny, tmp_path):
     assert row["ready"]["mem_setup_peak_mb"] == pytest.approx(row["ready"]["mem_setup_hwm_mb"], rel=0.02)  # own peak
     assert row["mem_delta_mb"] == pytest.approx(row["mem_hwm_mb"] - row["ready"]["mem_baseline_mb"], abs=0.02)
     assert row["mem_peak_abs_mb"] == row["ready"]["mem_setup_peak_mb"]  # the lifetime peak is kept
-    ready = row["ready"]
-    assert ready["mem_baseline_mb"] < ready["mem_setup_peak_mb"] - 800  # the RSS once built: the 1000 MB went back
+    # The premise: training stayed far below setup's peak, where a delta over the peak so far read 0.0.
+    assert row["ready"]["mem_setup_peak_mb"] > row["mem_hwm_mb"] + 100
     assert row["mem_delta_mb"] > 1.0  # gradients, activations: what the old delta (0.0) hid
